@@ -1,0 +1,34 @@
+# crema: `make` builds, `make test` installs what is missing, builds and runs
+# every test. CMake does the building; this file is the front door.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps test asan fuzz clean
+
+all: $(BUILD)/Makefile
+	@$(MAKE) --no-print-directory -C $(BUILD) -j$(JOBS)
+
+$(BUILD)/Makefile: CMakeLists.txt
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 1500
+
+# The tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CMAKE_FLAGS="-DCREMA_SANITIZE=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS) --timeout 1500
+
+# libFuzzer targets, each run for FUZZ_SECONDS, seeded from ../shared/corpus.
+FUZZ_SECONDS ?= 15
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CMAKE_FLAGS="-DCREMA_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
+	@sh scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-asan build-fuzz

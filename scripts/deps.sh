@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs what crema needs to build and test, from Debian and PyPI.
+# Idempotent and quiet: it does nothing when everything is already present.
+set -eu
+
+APT_PACKAGES="cmake make gcc g++ clang pkg-config libclang-rt-14-dev
+protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev liblmdb-dev lmdb-utils
+libleveldb-dev libhdf5-dev hdf5-tools libjpeg62-turbo-dev libpng-dev
+libgloo-dev dataset-fashion-mnist valgrind iproute2"
+
+missing=""
+for p in $APT_PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+if [ -n "$missing" ]; then
+    echo "deps: installing$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+PIP_PACKAGES="numpy"
+for p in $PIP_PACKAGES; do
+    if ! $PY -c "import $p" 2>/dev/null; then
+        echo "deps: pip installing $p"
+        $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "$p"
+    fi
+done

@@ -1,0 +1,105 @@
+/* Building a layer on its own, and the helpers every kind shares. */
+#include "layers/layer.h"
+#include "net/blob_proto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int layer_alloc_blobs(struct layer *l, int n)
+{
+    l->blobs = calloc((size_t)(n ? n : 1), sizeof *l->blobs);
+    l->param_propagate_down = calloc((size_t)(n ? n : 1), sizeof *l->param_propagate_down);
+    if (!l->blobs || !l->param_propagate_down)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        l->blobs[i] = tensor_new();
+        if (!l->blobs[i])
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+        l->param_propagate_down[i] = true;
+    }
+    l->n_blobs = n;
+    return CREMA_OK;
+}
+
+static int check_count(const char *what, const char *name, const char *type, int n, int lo, int hi)
+{
+    if (lo >= 0 && n < lo)
+        return err_set(CREMA_ERR_INVALID, "layer %s (%s) takes at least %d %s, got %d", name, type, lo, what, n);
+    if (hi >= 0 && n > hi)
+        return err_set(CREMA_ERR_INVALID, "layer %s (%s) takes at most %d %s, got %d", name, type, hi, what, n);
+    return CREMA_OK;
+}
+
+int layer_check_counts(const struct layer *l)
+{
+    const struct layer_kind *k = l->kind;
+    int rc = check_count("bottoms", l->name, k->type, l->n_bottom, k->min_bottoms, k->max_bottoms);
+    if (!rc)
+        rc = check_count("tops", l->name, k->type, l->n_top, k->min_tops, k->max_tops);
+    if (!rc && k->equal_num_bottom_top && l->n_bottom != l->n_top)
+        rc = err_set(CREMA_ERR_INVALID, "layer %s (%s) needs as many tops as bottoms (%d vs %d)",
+                     l->name, k->type, l->n_top, l->n_bottom);
+    return rc;
+}
+
+int layer_create(const Caffe__LayerParameter *param, Caffe__Phase phase, struct rng *rng,
+                 struct tensor **bottom, int n_bottom, struct tensor **top, int n_top,
+                 struct layer **out)
+{
+    *out = NULL;
+    const struct layer_kind *k = layer_kind_find(param->type);
+    if (!k)
+        return err_set(CREMA_ERR_UNSUPPORTED, "layer %s: unknown type \"%s\"",
+                       param->name ? param->name : "?", param->type ? param->type : "");
+    struct layer *l = calloc(1, sizeof *l);
+    if (!l)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    l->kind = k;
+    l->param = param;
+    l->name = param->name ? param->name : "";
+    l->phase = param->has_phase ? param->phase : phase;
+    l->n_bottom = n_bottom;
+    l->n_top = n_top;
+    l->rng = rng;
+    l->loss_weight = calloc((size_t)(n_top ? n_top : 1), sizeof(float));
+    if (!l->loss_weight) {
+        free(l);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n_top && i < (int)param->n_loss_weight; i++)
+        l->loss_weight[i] = param->loss_weight[i];
+    if (k->is_loss && param->n_loss_weight == 0 && n_top > 0)
+        l->loss_weight[0] = 1.f;
+    int rc = layer_check_counts(l);
+    if (!rc && param->n_blobs > 0) {
+        /* Blobs given in the prototxt/model are loaded as they are. */
+        rc = layer_alloc_blobs(l, (int)param->n_blobs);
+        for (size_t i = 0; !rc && i < param->n_blobs; i++)
+            rc = tensor_from_proto(l->blobs[i], param->blobs[i], true);
+    }
+    if (!rc && k->setup)
+        rc = k->setup(l, bottom, top);
+    if (!rc && k->reshape)
+        rc = k->reshape(l, bottom, top);
+    if (rc) {
+        err_prefix(rc, "layer %s (%s)", l->name, k->type);
+        layer_free(l);
+        return rc;
+    }
+    *out = l;
+    return CREMA_OK;
+}
+
+void layer_free(struct layer *l)
+{
+    if (!l)
+        return;
+    if (l->kind && l->kind->destroy)
+        l->kind->destroy(l);
+    for (int i = 0; i < l->n_blobs; i++)
+        tensor_free(l->blobs[i]);
+    free(l->blobs);
+    free(l->param_propagate_down);
+    free(l->loss_weight);
+    free(l);
+}

@@ -1,0 +1,80 @@
+/* The layer contract, as Caffe's: set up, reshape, forward, backward.
+ * Every layer kind is one `struct layer_kind` listed in layer_table.c. */
+#ifndef CREMA_LAYERS_LAYER_H
+#define CREMA_LAYERS_LAYER_H
+
+#include <stdbool.h>
+
+#include "caffe.pb-c.h"
+#include "net/tensor.h"
+#include "util/err.h"
+#include "util/rng.h"
+
+struct layer;
+struct net;
+
+struct layer_kind {
+    const char *type; /* Caffe's type string: "Convolution" */
+    /* Bottom and top counts Caffe checks: -1 means no limit. */
+    int min_bottoms, max_bottoms;
+    int min_tops, max_tops;
+    bool equal_num_bottom_top;
+    /* Caffe's AutoTopBlobs: the net creates missing anonymous tops up to min_tops. */
+    bool auto_top_blobs;
+    /* A loss layer: top 0 gets loss weight 1 when the prototxt gives none. */
+    bool is_loss;
+
+    /* LayerSetUp: read parameters, create and fill learnable blobs (l->blobs)
+     * unless the layer was given blobs already (l->n_blobs > 0 on entry). */
+    int (*setup)(struct layer *l, struct tensor **bottom, struct tensor **top);
+    /* Shape the tops (and internal buffers) from the bottoms. */
+    int (*reshape)(struct layer *l, struct tensor **bottom, struct tensor **top);
+    int (*forward)(struct layer *l, struct tensor **bottom, struct tensor **top);
+    /* Bottom diffs are written (overwritten); parameter diffs are ADDED to, as
+     * Caffe's are (the solver clears them). NULL: the layer has no backward
+     * (ArgMax, Accuracy, Threshold, data layers). */
+    int (*backward)(struct layer *l, struct tensor **top, const bool *propagate_down,
+                    struct tensor **bottom);
+    /* Frees l->priv. May be NULL. */
+    void (*destroy)(struct layer *l);
+    /* Caffe's AllowForceBackward; NULL means true for every bottom. */
+    bool (*allow_force_backward)(const struct layer *l, int bottom_index);
+};
+
+struct layer {
+    const struct layer_kind *kind;
+    const Caffe__LayerParameter *param; /* owned by the net (or the test) */
+    const char *name;
+    Caffe__Phase phase;
+    int n_bottom, n_top;
+    /* Learnable parameters (Caffe's blobs_); may share buffers with another
+     * layer's through ParamSpec names. Owned by the layer. */
+    int n_blobs;
+    struct tensor **blobs;
+    bool *param_propagate_down; /* one per blob; true unless lr_mult is 0 */
+    float *loss_weight;          /* one per top */
+    struct rng *rng;             /* the net's generator: fillers, dropout */
+    struct net *net;             /* the owner; NULL when a test builds a layer alone */
+    void *priv;                  /* the kind's own state */
+};
+
+/* Looks a kind up by its type string; NULL if crema has no such layer. */
+const struct layer_kind *layer_kind_find(const char *type);
+
+/* Build a layer alone (for tests and for layers that contain nets): checks
+ * the bottom/top counts, calls setup and reshape. */
+int layer_create(const Caffe__LayerParameter *param, Caffe__Phase phase, struct rng *rng,
+                 struct tensor **bottom, int n_bottom, struct tensor **top, int n_top,
+                 struct layer **out);
+void layer_free(struct layer *l);
+
+/* Helpers for kinds: make n learnable blobs (l->blobs), each reshaped. */
+int layer_alloc_blobs(struct layer *l, int n);
+/* Checks the bottom and top counts against the kind's limits. */
+int layer_check_counts(const struct layer *l);
+
+/* Fill a tensor with a Caffe FillerParameter (constant, uniform, gaussian
+ * with sparse, positive_unitball, xavier, msra, bilinear). */
+int filler_fill(const Caffe__FillerParameter *fp, struct tensor *t, struct rng *rng);
+
+#endif
