@@ -32,3 +32,9 @@ fuzz: deps
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+.PHONY: bench
+# Benchmarks print ratios against yardsticks measured in the same run.
+bench: all
+	@$(MAKE) --no-print-directory -C $(BUILD) benches
+	@sh bench/run.sh $(BUILD)

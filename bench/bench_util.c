@@ -1,0 +1,47 @@
+/* Clock and the sgemm yardstick. */
+#include "bench_util.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <time.h>
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_sgemm_gflops(int n, int reps)
+{
+    size_t sz = (size_t)n * (size_t)n;
+    float *a = malloc(sz * sizeof(float)), *b = malloc(sz * sizeof(float)), *c = malloc(sz * sizeof(float));
+    double *t = malloc((size_t)reps * sizeof(double));
+    if (!a || !b || !c || !t)
+        return 0;
+    for (size_t i = 0; i < sz; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.2f;
+        c[i] = 0;
+    }
+    /* one warm-up */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+        t[r] = bench_now() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    double secs = t[reps / 2];
+    free(a);
+    free(b);
+    free(c);
+    free(t);
+    return 2.0 * n * (double)n * n / secs * 1e-9;
+}
