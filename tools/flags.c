@@ -15,6 +15,11 @@ static struct flag *find(struct flag *flags, int n, const char *name, size_t len
     return NULL;
 }
 
+static bool is_bool_text(const char *v)
+{
+    return !strcmp(v, "true") || !strcmp(v, "false") || !strcmp(v, "1") || !strcmp(v, "0");
+}
+
 static int check_value(const char *cmd, const struct flag *f, const char *v)
 {
     char *end;
@@ -35,7 +40,7 @@ static int check_value(const char *cmd, const struct flag *f, const char *v)
         }
         break;
     case FLAG_BOOL:
-        if (strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "1") && strcmp(v, "0")) {
+        if (!is_bool_text(v)) {
             fprintf(stderr, "crema %s: -%s wants true or false, got \"%s\"\n", cmd, f->name, v);
             return 1;
         }
@@ -73,9 +78,8 @@ int cli_parse_flags(const char *cmd, int argc, char **argv, int start, struct fl
         const char *v;
         if (eq) {
             v = eq + 1;
-        } else if (f->type == FLAG_BOOL &&
-                   (i + 1 >= argc || check_value(cmd, f, argv[i + 1]) != 0)) {
-            /* a bare boolean flag; don't print the probe's complaint */
+        } else if (f->type == FLAG_BOOL && (i + 1 >= argc || !is_bool_text(argv[i + 1]))) {
+            /* a bare boolean flag: what follows is not its value */
             v = "true";
         } else {
             if (i + 1 >= argc) {
