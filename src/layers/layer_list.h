@@ -3,6 +3,9 @@
  * Keep one family per block; the order does not matter. */
 
 /* inputs (input.c) */
+KIND(input_layer)
+KIND(dummy_data_layer)
+KIND(memory_data_layer)
 
 /* vision (convolution.c, pooling.c, lrn.c, spp.c, im2col.c, crop.c) */
 
@@ -13,6 +16,7 @@
 /* normalisation (batch_norm.c, scale.c, bias.c, mvn.c) */
 
 /* structure (structure.c: eltwise, concat, slice, split, ...) */
+KIND(split_layer)
 
 /* losses (loss.c, accuracy.c) */
 
