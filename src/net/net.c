@@ -3,6 +3,8 @@
  * then forward, backward and weights in and out. */
 #include "net/net.h"
 #include "net/blob_proto.h"
+#include "proto/hdf5_snapshot.h"
+#include "proto/proto_io.h"
 #include "util/err.h"
 
 #include <stdio.h>
@@ -978,7 +980,15 @@ static const char *proto_shape_string(const Caffe__BlobProto *bp, char *buf, siz
     return buf;
 }
 
-int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
+static bool blob_proto_empty(const Caffe__BlobProto *bp)
+{
+    return !bp->shape && !bp->has_num && !bp->has_channels && !bp->has_height && !bp->has_width && !bp->n_data &&
+           !bp->n_double_data;
+}
+
+/* from_hdf5: Caffe's HDF5 files leave out weights shared with an earlier
+ * layer; such blobs may be missing or empty. */
+static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, bool from_hdf5)
 {
     for (size_t i = 0; i < weights->n_layer; i++) {
         const Caffe__LayerParameter *src = weights->layer[i];
@@ -987,11 +997,17 @@ int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
         struct layer *l = net_layer_by_name(net, src->name);
         if (!l)
             continue;
-        if ((size_t)l->n_blobs != src->n_blobs)
+        int li = net_layer_index(net, src->name);
+        if ((size_t)l->n_blobs != src->n_blobs && !(from_hdf5 && src->n_blobs < (size_t)l->n_blobs))
             return err_set(CREMA_ERR_SHAPE, "layer %s: the weights hold %zu blobs, the layer has %d", src->name,
                            src->n_blobs, l->n_blobs);
         for (int j = 0; j < l->n_blobs; j++) {
             char s1[256], s2[256];
+            if (from_hdf5 && ((size_t)j >= src->n_blobs || blob_proto_empty(src->blobs[j]))) {
+                if (net->param_owner[net->layers[li].param_id[j]] >= 0)
+                    continue;
+                return err_set(CREMA_ERR_SHAPE, "layer %s: the weights have no blob %d", src->name, j);
+            }
             if (!tensor_matches_proto(l->blobs[j], src->blobs[j]))
                 return err_set(CREMA_ERR_SHAPE, "layer %s: cannot copy param %d: the weights have shape %s, the "
                                "net expects %s (rename the layer to learn it from scratch)", src->name, j,
@@ -1003,6 +1019,26 @@ int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
         }
     }
     return CREMA_OK;
+}
+
+int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
+{
+    return net_copy_layers(net, weights, false);
+}
+
+int net_load_weights(struct net *net, const char *path)
+{
+    Caffe__NetParameter *w = NULL;
+    bool h5 = hdf5_is_snapshot_name(path);
+    int rc = h5 ? hdf5_read_net(path, &w)
+                : proto_read_binary(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&w);
+    if (rc)
+        return rc;
+    rc = net_copy_layers(net, w, h5);
+    if (rc)
+        err_prefix(rc, "%s", path);
+    proto_free(&w->base);
+    return rc;
 }
 
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out)

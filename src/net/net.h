@@ -98,6 +98,9 @@ struct layer *net_layer_by_name(const struct net *net, const char *name);
  * whose name is a layer of this net (others are ignored); a count or shape
  * mismatch is an error naming the layer and both shapes. */
 int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights);
+/* The same from a file: a binary .caffemodel, or HDF5 when the name ends in
+ * ".h5" (Caffe's rule). */
+int net_load_weights(struct net *net, const char *path);
 /* Caffe's ToProto: every layer's parameter with its blobs (and diffs when
  * write_diff). Free with caffe__net_parameter__free_unpacked(p, NULL). */
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out);
