@@ -13,6 +13,19 @@
 /* normalisation (batch_norm.c, scale.c, bias.c, mvn.c) */
 
 /* structure (structure.c: eltwise, concat, slice, split, ...) */
+KIND(eltwise_layer)
+KIND(concat_layer)
+KIND(slice_layer)
+KIND(flatten_layer)
+KIND(reshape_layer)
+KIND(tile_layer)
+KIND(reduction_layer)
+KIND(argmax_layer)
+KIND(softmax_layer)
+KIND(filter_layer)
+KIND(batch_reindex_layer)
+KIND(parameter_layer)
+KIND(silence_layer)
 
 /* losses (loss.c, accuracy.c) */
 
