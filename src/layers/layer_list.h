@@ -28,6 +28,14 @@ KIND(parameter_layer)
 KIND(silence_layer)
 
 /* losses (loss.c, accuracy.c) */
+KIND(softmax_loss_layer)
+KIND(euclidean_loss_layer)
+KIND(sigmoid_ce_loss_layer)
+KIND(hinge_loss_layer)
+KIND(contrastive_loss_layer)
+KIND(infogain_loss_layer)
+KIND(multinomial_loss_layer)
+KIND(accuracy_layer)
 
 /* recurrent (recurrent.c, lstm_unit.c) */
 
