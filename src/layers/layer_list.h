@@ -5,8 +5,17 @@
 /* inputs (input.c) */
 
 /* vision (convolution.c, pooling.c, lrn.c, spp.c, im2col.c, crop.c) */
+KIND(convolution_layer)
+KIND(deconvolution_layer)
+KIND(pooling_layer)
+KIND(lrn_layer)
+KIND(spp_layer)
+KIND(im2col_layer)
+KIND(crop_layer)
 
 /* inner_product.c, embed.c */
+KIND(inner_product_layer)
+KIND(embed_layer)
 
 /* activations (neuron.c) */
 
