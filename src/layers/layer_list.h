@@ -8,8 +8,17 @@ KIND(dummy_data_layer)
 KIND(memory_data_layer)
 
 /* vision (convolution.c, pooling.c, lrn.c, spp.c, im2col.c, crop.c) */
+KIND(convolution_layer)
+KIND(deconvolution_layer)
+KIND(pooling_layer)
+KIND(lrn_layer)
+KIND(spp_layer)
+KIND(im2col_layer)
+KIND(crop_layer)
 
 /* inner_product.c, embed.c */
+KIND(inner_product_layer)
+KIND(embed_layer)
 
 /* activations (neuron.c) */
 KIND(relu_layer)
