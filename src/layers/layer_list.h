@@ -17,5 +17,8 @@
 /* losses (loss.c, accuracy.c) */
 
 /* recurrent (recurrent.c, lstm_unit.c) */
+KIND(rnn_layer)
+KIND(lstm_layer)
+KIND(lstm_unit_layer)
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */
