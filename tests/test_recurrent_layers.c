@@ -290,7 +290,7 @@ static void recurrent_shape_errors(void)
     expect_create_error(&p, b3, 3, 1, "bottom 2 (x_static) must be N x ... = 3 x ...");
     rp.num_output = 0;
     struct tensor *b4[2] = { x, cont };
-    expect_create_error(&p, b4, 2, 1, "num_output must be positive");
+    expect_create_error(&p, b4, 2, 1, "num_output must be in 1..2^28, got 0");
     rec_param(&p, &rp, "LSTM", 6, true);
     struct tensor *b5[3] = { x, cont, h0 };
     expect_create_error(&p, b5, 3, 3, "takes 4 or 5 bottoms");

@@ -4,6 +4,7 @@
 #include "layers/lstm_unit.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,7 @@ static int rec_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     l->priv = r;
     r->arch = arch;
     if (rp->num_output == 0 || rp->num_output > (1u << 28))
-        return err_set(CREMA_ERR_INVALID, "layer %s (%s): recurrent_param.num_output must be positive, got %u", l->name,
+        return err_set(CREMA_ERR_INVALID, "layer %s (%s): recurrent_param.num_output must be in 1..2^28, got %u", l->name,
                        rec_type(r), rp->num_output);
     r->H = (int)rp->num_output;
     r->G = arch == REC_LSTM ? 4 * r->H : r->H;
@@ -250,6 +251,10 @@ static int rec_reshape(struct layer *l, struct tensor **bottom, struct tensor **
     if (rc)
         return rc;
     size_t tn = (size_t)T * N;
+    /* The BLAS calls take int sizes. */
+    if (tn * (size_t)(r->G > r->K ? r->G : r->K) > (size_t)INT_MAX)
+        return err_set(CREMA_ERR_SHAPE, "layer %s (%s): %d x %d steps of %d inputs and %d gates are too large", l->name,
+                       rec_type(r), T, N, r->K, r->G);
     if (r->N == N && r->steps_n == tn)
         return CREMA_OK;
     /* A new batch size drops the carried hidden state. */
