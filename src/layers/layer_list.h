@@ -69,5 +69,8 @@ KIND(multinomial_loss_layer)
 KIND(accuracy_layer)
 
 /* recurrent (recurrent.c, lstm_unit.c) */
+KIND(rnn_layer)
+KIND(lstm_layer)
+KIND(lstm_unit_layer)
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */
