@@ -206,7 +206,7 @@ static void test_splits(void)
                 "layer { name: 'p' type: 'Power' bottom: 'y' top: 'z' }\n");
     if (!net)
         return;
-    sp = net_layer_index(net, "y_sc_0_split");
+    int sp = net_layer_index(net, "y_sc_0_split");
     CHECK(sp >= 0);
     if (sp >= 0) {
         struct layer *l = net->layers[sp].layer;
