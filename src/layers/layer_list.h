@@ -44,9 +44,33 @@ KIND(mvn_layer)
 
 /* structure (structure.c: eltwise, concat, slice, split, ...) */
 KIND(split_layer)
+KIND(eltwise_layer)
+KIND(concat_layer)
+KIND(slice_layer)
+KIND(flatten_layer)
+KIND(reshape_layer)
+KIND(tile_layer)
+KIND(reduction_layer)
+KIND(argmax_layer)
+KIND(softmax_layer)
+KIND(filter_layer)
+KIND(batch_reindex_layer)
+KIND(parameter_layer)
+KIND(silence_layer)
 
 /* losses (loss.c, accuracy.c) */
+KIND(softmax_loss_layer)
+KIND(euclidean_loss_layer)
+KIND(sigmoid_ce_loss_layer)
+KIND(hinge_loss_layer)
+KIND(contrastive_loss_layer)
+KIND(infogain_loss_layer)
+KIND(multinomial_loss_layer)
+KIND(accuracy_layer)
 
 /* recurrent (recurrent.c, lstm_unit.c) */
+KIND(rnn_layer)
+KIND(lstm_layer)
+KIND(lstm_unit_layer)
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */
