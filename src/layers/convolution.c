@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* One of kernel/stride/pad: the _h/_w pair, one value for every axis, or
- * one value per axis; `dflt` when none is given (0 means "required"). */
+ * one value per axis; `dflt` when none is given (-1: required). */
 static int geom_field(const char *field, int n, size_t n_rep, const uint32_t *rep, int has_h,
                       uint32_t h, int has_w, uint32_t w, int dflt, int *out)
 {
@@ -32,7 +32,7 @@ static int geom_field(const char *field, int n, size_t n_rep, const uint32_t *re
                            "convolution_param: %s must be given once or once per spatial axis "
                            "(%d), got %zu values",
                            field, n, n_rep);
-        if (n_rep == 0 && dflt == 0 && n > 0)
+        if (n_rep == 0 && dflt < 0 && n > 0)
             return err_set(CREMA_ERR_INVALID,
                            "convolution_param: kernel_size (or kernel_h and kernel_w) is required");
         for (int i = 0; i < n; i++)
@@ -51,20 +51,18 @@ int conv_geom_parse(const Caffe__ConvolutionParameter *cp, int n, struct conv_ge
         return err_set(CREMA_ERR_SHAPE, "convolution: %d spatial axes", n);
     g->num_spatial_axes = n;
     int rc = geom_field("kernel", n, cp->n_kernel_size, cp->kernel_size, cp->has_kernel_h,
-                        cp->kernel_h, cp->has_kernel_w, cp->kernel_w, 0, g->kernel);
+                        cp->kernel_h, cp->has_kernel_w, cp->kernel_w, -1, g->kernel);
     if (!rc)
         rc = geom_field("stride", n, cp->n_stride, cp->stride, cp->has_stride_h, cp->stride_h,
                         cp->has_stride_w, cp->stride_w, 1, g->stride);
     if (!rc)
         rc = geom_field("pad", n, cp->n_pad, cp->pad, cp->has_pad_h, cp->pad_h, cp->has_pad_w,
-                        cp->pad_w, -1, g->pad);
+                        cp->pad_w, 0, g->pad);
     if (!rc)
         rc = geom_field("dilation", n, cp->n_dilation, cp->dilation, 0, 0, 0, 0, 1, g->dilation);
     if (rc)
         return rc;
     for (int i = 0; i < n; i++) {
-        if (g->pad[i] < 0) /* the -1 placeholder: pad defaults to 0 */
-            g->pad[i] = 0;
         if (g->kernel[i] == 0)
             return err_set(CREMA_ERR_INVALID, "convolution_param: kernel dimensions must be nonzero");
         if (g->stride[i] == 0)
