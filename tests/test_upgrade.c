@@ -435,6 +435,72 @@ static void input_shape_and_batch_norm(void)
     free_net(n);
 }
 
+/* A V1 .caffemodel (weights inside) upgrades the same through the library
+ * and through `crema upgrade-net`, weights untouched. */
+static void v1_binary_caffemodel(void)
+{
+    char *src = check_shared("corpus/upgrade/V1_before_2015/examples/mnist/lenet_train_test.prototxt");
+    Caffe__NetParameter *n = read_net(src);
+    free(src);
+    if (!n)
+        return;
+    Caffe__V1LayerParameter *conv = NULL;
+    for (size_t i = 0; i < n->n_layers; i++)
+        if (n->layers[i]->name && strcmp(n->layers[i]->name, "conv1") == 0)
+            conv = n->layers[i];
+    CHECK(conv != NULL);
+    if (conv) {
+        /* two blobs as Caffe stores them: shape + data */
+        conv->blobs = calloc(2, sizeof *conv->blobs);
+        for (int b = 0; b < 2; b++) {
+            Caffe__BlobProto *bp = malloc(sizeof *bp);
+            caffe__blob_proto__init(bp);
+            bp->shape = malloc(sizeof *bp->shape);
+            caffe__blob_shape__init(bp->shape);
+            size_t count = b == 0 ? 20 * 25 : 20;
+            bp->shape->n_dim = b == 0 ? 4 : 1;
+            bp->shape->dim = malloc(4 * sizeof *bp->shape->dim);
+            int64_t dims[4] = { 20, 1, 5, 5 };
+            memcpy(bp->shape->dim, dims, 4 * sizeof dims[0]);
+            if (b == 1)
+                bp->shape->dim[0] = 20;
+            bp->data = malloc(count * sizeof *bp->data);
+            for (size_t k = 0; k < count; k++)
+                bp->data[k] = (float)k * 0.25f - (float)b;
+            bp->n_data = count;
+            conv->blobs[conv->n_blobs++] = bp;
+        }
+    }
+    char *dir = check_tmpdir("upgrade_binary");
+    char *in = join(dir, "v1.caffemodel"), *out = join(dir, "v2.caffemodel");
+    CHECK_OK(proto_write_binary(in, &n->base));
+    free_net(n);
+
+    ProtobufCMessage *m = NULL;
+    CHECK_OK(proto_read_binary(in, &caffe__net_parameter__descriptor, &m));
+    Caffe__NetParameter *lib = (Caffe__NetParameter *)m;
+    if (lib) {
+        CHECK(upgrade_net_needs_v1(lib));
+        CHECK_OK(upgrade_net(lib, in, NULL));
+        const Caffe__LayerParameter *c = layer_named(lib, "conv1");
+        CHECK(c && c->n_blobs == 2 && c->blobs[0]->n_data == 500 && c->blobs[0]->data[4] == 1.0f &&
+              c->blobs[1]->shape->dim[0] == 20 && c->blobs[1]->data[0] == -1.0f);
+    }
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' upgrade-net '%s' '%s' 2>/dev/null", check_crema_bin(), in, out);
+    CHECK_EQ_INT(system(cmd), 0);
+    m = NULL;
+    CHECK_OK(proto_read_binary(out, &caffe__net_parameter__descriptor, &m));
+    Caffe__NetParameter *cli = (Caffe__NetParameter *)m;
+    if (lib && cli)
+        CHECK_MSG(same_net(cli, lib, "crema upgrade-net vs upgrade_net"), "binary upgrades differ");
+    free_net(lib);
+    free_net(cli);
+    free(in);
+    free(out);
+    free(dir);
+}
+
 /* ---- solver ---- */
 
 static Caffe__SolverParameter *parse_solver(const char *text)
@@ -500,4 +566,5 @@ static void solver_types(void)
 }
 
 CHECK_MAIN(CASE(v0_pairs), CASE(v1_pairs), CASE(current_nets_untouched), CASE(v0_padding_folds_into_conv),
-           CASE(upgrade_errors), CASE(v1_params_and_rules), CASE(input_shape_and_batch_norm), CASE(solver_types))
+           CASE(upgrade_errors), CASE(v1_params_and_rules), CASE(input_shape_and_batch_norm), CASE(v1_binary_caffemodel),
+           CASE(solver_types))
