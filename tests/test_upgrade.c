@@ -283,7 +283,8 @@ static void v0_padding_folds_into_conv(void)
         "layers { layer { name: 'conv1' type: 'conv' num_output: 4 kernelsize: 3 stride: 2 group: 1"
         "  biasterm: false weight_filler { type: 'gaussian' std: 0.01 } blobs_lr: 1 blobs_lr: 2"
         "  weight_decay: 1 weight_decay: 0 } bottom: 'pad1' top: 'conv1' }\n"
-        "layers { layer { name: 'pool1' type: 'pool' pool: AVE kernelsize: 2 stride: 2 } bottom: 'conv1' top: 'pool1' }\n"
+        "layers { layer { name: 'pool1' type: 'pool' pool: AVE kernelsize: 2 stride: 2 }"
+        "  bottom: 'conv1' top: 'pool1' }\n"
         "layers { layer { name: 'drop' type: 'dropout' dropout_ratio: 0.3 } bottom: 'pool1' top: 'pool1' }\n"
         "layers { layer { name: 'relu' type: 'relu' num_output: 3 } bottom: 'pool1' top: 'pool1' }\n");
     if (!n)
@@ -566,5 +567,5 @@ static void solver_types(void)
 }
 
 CHECK_MAIN(CASE(v0_pairs), CASE(v1_pairs), CASE(current_nets_untouched), CASE(v0_padding_folds_into_conv),
-           CASE(upgrade_errors), CASE(v1_params_and_rules), CASE(input_shape_and_batch_norm), CASE(v1_binary_caffemodel),
-           CASE(solver_types))
+           CASE(upgrade_errors), CASE(v1_params_and_rules), CASE(input_shape_and_batch_norm),
+           CASE(v1_binary_caffemodel), CASE(solver_types))

@@ -60,7 +60,8 @@ static int parse_job(struct job *j, const char *cmd, const char *what, int argc,
     if (cli_parse_flags(cmd, argc, argv, 2, upgrade_flags, N_UPGRADE_FLAGS, pos, 2, &n_pos))
         return 1;
     char usage[256];
-    snprintf(usage, sizeof usage, "IN OUT [flags]\n\nReads %s IN, upgrades it as Caffe does on load, writes OUT.", what);
+    snprintf(usage, sizeof usage, "IN OUT [flags]\n\nReads %s IN, upgrades it as Caffe does on load, writes OUT.",
+             what);
     if (cli_bool(upgrade_flags, N_UPGRADE_FLAGS, "help")) {
         cli_print_flags(cmd, usage, upgrade_flags, N_UPGRADE_FLAGS);
         return -1;

@@ -38,7 +38,10 @@ static void note(struct ctx *c, const char *fmt, ...)
     c->notes->text[used + 1] = 0;
 }
 
-static int nomem(const char *file) { return err_set(CREMA_ERR_NOMEM, "%s: out of memory while upgrading", fname(file)); }
+static int nomem(const char *file)
+{
+    return err_set(CREMA_ERR_NOMEM, "%s: out of memory while upgrading", fname(file));
+}
 
 /* A fresh message of the descriptor's type, from malloc, so that
  * protobuf_c_message_free_unpacked can free it with the rest. */
@@ -249,7 +252,8 @@ static int v0_fold_padding(Caffe__NetParameter *net, struct ctx *c)
         for (size_t j = 0; j < l->n_bottom && !rc; j++) {
             long *src_idx = blob_map_find(&map, l->bottom[j]);
             if (!src_idx) {
-                rc = err_set(CREMA_ERR_INVALID, "%s: layers %zu (\"%s\"): bottom \"%s\" is not an input or an earlier top",
+                rc = err_set(CREMA_ERR_INVALID, "%s: layers %zu (\"%s\"): bottom \"%s\" is not an input or an "
+                             "earlier top",
                              fname(c->file), i, v1_layer_label(l), l->bottom[j]);
                 break;
             }
@@ -260,10 +264,12 @@ static int v0_fold_padding(Caffe__NetParameter *net, struct ctx *c)
                 continue;
             if (strcmp(type, "conv") != 0 && strcmp(type, "pool") != 0)
                 rc = err_set(CREMA_ERR_INVALID,
-                             "%s: layers %zu (\"%s\"): a padding layer feeds a layer of type \"%s\"; only conv and pool can take its pad",
+                             "%s: layers %zu (\"%s\"): a padding layer feeds a layer of type \"%s\"; "
+                             "only conv and pool can take its pad",
                              fname(c->file), i, v1_layer_label(l), type);
             else if (l->n_bottom != 1)
-                rc = err_set(CREMA_ERR_INVALID, "%s: layers %zu (\"%s\"): fed by a padding layer, it must have one bottom, not %zu",
+                rc = err_set(CREMA_ERR_INVALID, "%s: layers %zu (\"%s\"): fed by a padding layer, it must have "
+                             "one bottom, not %zu",
                              fname(c->file), i, v1_layer_label(l), l->n_bottom);
             else if (src->n_bottom != 1 || src->n_top != 1)
                 rc = err_set(CREMA_ERR_INVALID, "%s: padding layer \"%s\" must have one bottom and one top",
@@ -1140,7 +1146,8 @@ int upgrade_solver(Caffe__SolverParameter *s, const char *filename, bool *change
         return CREMA_OK;
     if (str_has(s->type, caffe__solver_parameter__type__default_value))
         return err_set(CREMA_ERR_INVALID,
-                       "%s: solver_type (the old enum) and type (its string replacement) are both given; keep only type",
+                       "%s: solver_type (the old enum) and type (its string replacement) are both "
+                       "given; keep only type",
                        fname(filename));
     const char *t = upgrade_solver_type_name(s->solver_type);
     if (!t)
