@@ -3,10 +3,22 @@
  * Keep one family per block; the order does not matter. */
 
 /* inputs (input.c) */
+KIND(input_layer)
+KIND(dummy_data_layer)
+KIND(memory_data_layer)
 
 /* vision (convolution.c, pooling.c, lrn.c, spp.c, im2col.c, crop.c) */
+KIND(convolution_layer)
+KIND(deconvolution_layer)
+KIND(pooling_layer)
+KIND(lrn_layer)
+KIND(spp_layer)
+KIND(im2col_layer)
+KIND(crop_layer)
 
 /* inner_product.c, embed.c */
+KIND(inner_product_layer)
+KIND(embed_layer)
 
 /* activations (neuron.c) */
 KIND(relu_layer)
@@ -31,9 +43,34 @@ KIND(bias_layer)
 KIND(mvn_layer)
 
 /* structure (structure.c: eltwise, concat, slice, split, ...) */
+KIND(split_layer)
+KIND(eltwise_layer)
+KIND(concat_layer)
+KIND(slice_layer)
+KIND(flatten_layer)
+KIND(reshape_layer)
+KIND(tile_layer)
+KIND(reduction_layer)
+KIND(argmax_layer)
+KIND(softmax_layer)
+KIND(filter_layer)
+KIND(batch_reindex_layer)
+KIND(parameter_layer)
+KIND(silence_layer)
 
 /* losses (loss.c, accuracy.c) */
+KIND(softmax_loss_layer)
+KIND(euclidean_loss_layer)
+KIND(sigmoid_ce_loss_layer)
+KIND(hinge_loss_layer)
+KIND(contrastive_loss_layer)
+KIND(infogain_loss_layer)
+KIND(multinomial_loss_layer)
+KIND(accuracy_layer)
 
 /* recurrent (recurrent.c, lstm_unit.c) */
+KIND(rnn_layer)
+KIND(lstm_layer)
+KIND(lstm_unit_layer)
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */
