@@ -31,6 +31,70 @@ const char *crema_status_name(crema_status s);
 
 const char *crema_version(void);
 
+/* ---- Nets ------------------------------------------------------------ */
+
+typedef struct crema_net crema_net;
+
+typedef enum crema_phase { CREMA_TRAIN = 0, CREMA_TEST = 1 } crema_phase;
+
+#define CREMA_MAX_AXES 32
+
+/* A view of a tensor inside a net: its shape and its float buffers. The
+ * pointers stay valid until the net is reshaped, run forward (layers may
+ * reshape their tops) or freed. */
+typedef struct crema_blob {
+    int num_axes;
+    int shape[CREMA_MAX_AXES];
+    size_t count;
+    float *data;
+    float *diff;
+} crema_blob;
+
+/* Builds the net of a prototxt (text NetParameter) in the given phase and,
+ * when weights is not NULL, loads them by layer name: a binary .caffemodel
+ * or an HDF5 .caffemodel.h5. */
+crema_status crema_net_open(const char *prototxt, const char *weights, crema_phase phase, crema_net **out);
+void crema_net_free(crema_net *net);
+
+/* Loads more weights into an open net (Caffe's CopyTrainedLayersFrom). */
+crema_status crema_net_load_weights(crema_net *net, const char *weights);
+/* Writes the net's weights as a binary .caffemodel (atomically). */
+crema_status crema_net_save_weights(crema_net *net, const char *path);
+
+/* Any blob by name (inputs, outputs, intermediate): shape and buffers. */
+crema_status crema_net_blob(crema_net *net, const char *name, crema_blob *out);
+/* Parameter blob `index` of layer `layer`. */
+crema_status crema_net_param(crema_net *net, const char *layer, int index, crema_blob *out);
+/* Sets a blob (normally an input) to shape and copies count values in; a
+ * new shape is propagated through the net (every layer is reshaped). */
+crema_status crema_net_set_input(crema_net *net, const char *name, int num_axes, const int *shape,
+                                 const float *data);
+/* Copies a blob's data (or diff) out; count must equal the blob's count. */
+crema_status crema_net_get_blob(crema_net *net, const char *name, int diff, float *dst, size_t count);
+
+/* Feeds a MemoryData layer n items (n * channels*height*width floats) and n
+ * labels; each forward takes batch_size of them, wrapping around. */
+crema_status crema_net_set_memory_data(crema_net *net, const char *layer, const float *data, const float *labels,
+                                       int n);
+
+/* Forward through every layer (or layers start..end, inclusive); *loss may be
+ * NULL. Backward computes every gradient the net needs (or layers start down
+ * to end). Parameter gradients accumulate until the caller clears them. */
+crema_status crema_net_forward(crema_net *net, float *loss);
+crema_status crema_net_forward_from_to(crema_net *net, int start, int end, float *loss);
+crema_status crema_net_backward(crema_net *net);
+crema_status crema_net_backward_from_to(crema_net *net, int start, int end);
+crema_status crema_net_clear_param_diffs(crema_net *net);
+
+/* The net's layers, inputs and outputs. */
+int crema_net_num_layers(const crema_net *net);
+const char *crema_net_layer_name(const crema_net *net, int i);
+const char *crema_net_layer_type(const crema_net *net, int i);
+int crema_net_num_inputs(const crema_net *net);
+const char *crema_net_input_name(const crema_net *net, int i);
+int crema_net_num_outputs(const crema_net *net);
+const char *crema_net_output_name(const crema_net *net, int i);
+
 #ifdef __cplusplus
 }
 #endif

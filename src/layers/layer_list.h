@@ -3,16 +3,47 @@
  * Keep one family per block; the order does not matter. */
 
 /* inputs (input.c) */
+KIND(input_layer)
+KIND(dummy_data_layer)
+KIND(memory_data_layer)
 
 /* vision (convolution.c, pooling.c, lrn.c, spp.c, im2col.c, crop.c) */
+KIND(convolution_layer)
+KIND(deconvolution_layer)
+KIND(pooling_layer)
+KIND(lrn_layer)
+KIND(spp_layer)
+KIND(im2col_layer)
+KIND(crop_layer)
 
 /* inner_product.c, embed.c */
+KIND(inner_product_layer)
+KIND(embed_layer)
 
 /* activations (neuron.c) */
+KIND(relu_layer)
+KIND(prelu_layer)
+KIND(elu_layer)
+KIND(sigmoid_layer)
+KIND(tanh_layer)
+KIND(absval_layer)
+KIND(power_layer)
+KIND(exp_layer)
+KIND(log_layer)
+KIND(bnll_layer)
+KIND(threshold_layer)
+KIND(clip_layer)
+KIND(swish_layer)
+KIND(dropout_layer)
 
 /* normalisation (batch_norm.c, scale.c, bias.c, mvn.c) */
+KIND(batch_norm_layer)
+KIND(scale_layer)
+KIND(bias_layer)
+KIND(mvn_layer)
 
 /* structure (structure.c: eltwise, concat, slice, split, ...) */
+KIND(split_layer)
 KIND(eltwise_layer)
 KIND(concat_layer)
 KIND(slice_layer)
@@ -38,5 +69,8 @@ KIND(multinomial_loss_layer)
 KIND(accuracy_layer)
 
 /* recurrent (recurrent.c, lstm_unit.c) */
+KIND(rnn_layer)
+KIND(lstm_layer)
+KIND(lstm_unit_layer)
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */

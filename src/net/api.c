@@ -1,0 +1,264 @@
+/* The public C API over nets (include/crema.h): an opaque handle around
+ * struct net, with every failure reported through crema_errmsg(). */
+#include "crema.h"
+#include "layers/input.h"
+#include "net/net.h"
+#include "proto/proto_io.h"
+#include "util/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct crema_net {
+    struct net *net;
+};
+
+/* Fillers draw from this seed unless a solver seeds the net itself, so that
+ * two opens of the same prototxt give the same initial weights. */
+#define CREMA_NET_DEFAULT_SEED 1701
+
+crema_status crema_net_open(const char *prototxt, const char *weights, crema_phase phase, crema_net **out)
+{
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_net_open: out is NULL");
+    *out = NULL;
+    if (!prototxt)
+        return err_set(CREMA_ERR_INVALID, "crema_net_open: no prototxt path");
+    if (phase != CREMA_TRAIN && phase != CREMA_TEST)
+        return err_set(CREMA_ERR_INVALID, "crema_net_open: phase must be CREMA_TRAIN or CREMA_TEST, got %d",
+                       (int)phase);
+    Caffe__NetParameter *p = NULL;
+    int rc = proto_read_text(prototxt, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    if (rc)
+        return rc;
+    static const Caffe__NetState def = CAFFE__NET_STATE__INIT;
+    Caffe__NetState st = p->state ? *p->state : def;
+    st.has_phase = 1;
+    st.phase = phase == CREMA_TRAIN ? CAFFE__PHASE__TRAIN : CAFFE__PHASE__TEST;
+    struct net *net = NULL;
+    rc = net_build(p, &st, CREMA_NET_DEFAULT_SEED, &net);
+    proto_free(&p->base);
+    if (rc)
+        return err_prefix(rc, "%s", prototxt);
+    if (weights && (rc = net_load_weights(net, weights))) {
+        net_free(net);
+        return rc;
+    }
+    crema_net *h = malloc(sizeof *h);
+    if (!h) {
+        net_free(net);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    h->net = net;
+    *out = h;
+    return CREMA_OK;
+}
+
+void crema_net_free(crema_net *net)
+{
+    if (!net)
+        return;
+    net_free(net->net);
+    free(net);
+}
+
+crema_status crema_net_load_weights(crema_net *net, const char *weights)
+{
+    if (!net || !weights)
+        return err_set(CREMA_ERR_INVALID, "crema_net_load_weights: NULL argument");
+    return net_load_weights(net->net, weights);
+}
+
+crema_status crema_net_save_weights(crema_net *net, const char *path)
+{
+    if (!net || !path)
+        return err_set(CREMA_ERR_INVALID, "crema_net_save_weights: NULL argument");
+    Caffe__NetParameter *p = NULL;
+    int rc = net_to_proto(net->net, false, &p);
+    if (rc)
+        return rc;
+    rc = proto_write_binary(path, &p->base);
+    caffe__net_parameter__free_unpacked(p, NULL);
+    return rc;
+}
+
+static int blob_view(struct tensor *t, crema_blob *out)
+{
+    memset(out, 0, sizeof *out);
+    out->num_axes = t->num_axes;
+    for (int i = 0; i < t->num_axes && i < CREMA_MAX_AXES; i++)
+        out->shape[i] = t->shape[i];
+    out->count = t->count;
+    out->data = tensor_data(t);
+    out->diff = tensor_diff(t);
+    if (!out->data || !out->diff)
+        return CREMA_ERR_NOMEM;
+    return CREMA_OK;
+}
+
+static int find_blob(crema_net *net, const char *name, struct tensor **t)
+{
+    if (!net || !name)
+        return err_set(CREMA_ERR_INVALID, "NULL net or blob name");
+    *t = net_blob(net->net, name);
+    if (!*t)
+        return err_set(CREMA_ERR_NOTFOUND, "net %s has no blob \"%s\"", net->net->name, name);
+    return CREMA_OK;
+}
+
+crema_status crema_net_blob(crema_net *net, const char *name, crema_blob *out)
+{
+    struct tensor *t;
+    int rc = find_blob(net, name, &t);
+    if (rc)
+        return rc;
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_net_blob: out is NULL");
+    return blob_view(t, out);
+}
+
+crema_status crema_net_param(crema_net *net, const char *layer, int index, crema_blob *out)
+{
+    if (!net || !layer || !out)
+        return err_set(CREMA_ERR_INVALID, "crema_net_param: NULL argument");
+    struct layer *l = net_layer_by_name(net->net, layer);
+    if (!l)
+        return err_set(CREMA_ERR_NOTFOUND, "net %s has no layer \"%s\"", net->net->name, layer);
+    if (index < 0 || index >= l->n_blobs)
+        return err_set(CREMA_ERR_NOTFOUND, "layer %s has %d parameter blobs; there is no blob %d", layer,
+                       l->n_blobs, index);
+    return blob_view(l->blobs[index], out);
+}
+
+crema_status crema_net_set_input(crema_net *net, const char *name, int num_axes, const int *shape,
+                                 const float *data)
+{
+    struct tensor *t;
+    int rc = find_blob(net, name, &t);
+    if (rc)
+        return rc;
+    if (num_axes < 0 || num_axes > TENSOR_MAX_AXES || (num_axes && !shape))
+        return err_set(CREMA_ERR_INVALID, "blob %s: bad shape (%d axes)", name, num_axes);
+    bool same = t->num_axes == num_axes;
+    for (int i = 0; same && i < num_axes; i++)
+        same = t->shape[i] == shape[i];
+    if (!same) {
+        if ((rc = tensor_reshape(t, num_axes, shape)))
+            return err_prefix(rc, "blob %s", name);
+        if ((rc = net_reshape(net->net)))
+            return rc;
+    }
+    if (data) {
+        float *d = tensor_data(t);
+        if (!d)
+            return CREMA_ERR_NOMEM;
+        memcpy(d, data, t->count * sizeof(float));
+    }
+    return CREMA_OK;
+}
+
+crema_status crema_net_get_blob(crema_net *net, const char *name, int diff, float *dst, size_t count)
+{
+    struct tensor *t;
+    int rc = find_blob(net, name, &t);
+    if (rc)
+        return rc;
+    if (count != t->count)
+        return err_set(CREMA_ERR_SHAPE, "blob %s holds %zu values, not %zu", name, t->count, count);
+    const float *s = diff ? tensor_diff(t) : tensor_data(t);
+    if (!s)
+        return CREMA_ERR_NOMEM;
+    if (count)
+        memcpy(dst, s, count * sizeof(float));
+    return CREMA_OK;
+}
+
+crema_status crema_net_set_memory_data(crema_net *net, const char *layer, const float *data, const float *labels,
+                                       int n)
+{
+    if (!net || !layer)
+        return err_set(CREMA_ERR_INVALID, "crema_net_set_memory_data: NULL argument");
+    struct layer *l = net_layer_by_name(net->net, layer);
+    if (!l)
+        return err_set(CREMA_ERR_NOTFOUND, "net %s has no layer \"%s\"", net->net->name, layer);
+    return memory_data_reset(l, data, labels, n);
+}
+
+crema_status crema_net_forward(crema_net *net, float *loss)
+{
+    if (!net)
+        return err_set(CREMA_ERR_INVALID, "crema_net_forward: NULL net");
+    return net_forward(net->net, loss);
+}
+
+crema_status crema_net_forward_from_to(crema_net *net, int start, int end, float *loss)
+{
+    if (!net)
+        return err_set(CREMA_ERR_INVALID, "crema_net_forward_from_to: NULL net");
+    return net_forward_from_to(net->net, start, end, loss);
+}
+
+crema_status crema_net_backward(crema_net *net)
+{
+    if (!net)
+        return err_set(CREMA_ERR_INVALID, "crema_net_backward: NULL net");
+    return net_backward(net->net);
+}
+
+crema_status crema_net_backward_from_to(crema_net *net, int start, int end)
+{
+    if (!net)
+        return err_set(CREMA_ERR_INVALID, "crema_net_backward_from_to: NULL net");
+    return net_backward_from_to(net->net, start, end);
+}
+
+crema_status crema_net_clear_param_diffs(crema_net *net)
+{
+    if (!net)
+        return err_set(CREMA_ERR_INVALID, "crema_net_clear_param_diffs: NULL net");
+    net_clear_param_diffs(net->net);
+    return CREMA_OK;
+}
+
+int crema_net_num_layers(const crema_net *net)
+{
+    return net ? net->net->n_layers : 0;
+}
+
+const char *crema_net_layer_name(const crema_net *net, int i)
+{
+    if (!net || i < 0 || i >= net->net->n_layers)
+        return NULL;
+    return net->net->layers[i].layer->name;
+}
+
+const char *crema_net_layer_type(const crema_net *net, int i)
+{
+    if (!net || i < 0 || i >= net->net->n_layers)
+        return NULL;
+    return net->net->layers[i].layer->kind->type;
+}
+
+int crema_net_num_inputs(const crema_net *net)
+{
+    return net ? net->net->n_inputs : 0;
+}
+
+const char *crema_net_input_name(const crema_net *net, int i)
+{
+    if (!net || i < 0 || i >= net->net->n_inputs)
+        return NULL;
+    return net->net->blob_names[net->net->input_ids[i]];
+}
+
+int crema_net_num_outputs(const crema_net *net)
+{
+    return net ? net->net->n_outputs : 0;
+}
+
+const char *crema_net_output_name(const crema_net *net, int i)
+{
+    if (!net || i < 0 || i >= net->net->n_outputs)
+        return NULL;
+    return net->net->blob_names[net->net->output_ids[i]];
+}

@@ -1,0 +1,108 @@
+/* The net (Caffe's Net): layers over named tensors, built from a
+ * NetParameter for a NetState; forward, backward, weights in and out. */
+#ifndef CREMA_NET_NET_H
+#define CREMA_NET_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "caffe.pb-c.h"
+#include "layers/layer.h"
+#include "net/tensor.h"
+#include "util/rng.h"
+
+/* One layer of the net and its wiring (indices are into net->blobs and
+ * net->params). */
+struct net_layer {
+    struct layer *layer;
+    int n_bottom, n_top;
+    struct tensor **bottom, **top;
+    int *bottom_id, *top_id;
+    bool *bottom_need_backward; /* Caffe's bottom_need_backward_ = propagate_down */
+    bool need_backward;         /* Caffe's layer_need_backward_ */
+    int n_param;
+    int *param_id; /* net param index of each layer blob */
+};
+
+/* A learnable parameter as the solver sees it (Caffe's learnable_params_):
+ * shared parameters appear once, under their owner. */
+struct net_learnable {
+    struct tensor *tensor;
+    float lr_mult, decay_mult;
+    bool has_lr_mult, has_decay_mult;
+};
+
+struct net {
+    char *name;
+    Caffe__Phase phase;
+    /* The filtered NetParameter with split layers inserted; it owns every
+     * LayerParameter the layers point to. */
+    Caffe__NetParameter *param;
+    struct rng rng;
+
+    int n_layers;
+    struct net_layer *layers;
+
+    int n_blobs;
+    struct tensor **blobs;
+    char **blob_names;
+    bool *blob_need_backward;
+    float *blob_loss_weights;
+
+    int n_inputs, *input_ids;   /* tops of Input layers */
+    int n_outputs, *output_ids; /* blobs no layer consumes, sorted by name as Caffe's */
+
+    /* Every layer blob (Caffe's params_), with its owner when shared. */
+    int n_params;
+    struct tensor **params;
+    int *param_owner;       /* -1 or the net param index that owns it */
+    int *param_layer;       /* layer index of param i */
+    int *param_layer_index; /* blob index within that layer */
+    int *param_learnable;   /* learnable index of param i (the owner's) */
+
+    int n_learnable;
+    struct net_learnable *learnable;
+};
+
+/* Builds a net as Caffe's Net::Init does: filter layers by the state (NULL:
+ * param->state), insert splits, set up every layer, decide who needs
+ * backward, share parameters. seed starts the net's random generator
+ * (fillers, dropout). Errors name the layer and the blob or field. */
+int net_build(const Caffe__NetParameter *param, const Caffe__NetState *state, uint64_t seed,
+              struct net **out);
+void net_free(struct net *net);
+
+/* Caffe's FilterNet rule test, exposed for tests. */
+bool net_state_meets_rule(const Caffe__NetState *state, const Caffe__NetStateRule *rule);
+
+/* Runs layers start..end (inclusive) forward; *loss (may be NULL) gets the
+ * sum over their tops of loss_weight * top, as Caffe's Layer::Forward. */
+int net_forward_from_to(struct net *net, int start, int end, float *loss);
+int net_forward(struct net *net, float *loss);
+/* Runs layers start down to end (inclusive) backward, where needed. */
+int net_backward_from_to(struct net *net, int start, int end);
+int net_backward(struct net *net);
+/* Re-runs every layer's reshape, after an input changed shape. */
+int net_reshape(struct net *net);
+
+/* Sets every learnable parameter diff to zero (the solver's job, per step). */
+void net_clear_param_diffs(struct net *net);
+
+/* Lookups by name: index, or -1 when absent. */
+int net_blob_index(const struct net *net, const char *name);
+int net_layer_index(const struct net *net, const char *name);
+struct tensor *net_blob(const struct net *net, const char *name);
+struct layer *net_layer_by_name(const struct net *net, const char *name);
+
+/* Caffe's CopyTrainedLayersFrom: loads the blobs of every layer of weights
+ * whose name is a layer of this net (others are ignored); a count or shape
+ * mismatch is an error naming the layer and both shapes. */
+int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights);
+/* The same from a file: a binary .caffemodel, or HDF5 when the name ends in
+ * ".h5" (Caffe's rule). */
+int net_load_weights(struct net *net, const char *path);
+/* Caffe's ToProto: every layer's parameter with its blobs (and diffs when
+ * write_diff). Free with caffe__net_parameter__free_unpacked(p, NULL). */
+int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out);
+
+#endif
