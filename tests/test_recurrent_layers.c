@@ -1,13 +1,11 @@
 /* RNN, LSTM and LSTMUnit: gradients by finite differences, Caffe's
- * expose_hidden and cont semantics, shape errors, and the golden cases. */
+ * expose_hidden and cont semantics, shape errors. (Their Caffe outputs are
+ * checked by test_golden: layers/rnn*, layers/lstm*.) */
 #include "check.h"
 #include "gradcheck.h"
 
-#include "net/blob_proto.h"
-#include "proto/proto_io.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 static Caffe__FillerParameter weight_filler = CAFFE__FILLER_PARAMETER__INIT;
@@ -327,142 +325,7 @@ static void recurrent_shape_errors(void)
     free_all(all, 8);
 }
 
-/* The golden cases: the layer under test is the net's last layer; its
- * bottoms and seeded top diffs come from blob/<name>, its parameters from
- * the entry named after it (whose diffs are the expected gradients). */
-static const Caffe__BlobProto *golden_blob(const Caffe__NetParameter *g, const char *name)
-{
-    char want[256];
-    snprintf(want, sizeof want, "blob/%s", name);
-    for (size_t i = 0; i < g->n_layer; i++)
-        if (g->layer[i]->name && strcmp(g->layer[i]->name, want) == 0 && g->layer[i]->n_blobs == 1)
-            return g->layer[i]->blobs[0];
-    return NULL;
-}
-
-/* max |a - b| against 1e-5 max|b| + 1e-6 (golden/README.md); returns the
- * error relative to max|b|. */
-static double golden_compare(const char *c, const char *what, const float *a, const float *b, size_t n, size_t nb)
-{
-    if (n != nb) {
-        check_fail(__FILE__, __LINE__, "%s %s: %zu values, golden has %zu", c, what, n, nb);
-        return INFINITY;
-    }
-    double err = 0, mag = 0;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (fabs((double)a[i] - b[i]) > err) {
-            err = fabs((double)a[i] - b[i]);
-            at = i;
-        }
-        mag = fmax(mag, fabs((double)b[i]));
-    }
-    CHECK_MSG(err <= 1e-5 * mag + 1e-6, "%s %s element %zu: expected %.9g, got %.9g (max |diff| %g, max |golden| %g)", c,
-              what, at, b[at], a[at], err, mag);
-    return mag > 0 ? err / mag : err;
-}
-
-static void golden_case(const char *name)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "golden/layers/%s/net.prototxt", name);
-    char *np = check_shared(rel);
-    snprintf(rel, sizeof rel, "golden/layers/%s/golden.caffemodel", name);
-    char *gp = check_shared(rel);
-    ProtobufCMessage *nm = NULL, *gm = NULL;
-    CHECK_OK(proto_read_text(np, &caffe__net_parameter__descriptor, &nm));
-    CHECK_OK(proto_read_binary(gp, &caffe__net_parameter__descriptor, &gm));
-    free(np);
-    free(gp);
-    if (!nm || !gm) {
-        proto_free(nm);
-        proto_free(gm);
-        return;
-    }
-    Caffe__NetParameter *net = (Caffe__NetParameter *)nm, *g = (Caffe__NetParameter *)gm;
-    Caffe__LayerParameter *lp = net->layer[net->n_layer - 1];
-    const Caffe__LayerParameter *gl = NULL;
-    for (size_t i = 0; i < g->n_layer; i++)
-        if (g->layer[i]->name && strcmp(g->layer[i]->name, lp->name) == 0)
-            gl = g->layer[i];
-    size_t keep_n = lp->n_blobs;
-    Caffe__BlobProto **keep = lp->blobs;
-    if (gl) {
-        lp->n_blobs = gl->n_blobs;
-        lp->blobs = gl->blobs;
-    }
-    int nb = (int)lp->n_bottom, nt = (int)lp->n_top;
-    struct tensor *b[8] = { 0 }, *t[8] = { 0 };
-    bool ok = nb <= 8 && nt <= 8;
-    for (int i = 0; ok && i < nb; i++) {
-        const Caffe__BlobProto *bp = golden_blob(g, lp->bottom[i]);
-        b[i] = tensor_new();
-        ok = bp && tensor_from_proto(b[i], bp, true) == 0;
-        CHECK_MSG(ok, "%s: bottom %s: %s", name, lp->bottom[i], bp ? crema_errmsg() : "not in golden");
-        if (ok)
-            tensor_zero_diff(b[i]);
-    }
-    for (int i = 0; ok && i < nt; i++)
-        t[i] = tensor_new();
-    struct rng rng;
-    rng_seed(&rng, 1);
-    struct layer *l = NULL;
-    if (ok)
-        CHECK_OK(layer_create(lp, CAFFE__PHASE__TRAIN, &rng, b, nb, t, nt, &l));
-    if (l) {
-        CHECK_EQ_INT(l->n_blobs, gl ? (int)gl->n_blobs : 0);
-        for (int i = 0; i < l->n_blobs; i++)
-            tensor_zero_diff(l->blobs[i]);
-        CHECK_OK(l->kind->forward(l, b, t));
-        double worst_data = 0, worst_diff = 0;
-        char what[300];
-        for (int i = 0; i < nt; i++) {
-            const Caffe__BlobProto *bp = golden_blob(g, lp->top[i]);
-            CHECK_MSG(bp != NULL, "%s: top %s not in golden", name, lp->top[i]);
-            if (!bp)
-                continue;
-            snprintf(what, sizeof what, "top %s data", lp->top[i]);
-            worst_data = fmax(worst_data, golden_compare(name, what, tensor_data(t[i]), bp->data, t[i]->count,
-                                                         bp->n_data));
-            if (bp->n_diff == t[i]->count)
-                memcpy(tensor_diff(t[i]), bp->diff, t[i]->count * sizeof(float));
-        }
-        bool pd[8];
-        for (int i = 0; i < nb; i++)
-            pd[i] = l->kind->allow_force_backward(l, i);
-        CHECK_OK(l->kind->backward(l, t, pd, b));
-        for (int i = 0; i < nb; i++) {
-            const Caffe__BlobProto *bp = golden_blob(g, lp->bottom[i]);
-            snprintf(what, sizeof what, "bottom %s diff", lp->bottom[i]);
-            worst_diff = fmax(worst_diff, golden_compare(name, what, tensor_diff(b[i]), bp->diff, b[i]->count,
-                                                         bp->n_diff));
-        }
-        for (int i = 0; i < l->n_blobs; i++) {
-            snprintf(what, sizeof what, "param %d diff", i);
-            worst_diff = fmax(worst_diff, golden_compare(name, what, tensor_diff(l->blobs[i]), gl->blobs[i]->diff,
-                                                         l->blobs[i]->count, gl->blobs[i]->n_diff));
-        }
-        printf("  golden %s: worst error relative to the blob's max: data %.3g, diffs %.3g\n", name, worst_data,
-               worst_diff);
-    }
-    layer_free(l);
-    free_all(b, nb);
-    free_all(t, nt);
-    lp->n_blobs = keep_n;
-    lp->blobs = keep;
-    proto_free(nm);
-    proto_free(gm);
-}
-
-static void golden_rnn(void) { golden_case("rnn"); }
-static void golden_rnn_static_expose(void) { golden_case("rnn_static_expose"); }
-static void golden_lstm(void) { golden_case("lstm"); }
-static void golden_lstm_expose_hidden(void) { golden_case("lstm_expose_hidden"); }
-static void golden_lstm_unit(void) { golden_case("lstm_unit"); }
-
 CHECK_MAIN(CASE(lstm_unit_gradient), CASE(lstm_unit_forward_values), CASE(lstm_unit_shape_errors),
            CASE(rnn_gradient), CASE(rnn_static_gradient), CASE(rnn_static_expose_gradient), CASE(lstm_gradient),
            CASE(lstm_static_gradient), CASE(lstm_expose_gradient), CASE(lstm_static_expose_gradient),
-           CASE(lstm_expose_and_carry), CASE(recurrent_shape_errors),
-           CASE(golden_rnn), CASE(golden_rnn_static_expose), CASE(golden_lstm), CASE(golden_lstm_expose_hidden),
-           CASE(golden_lstm_unit))
+           CASE(lstm_expose_and_carry), CASE(recurrent_shape_errors))
