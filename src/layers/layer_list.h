@@ -19,3 +19,4 @@
 /* recurrent (recurrent.c, lstm_unit.c) */
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */
+KIND(data_layer)
