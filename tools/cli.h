@@ -31,5 +31,10 @@ void cli_print_flags(const char *cmd, const char *usage, const struct flag *flag
 /* Subcommands: each returns the process exit code. */
 int cmd_upgrade_net(int argc, char **argv);
 int cmd_upgrade_solver(int argc, char **argv);
+/* data tools (data_tools.c) */
+int cmd_convert_mnist(int argc, char **argv);
+int cmd_convert_imageset(int argc, char **argv);
+int cmd_compute_mean(int argc, char **argv);
+int cmd_db_info(int argc, char **argv);
 
 #endif

@@ -14,6 +14,10 @@ struct command {
 static const struct command commands[] = {
     { "upgrade-net", cmd_upgrade_net, "upgrade a V0/V1 net (text or binary) to the current format" },
     { "upgrade-solver", cmd_upgrade_solver, "upgrade a solver prototxt (solver_type enum to type string)" },
+    { "convert-mnist", cmd_convert_mnist, "MNIST IDX files to an LMDB/LevelDB of Datum (as convert_mnist_data)" },
+    { "convert-imageset", cmd_convert_imageset, "an image list to an LMDB/LevelDB of Datum (as convert_imageset)" },
+    { "compute-mean", cmd_compute_mean, "the mean image of a Datum DB as a .binaryproto (as compute_image_mean)" },
+    { "db-info", cmd_db_info, "record count and first record of a Datum DB" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -74,3 +74,6 @@ KIND(lstm_layer)
 KIND(lstm_unit_layer)
 
 /* data (data_layer.c, image_data.c, hdf5.c, window_data.c, memory_data.c) */
+KIND(data_layer)
+KIND(hdf5_data_layer)
+KIND(hdf5_output_layer)

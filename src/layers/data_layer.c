@@ -1,0 +1,316 @@
+/* The Data layer: Datum records from LMDB or LevelDB, transformed, in
+ * batches filled ahead of time by a prefetch thread. Records are read in key
+ * order and wrap around at the end, as Caffe's DataReader cursor does. */
+#include "layers/data_layer.h"
+#include "data/datum.h"
+#include "data/db.h"
+#include "data/transformer.h"
+#include "util/io.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct data_batch {
+    float *data, *label;
+    int c, h, w; /* transformed item shape of this batch */
+    size_t cap;  /* floats allocated in data */
+};
+
+struct data_priv {
+    struct db *db;
+    struct db_cursor *cur;
+    struct transformer tf;
+    struct rng rng; /* the prefetch thread's own: TRAIN crops and mirrors */
+    struct datum dt;
+    int batch_size, n_slots;
+    bool labels;
+    size_t index; /* position of the cursor's record within the database */
+    int rank, size;
+    struct data_batch *slots;
+    int head, n_full;
+    bool started, stop, failed;
+    int fail_rc;
+    char fail_msg[1024];
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static int advance(struct data_priv *p)
+{
+    int rc = db_cursor_next(p->cur);
+    p->index++;
+    if (!rc && !db_cursor_valid(p->cur)) {
+        rc = db_cursor_first(p->cur);
+        p->index = 0;
+    }
+    if (!rc && !db_cursor_valid(p->cur))
+        rc = err_set(CREMA_ERR_INVALID, "%s: the database is empty", db_path(p->db));
+    return rc;
+}
+
+/* Decodes the next record of this rank's shard into p->dt. */
+static int read_record(struct data_priv *p)
+{
+    int rc;
+    while (p->index % (size_t)p->size != (size_t)p->rank)
+        if ((rc = advance(p)))
+            return rc;
+    size_t vlen;
+    const uint8_t *v = db_cursor_value(p->cur, &vlen);
+    char key[160], where[400];
+    snprintf(where, sizeof where, "%s: record %zu (key %s)", db_path(p->db), p->index,
+             db_cursor_key_text(p->cur, key, sizeof key));
+    rc = datum_decode(v, vlen, p->tf.color, where, &p->dt);
+    if (!rc)
+        rc = advance(p);
+    return rc;
+}
+
+/* Only the prefetch thread grows a slot, and only the slot it is filling. */
+static int slot_reserve(struct data_priv *p, struct data_batch *b, size_t item)
+{
+    size_t need = item * (size_t)p->batch_size;
+    if (need > b->cap) {
+        float *d = realloc(b->data, need * sizeof(float));
+        if (!d)
+            return err_set(CREMA_ERR_NOMEM, "out of memory for a batch of %zu floats", need);
+        b->data = d;
+        b->cap = need;
+    }
+    return CREMA_OK;
+}
+
+static int fill_batch(struct data_priv *p, struct data_batch *b)
+{
+    for (int i = 0; i < p->batch_size; i++) {
+        int rc = read_record(p);
+        if (rc)
+            return rc;
+        int oh, ow;
+        rc = transformer_check(&p->tf, p->dt.channels, p->dt.height, p->dt.width, &oh, &ow);
+        if (rc)
+            return err_prefix(rc, "%s: record %zu", db_path(p->db), p->index ? p->index - 1 : 0);
+        if (i == 0) {
+            rc = slot_reserve(p, b, (size_t)p->dt.channels * (size_t)oh * (size_t)ow);
+            if (rc)
+                return rc;
+            b->c = p->dt.channels;
+            b->h = oh;
+            b->w = ow;
+        } else if (b->c != p->dt.channels || b->h != oh || b->w != ow) {
+            return err_set(CREMA_ERR_SHAPE, "%s: record %zu is %dx%dx%d but the batch's first is %dx%dx%d",
+                           db_path(p->db), p->index ? p->index - 1 : 0, p->dt.channels, oh, ow, b->c, b->h, b->w);
+        }
+        size_t item = (size_t)b->c * (size_t)b->h * (size_t)b->w;
+        rc = transformer_apply(&p->tf, &p->rng, p->dt.is_float ? NULL : p->dt.u8, p->dt.is_float ? p->dt.f : NULL,
+                               p->dt.channels, p->dt.height, p->dt.width, b->data + item * (size_t)i);
+        if (rc)
+            return rc;
+        if (p->labels)
+            b->label[i] = (float)p->dt.label;
+    }
+    return CREMA_OK;
+}
+
+static void *prefetch_main(void *arg)
+{
+    struct data_priv *p = arg;
+    int tail = 0;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (!p->stop && p->n_full == p->n_slots)
+            pthread_cond_wait(&p->cv, &p->mu);
+        bool stop = p->stop;
+        tail = (p->head + p->n_full) % p->n_slots;
+        pthread_mutex_unlock(&p->mu);
+        if (stop)
+            break;
+        int rc = fill_batch(p, &p->slots[tail]);
+        pthread_mutex_lock(&p->mu);
+        if (rc) {
+            p->failed = true;
+            p->fail_rc = rc;
+            snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err_msg());
+        } else {
+            p->n_full++;
+        }
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        if (rc)
+            break;
+    }
+    return NULL;
+}
+
+int data_layer_set_shard(struct layer *l, int rank, int size)
+{
+    if (!l || !l->kind || strcmp(l->kind->type, "Data") != 0)
+        return err_set(CREMA_ERR_INVALID, "data_layer_set_shard: not a Data layer");
+    struct data_priv *p = l->priv;
+    if (size < 1 || rank < 0 || rank >= size)
+        return err_set(CREMA_ERR_INVALID, "layer %s: shard rank %d of %d is out of range", l->name, rank, size);
+    if (p->started)
+        return err_set(CREMA_ERR_INVALID, "layer %s: set the shard before the first forward", l->name);
+    p->rank = rank;
+    p->size = size;
+    return CREMA_OK;
+}
+
+static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
+{
+    (void)bottom;
+    static const Caffe__DataParameter def = CAFFE__DATA_PARAMETER__INIT;
+    const Caffe__DataParameter *dp = l->param->data_param ? l->param->data_param : &def;
+    struct data_priv *p = calloc(1, sizeof *p);
+    if (!p)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    l->priv = p;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->size = 1;
+    p->labels = l->n_top > 1;
+    if (!dp->source || !*dp->source)
+        return err_set(CREMA_ERR_INVALID, "data_param.source is empty");
+    if (dp->batch_size == 0 || dp->batch_size > (1u << 24))
+        return err_set(CREMA_ERR_INVALID, "data_param.batch_size %u must be positive", dp->batch_size);
+    p->batch_size = (int)dp->batch_size;
+    p->n_slots = dp->prefetch > 0 ? (int)(dp->prefetch < 64 ? dp->prefetch : 64) : 1;
+    int rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
+    if (rc)
+        return rc;
+    rng_seed(&p->rng, l->rng ? rng_next(l->rng) : 0x5eed);
+    enum db_backend be = dp->backend == CAFFE__DATA_PARAMETER__DB__LMDB ? DB_LMDB : DB_LEVELDB;
+    rc = db_open_read(io_strip_file_uri(dp->source), be, &p->db);
+    if (!rc)
+        rc = db_cursor_open(p->db, &p->cur);
+    if (rc)
+        return err_prefix(rc, "data_param.source");
+    if (!db_cursor_valid(p->cur))
+        return err_set(CREMA_ERR_INVALID, "data_param.source %s: the database is empty", dp->source);
+    if (dp->rand_skip > 0) {
+        /* As Caffe's older readers: skip up to rand_skip records once, so
+         * that parallel runs start at different places. */
+        uint32_t skip = rng_below(&p->rng, dp->rand_skip);
+        while (skip-- > 0)
+            if ((rc = advance(p)))
+                return rc;
+    }
+    /* Shape the tops from the record that will be read first. */
+    size_t vlen;
+    const uint8_t *v = db_cursor_value(p->cur, &vlen);
+    char key[160], where[400];
+    snprintf(where, sizeof where, "%s: record %zu (key %s)", dp->source, p->index,
+             db_cursor_key_text(p->cur, key, sizeof key));
+    rc = datum_decode(v, vlen, p->tf.color, where, &p->dt);
+    int oh, ow;
+    if (!rc)
+        rc = transformer_check(&p->tf, p->dt.channels, p->dt.height, p->dt.width, &oh, &ow);
+    if (rc)
+        return rc;
+    rc = tensor_reshape4(top[0], p->batch_size, p->dt.channels, oh, ow);
+    if (!rc && p->labels)
+        rc = tensor_reshape(top[1], 1, &p->batch_size);
+    if (rc)
+        return rc;
+    p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
+    if (!p->slots)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < p->n_slots; i++) {
+        p->slots[i].label = calloc((size_t)p->batch_size, sizeof(float));
+        if (!p->slots[i].label)
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    return CREMA_OK;
+}
+
+static int data_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
+{
+    (void)l;
+    (void)bottom;
+    (void)top;
+    return CREMA_OK; /* tops take each batch's shape in forward */
+}
+
+static int data_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
+{
+    (void)bottom;
+    struct data_priv *p = l->priv;
+    pthread_mutex_lock(&p->mu);
+    if (!p->started) {
+        if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
+            pthread_mutex_unlock(&p->mu);
+            return err_set(CREMA_ERR_NOMEM, "cannot start the prefetch thread");
+        }
+        p->started = true;
+    }
+    while (p->n_full == 0 && !p->failed)
+        pthread_cond_wait(&p->cv, &p->mu);
+    if (p->n_full == 0) {
+        pthread_mutex_unlock(&p->mu);
+        return err_set(p->fail_rc, "%s", p->fail_msg);
+    }
+    struct data_batch *b = &p->slots[p->head];
+    pthread_mutex_unlock(&p->mu);
+    int rc = tensor_reshape4(top[0], p->batch_size, b->c, b->h, b->w);
+    float *d = rc ? NULL : tensor_data(top[0]);
+    if (d)
+        memcpy(d, b->data, top[0]->count * sizeof(float));
+    if (d && p->labels) {
+        rc = tensor_reshape(top[1], 1, &p->batch_size);
+        float *lab = rc ? NULL : tensor_data(top[1]);
+        if (lab)
+            memcpy(lab, b->label, (size_t)p->batch_size * sizeof(float));
+        else if (!rc)
+            rc = CREMA_ERR_NOMEM;
+    } else if (!d && !rc) {
+        rc = CREMA_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->head = (p->head + 1) % p->n_slots;
+    p->n_full--;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static void data_destroy(struct layer *l)
+{
+    struct data_priv *p = l->priv;
+    if (!p)
+        return;
+    if (p->started) {
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+    }
+    for (int i = 0; p->slots && i < p->n_slots; i++) {
+        free(p->slots[i].data);
+        free(p->slots[i].label);
+    }
+    free(p->slots);
+    db_cursor_close(p->cur);
+    db_close(p->db);
+    datum_free(&p->dt);
+    transformer_free(&p->tf);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    l->priv = NULL;
+}
+
+const struct layer_kind data_layer = {
+    .type = "Data",
+    .min_bottoms = 0,
+    .max_bottoms = 0,
+    .min_tops = 1,
+    .max_tops = 2,
+    .setup = data_setup,
+    .reshape = data_reshape,
+    .forward = data_forward,
+    .destroy = data_destroy,
+};
