@@ -599,8 +599,52 @@ static void test_sha256(void)
     CHECK_MSG(strcmp(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") == 0, "got %s", hex);
 }
 
-CHECK_MAIN(CASE(test_sha256), CASE(test_env), CASE(test_one_rank), CASE(test_rank_out_of_range),
+/* One rank of the network-namespace test (tests/test_dist_netns.sh):
+ * test_dist --rank R --size N --rendezvous URL [--iface IF]; the secret comes
+ * from CREMA_SECRET. Sums buffers of 1 float to 4 MB and checks them. */
+static int rank_mode(int argc, char **argv)
+{
+    struct dist_config cfg;
+    dist_config_init(&cfg);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--rank") == 0)
+            cfg.rank = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--size") == 0)
+            cfg.size = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--rendezvous") == 0)
+            cfg.rendezvous = argv[i + 1];
+        else if (strcmp(argv[i], "--iface") == 0)
+            cfg.iface = argv[i + 1];
+    }
+    cfg.timeout_ms = 10000;
+    if (dist_config_from_env(&cfg) != 0) {
+        fprintf(stderr, "rank %d: %s\n", cfg.rank, crema_errmsg());
+        return 1;
+    }
+    struct dist_comm *comm;
+    if (dist_comm_create(&cfg, &comm) != 0) {
+        fprintf(stderr, "rank %d: %s\n", cfg.rank, crema_errmsg());
+        return 1;
+    }
+    struct job j;
+    memset(&j, 0, sizeof j);
+    char msg[MSG] = "";
+    int rc = do_collectives(comm, &j, msg);
+    if (!rc)
+        rc = do_async(comm, &j, msg);
+    printf("rank %d of %d: %s\n", cfg.rank, cfg.size, rc ? msg : "allreduce, broadcast, barrier, allgather ok");
+    dist_comm_free(comm);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct check_case cases[] = {CASE(test_sha256), CASE(test_env), CASE(test_one_rank), CASE(test_rank_out_of_range),
            CASE(test_missing_secret), CASE(test_bad_iface), CASE(test_collectives_2_ranks),
            CASE(test_collectives_3_ranks), CASE(test_collectives_file_rendezvous), CASE(test_async_buckets),
            CASE(test_wrong_secret), CASE(test_size_mismatch), CASE(test_check_same), CASE(test_kill_rank),
-           CASE(test_stalled_rank))
+           CASE(test_stalled_rank)};
+    if (argc > 1 && strcmp(argv[1], "--rank") == 0)
+        return rank_mode(argc, argv);
+    return check_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);
+}
