@@ -1,9 +1,10 @@
 /* Every net prototxt of ../shared/corpus/zoo and corpus/caffe (models and
  * examples) that BVLC Caffe accepts: parse, upgrade, batch 1, build in TEST
- * (and TRAIN where the net has phase rules), shape inference, one forward
- * with filler weights. Data layers that read files not in the corpus are
- * replaced by DummyData where the prototxt declares their shape; otherwise
- * that phase is listed as left out, with the reason. Solvers are skipped;
+ * in every state its include rules name (TEST alone when none), shape
+ * inference, one forward with filler weights (and backward in TRAIN); the
+ * loss and the outputs must be finite. Data layers that read files not in
+ * the corpus are replaced by DummyData where the prototxt declares their
+ * shape; otherwise that state is listed as left out, with the reason. Solvers are skipped;
  * zoo files using fork-only fields must fail to parse, naming the field.
  * `test_zoo_nets resnet vgg` runs only files whose path contains a word. */
 #include "check.h"
@@ -12,19 +13,14 @@
 #include "proto/upgrade.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-/* Nets whose forward pass alone takes more than a few seconds at batch 1 on
- * one core: built and shape-inferred, forward left out for time. */
-static const char *const forward_left_out_for_time[] = {
-    NULL,
-};
-
 struct tally {
     int files, solvers, fork_only, no_layers;
-    int phases_built, forwards, forwards_left_out, phases_left_out;
+    int phases_built, forwards, backwards, phases_left_out;
     double forward_seconds;
 };
 
@@ -44,14 +40,6 @@ static bool wanted(const char *path)
         return true;
     for (int i = 1; i < g_argc; i++)
         if (strstr(path, g_argv[i]))
-            return true;
-    return false;
-}
-
-static bool forward_too_slow(const char *path)
-{
-    for (int i = 0; forward_left_out_for_time[i]; i++)
-        if (strstr(path, forward_left_out_for_time[i]))
             return true;
     return false;
 }
@@ -284,14 +272,18 @@ static void run_phase(struct tally *t, const char *rel, Caffe__NetParameter *np,
     t->phases_built++;
     struct tensor *out = net->n_outputs ? net->blobs[net->output_ids[0]] : NULL;
     char shape[256] = "(no output)";
-    if (forward_too_slow(rel)) {
-        if (out)
-            tensor_shape_string(out, shape, sizeof shape);
-        fprintf(stderr, "  %-5s built (%d layers, %.2fs), output %s %s; forward left out for time\n", pname,
-                net->n_layers, t_build, net->n_outputs ? net->blob_names[net->output_ids[0]] : "", shape);
-        t->forwards_left_out++;
-        net_free(net);
-        return;
+    /* Fillers leave BatchNorm's statistics at zero, so with use_global_stats
+     * each one divides by sqrt(eps) and deep nets overflow: give them unit
+     * variance (mean 0, factor 1), about what training leaves. */
+    for (int i = 0; i < net->n_layers; i++) {
+        struct layer *l = net->layers[i].layer;
+        if (strcmp(l->kind->type, "BatchNorm") != 0 || l->n_blobs != 3)
+            continue;
+        float *var = tensor_data(l->blobs[1]), *factor = tensor_data(l->blobs[2]);
+        for (size_t k = 0; var && k < l->blobs[1]->count; k++)
+            var[k] = 1.f;
+        if (factor)
+            factor[0] = 1.f;
     }
     /* Inputs get values, so the forward pass sees numbers, not zeros. */
     for (int i = 0; i < net->n_inputs; i++) {
@@ -309,12 +301,33 @@ static void run_phase(struct tally *t, const char *rel, Caffe__NetParameter *np,
         tensor_shape_string(out, shape, sizeof shape);
     if (rc) {
         fprintf(stderr, "  %-5s built, FORWARD FAILED: %s\n", pname, crema_errmsg());
-    } else {
-        fprintf(stderr, "  %-5s built (%d layers, %.2fs), forward ok (%.2fs), output %s %s\n", pname,
-                net->n_layers, t_build, t_fwd, net->n_outputs ? net->blob_names[net->output_ids[0]] : "", shape);
-        t->forwards++;
-        t->forward_seconds += t_fwd;
+        net_free(net);
+        return;
     }
+    t->forwards++;
+    t->forward_seconds += t_fwd;
+    CHECK_MSG(isfinite(loss), "%s (%s): loss %g after forward", rel, pname, (double)loss);
+    for (int i = 0; i < net->n_outputs; i++) {
+        const struct tensor *o = net->blobs[net->output_ids[i]];
+        const float *d = tensor_data((struct tensor *)o);
+        size_t bad = 0;
+        for (size_t k = 0; d && k < o->count; k++)
+            bad += !isfinite(d[k]);
+        CHECK_MSG(bad == 0, "%s (%s): output %s has %zu non-finite values of %zu", rel, pname,
+                  net->blob_names[net->output_ids[i]], bad, o->count);
+    }
+    /* A TRAIN net with a loss also runs backward (the loss weights seed it). */
+    char bwd[64] = "";
+    if (state->phase == CAFFE__PHASE__TRAIN) {
+        t0 = now();
+        rc = net_backward(net);
+        CHECK_MSG(rc == CREMA_OK, "%s (%s): backward failed: %s", rel, pname, crema_errmsg());
+        snprintf(bwd, sizeof bwd, rc ? ", BACKWARD FAILED" : ", backward ok (%.2fs)", now() - t0);
+        t->backwards += rc == CREMA_OK;
+    }
+    fprintf(stderr, "  %-5s built (%d layers, %.2fs), forward ok (%.2fs)%s, loss %.4g, output %s %s\n", pname,
+            net->n_layers, t_build, t_fwd, bwd, (double)loss, net->n_outputs ? net->blob_names[net->output_ids[0]] : "",
+            shape);
     net_free(net);
 }
 
@@ -441,10 +454,10 @@ static void zoo_nets(void)
     }
     fprintf(stderr,
             "%d files: %d solvers skipped, %d fork-only (rejected, as by BVLC Caffe), %d without layers; "
-            "%d net phases built, %d forwards ok (%.1fs), %d forwards left out for time, %d phases left out (data "
+            "%d net states built, %d forwards ok (%.1fs), %d TRAIN backwards ok, %d states left out (data "
             "layers reading files not in the corpus, Python layers)\n",
             t.files, t.solvers, t.fork_only, t.no_layers, t.phases_built, t.forwards, t.forward_seconds,
-            t.forwards_left_out, t.phases_left_out);
+            t.backwards, t.phases_left_out);
     CHECK_MSG(t.phases_built > 0, "no net was built");
     if (g_argc <= 1)
         CHECK_MSG(t.fork_only == 38, "%d zoo files rejected, expected 38 (37 with fork-only fields, one with a "
