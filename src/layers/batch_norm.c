@@ -1,6 +1,9 @@
 /* BatchNorm, as Caffe's: normalises each channel by the batch statistics
  * (TRAIN) or by running statistics kept in three blobs (mean sum, variance
- * sum, and the factor they are divided by). No scale or shift of its own. */
+ * sum, and the factor they are divided by). No scale or shift of its own.
+ * The arithmetic is Caffe's sequence of BLAS calls (gemv sums over ones
+ * vectors, K=1 gemms to broadcast) so that rounding matches it bit for bit. */
+#include "cpu/math.h"
 #include "layers/layer.h"
 
 #include <math.h>
@@ -12,9 +15,12 @@ struct batch_norm {
     float moving_average_fraction, eps;
     int channels;
     float *mean, *variance; /* per channel; variance holds the std after forward */
-    struct tensor *x_norm;  /* y, kept for backward; its diff holds dy in place */
-    struct tensor *inv_std; /* the std broadcast to the shape of x */
-    size_t cap;             /* floats in mean and variance */
+    float *num_by_chans;    /* num * channels partial sums / broadcast rows */
+    float *batch_ones;      /* num ones */
+    float *spatial_ones;    /* spatial ones */
+    size_t num_cap, spatial_cap;
+    struct tensor *x_norm;  /* y, kept for backward; its diff holds dy when in place */
+    struct tensor *temp;    /* the std broadcast to the shape of x */
 };
 
 static void bn_destroy(struct layer *l)
@@ -24,8 +30,11 @@ static void bn_destroy(struct layer *l)
         return;
     free(b->mean);
     free(b->variance);
+    free(b->num_by_chans);
+    free(b->batch_ones);
+    free(b->spatial_ones);
     tensor_free(b->x_norm);
-    tensor_free(b->inv_std);
+    tensor_free(b->temp);
     free(b);
     l->priv = NULL;
 }
@@ -44,9 +53,11 @@ static int bn_setup(struct layer *l, struct tensor **bottom, struct tensor **top
     if (bottom[0]->num_axes < 1)
         return err_set(CREMA_ERR_SHAPE, "bottom must have at least 1 axis");
     b->channels = bottom[0]->num_axes == 1 ? 1 : bottom[0]->shape[1];
+    b->mean = calloc((size_t)b->channels, sizeof(float));
+    b->variance = calloc((size_t)b->channels, sizeof(float));
     b->x_norm = tensor_new();
-    b->inv_std = tensor_new();
-    if (!b->x_norm || !b->inv_std)
+    b->temp = tensor_new();
+    if (!b->mean || !b->variance || !b->x_norm || !b->temp)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     int rc;
     if (l->n_blobs == 0) {
@@ -67,10 +78,42 @@ static int bn_setup(struct layer *l, struct tensor **bottom, struct tensor **top
                 return err_set(CREMA_ERR_SHAPE, "blob %d has %zu values, expected %zu for %d channels", i,
                                l->blobs[i]->count, want[i], b->channels);
     }
-    /* The statistics are not learned: Caffe fixes their lr_mult at 0, so
-     * backward never produces a gradient for them. */
+    /* The statistics are not learned: without a ParamSpec the net gives them
+     * lr_mult 0 (fixed_params below); a given one must say 0 too. */
+    for (size_t i = 0; i < l->param->n_param; i++)
+        if (l->param->param[i]->lr_mult != 0.f)
+            return err_set(CREMA_ERR_INVALID,
+                           "param %zu: lr_mult %g: cannot configure batch normalization statistics as layer "
+                           "parameters (BatchNorm's blobs need lr_mult 0)",
+                           i, (double)l->param->param[i]->lr_mult);
     for (int i = 0; i < l->n_blobs; i++)
         l->param_propagate_down[i] = false;
+    return CREMA_OK;
+}
+
+/* Caffe's caffe_powx as it behaves in the reference build: the power taken
+ * in double and rounded once (powf differs in the last bit now and then). */
+static float bn_pow(float x, double e)
+{
+    return (float)pow((double)x, e);
+}
+
+/* Grows *buf to n floats, all set to one. */
+static int bn_ones(float **buf, size_t *cap, size_t n)
+{
+    if (n == 0)
+        n = 1;
+    if (*cap < n) {
+        free(*buf);
+        *buf = malloc(n * sizeof(float));
+        if (!*buf) {
+            *cap = 0;
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+        }
+        *cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        (*buf)[i] = 1.f;
     return CREMA_OK;
 }
 
@@ -87,33 +130,38 @@ static int bn_reshape(struct layer *l, struct tensor **bottom, struct tensor **t
     if (!rc)
         rc = tensor_reshape_like(b->x_norm, bottom[0]);
     if (!rc)
-        rc = tensor_reshape_like(b->inv_std, bottom[0]);
-    if (!rc && b->cap < (size_t)b->channels) {
-        free(b->mean);
-        free(b->variance);
-        b->mean = calloc((size_t)b->channels, sizeof(float));
-        b->variance = calloc((size_t)b->channels, sizeof(float));
-        if (!b->mean || !b->variance)
+        rc = tensor_reshape_like(b->temp, bottom[0]);
+    if (rc)
+        return rc;
+    const size_t num = (size_t)bottom[0]->shape[0];
+    const size_t spatial = num ? bottom[0]->count / (num * (size_t)channels) : 0;
+    size_t old_num_cap = b->num_cap;
+    if ((rc = bn_ones(&b->batch_ones, &b->num_cap, num)))
+        return rc;
+    if (b->num_cap != old_num_cap || !b->num_by_chans) {
+        free(b->num_by_chans);
+        b->num_by_chans = malloc(b->num_cap * (size_t)channels * sizeof(float));
+        if (!b->num_by_chans)
             return err_set(CREMA_ERR_NOMEM, "out of memory");
-        b->cap = (size_t)b->channels;
     }
-    return rc;
+    return bn_ones(&b->spatial_ones, &b->spatial_cap, spatial);
 }
 
-/* Per-channel sums of v over the batch and the spatial positions: first each
- * (n, c) row times alpha, then the rows of a channel added up (Caffe's two gemvs). */
-static void bn_channel_sums(const float *v, int num, int channels, size_t spatial, float alpha, float *out)
+/* out[c] = alpha * sum over n and spatial of v: a gemv over each (n, c) row,
+ * then a transposed gemv over the batch (Caffe's order). */
+static void bn_channel_sums(struct batch_norm *b, const float *v, int num, int spatial, float alpha,
+                            float *out)
 {
-    for (int c = 0; c < channels; c++)
-        out[c] = 0.f;
-    for (int n = 0; n < num; n++)
-        for (int c = 0; c < channels; c++) {
-            const float *row = v + ((size_t)n * (size_t)channels + (size_t)c) * spatial;
-            float s = 0.f;
-            for (size_t i = 0; i < spatial; i++)
-                s += row[i];
-            out[c] += alpha * s;
-        }
+    cpu_gemv(false, b->channels * num, spatial, alpha, v, b->spatial_ones, 0.f, b->num_by_chans);
+    cpu_gemv(true, num, b->channels, 1.f, b->num_by_chans, b->batch_ones, 0.f, out);
+}
+
+/* out = alpha * broadcast(per_channel) + beta * out, with two K=1 gemms. */
+static void bn_broadcast(struct batch_norm *b, const float *per_channel, int num, int spatial, float alpha,
+                         float beta, float *out)
+{
+    cpu_gemm(false, false, num, b->channels, 1, 1.f, b->batch_ones, per_channel, 0.f, b->num_by_chans);
+    cpu_gemm(false, false, b->channels * num, spatial, 1, alpha, b->num_by_chans, b->spatial_ones, beta, out);
 }
 
 static int bn_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -121,17 +169,18 @@ static int bn_forward(struct layer *l, struct tensor **bottom, struct tensor **t
     struct batch_norm *b = l->priv;
     const int num = bottom[0]->shape[0], channels = b->channels;
     const size_t count = bottom[0]->count;
-    const size_t spatial = num && channels ? count / ((size_t)num * (size_t)channels) : 0;
-    float *x = tensor_data(bottom[0]), *y = tensor_data(top[0]);
-    float *xn = tensor_data(b->x_norm), *sd = tensor_data(b->inv_std);
-    if (!x || !y || !xn || !sd)
-        return CREMA_ERR_NOMEM;
-    float *m0 = tensor_data(l->blobs[0]), *v0 = tensor_data(l->blobs[1]), *f0 = tensor_data(l->blobs[2]);
     if (count == 0)
         return CREMA_OK;
+    const int spatial = (int)(count / ((size_t)num * (size_t)channels));
+    float *x = tensor_data(bottom[0]), *y = tensor_data(top[0]);
+    float *xn = tensor_data(b->x_norm), *temp = tensor_data(b->temp);
+    float *m0 = tensor_data(l->blobs[0]), *v0 = tensor_data(l->blobs[1]), *f0 = tensor_data(l->blobs[2]);
+    if (!x || !y || !xn || !temp || !m0 || !v0 || !f0)
+        return CREMA_ERR_NOMEM;
     if (y != x)
         memcpy(y, x, count * sizeof(float));
-    const float inv_m = (float)(1. / ((double)num * (double)spatial));
+    /* Caffe computes 1. / (num * spatial_dim) in double, then passes a float. */
+    const float inv_m = (float)(1. / (double)(num * spatial));
     if (b->use_global_stats) {
         const float factor = f0[0] == 0.f ? 0.f : 1.f / f0[0];
         for (int c = 0; c < channels; c++) {
@@ -139,29 +188,28 @@ static int bn_forward(struct layer *l, struct tensor **bottom, struct tensor **t
             b->variance[c] = factor * v0[c];
         }
     } else {
-        bn_channel_sums(y, num, channels, spatial, inv_m, b->mean);
+        bn_channel_sums(b, x, num, spatial, inv_m, b->mean);
     }
-    for (size_t i = 0; i < count; i++)
-        y[i] -= b->mean[(i / spatial) % (size_t)channels];
+    bn_broadcast(b, b->mean, num, spatial, -1.f, 1.f, y);
     if (!b->use_global_stats) {
         for (size_t i = 0; i < count; i++)
-            sd[i] = y[i] * y[i];
-        bn_channel_sums(sd, num, channels, spatial, inv_m, b->variance);
+            temp[i] = bn_pow(y[i], 2.);
+        bn_channel_sums(b, temp, num, spatial, inv_m, b->variance);
         /* Running statistics, with the unbiased (m / (m - 1)) variance. */
-        f0[0] = f0[0] * b->moving_average_fraction + 1.f;
-        size_t m = count / (size_t)channels;
+        f0[0] *= b->moving_average_fraction;
+        f0[0] += 1.f;
+        cpu_axpby(channels, 1.f, b->mean, b->moving_average_fraction, m0);
+        const int m = (int)(count / (size_t)channels);
         const float correction = m > 1 ? (float)m / (float)(m - 1) : 1.f;
-        for (int c = 0; c < channels; c++) {
-            m0[c] = b->mean[c] + b->moving_average_fraction * m0[c];
-            v0[c] = correction * b->variance[c] + b->moving_average_fraction * v0[c];
-        }
+        cpu_axpby(channels, correction, b->variance, b->moving_average_fraction, v0);
     }
     for (int c = 0; c < channels; c++)
-        b->variance[c] = powf(b->variance[c] + b->eps, 0.5f);
-    for (size_t i = 0; i < count; i++) {
-        sd[i] = b->variance[(i / spatial) % (size_t)channels];
-        y[i] /= sd[i];
-    }
+        b->variance[c] += b->eps;
+    for (int c = 0; c < channels; c++)
+        b->variance[c] = bn_pow(b->variance[c], 0.5);
+    bn_broadcast(b, b->variance, num, spatial, 1.f, 0.f, temp);
+    for (size_t i = 0; i < count; i++)
+        y[i] = y[i] / temp[i];
     memcpy(xn, y, count * sizeof(float));
     return CREMA_OK;
 }
@@ -174,8 +222,8 @@ static int bn_backward(struct layer *l, struct tensor **top, const bool *pd, str
         return CREMA_OK;
     const float *dy = tensor_diff(top[0]);
     float *dx = tensor_diff(bottom[0]);
-    const float *sd = tensor_data(b->inv_std), *y = tensor_data(b->x_norm);
-    if (!dy || !dx || !sd || !y)
+    const float *temp = tensor_data(b->temp), *y = tensor_data(b->x_norm);
+    if (!dy || !dx || !temp || !y)
         return CREMA_ERR_NOMEM;
     if (dx == dy) {
         /* In place dx overwrites dy, which is needed twice below. */
@@ -187,28 +235,29 @@ static int bn_backward(struct layer *l, struct tensor **top, const bool *pd, str
     }
     if (b->use_global_stats) {
         for (size_t i = 0; i < count; i++)
-            dx[i] = dy[i] / sd[i];
+            dx[i] = dy[i] / temp[i];
         return CREMA_OK;
     }
-    const int num = bottom[0]->shape[0], channels = b->channels;
-    const size_t spatial = count / ((size_t)num * (size_t)channels);
-    /* dx = (dy - mean(dy) - y mean(dy y)) / std, the means per channel. */
+    const int num = bottom[0]->shape[0];
+    const int spatial = (int)(count / ((size_t)num * (size_t)b->channels));
+    /* dx = (dy - mean(dy) - mean(dy y) y) / std, the means per channel. */
     for (size_t i = 0; i < count; i++)
         dx[i] = y[i] * dy[i];
-    bn_channel_sums(dx, num, channels, spatial, 1.f, b->mean);
+    bn_channel_sums(b, dx, num, spatial, 1.f, b->mean);
+    bn_broadcast(b, b->mean, num, spatial, 1.f, 0.f, dx);
     for (size_t i = 0; i < count; i++)
-        dx[i] = b->mean[(i / spatial) % (size_t)channels] * y[i];
-    bn_channel_sums(dy, num, channels, spatial, 1.f, b->mean);
-    const float inv_m = (float)(-1. / ((double)num * (double)spatial));
-    for (size_t i = 0; i < count; i++) {
-        dx[i] += b->mean[(i / spatial) % (size_t)channels];
-        dx[i] = (dy[i] + inv_m * dx[i]) / sd[i];
-    }
+        dx[i] = y[i] * dx[i];
+    bn_channel_sums(b, dy, num, spatial, 1.f, b->mean);
+    bn_broadcast(b, b->mean, num, spatial, 1.f, 1.f, dx);
+    cpu_axpby((int)count, 1.f, dy, (float)(-1. / (double)(num * spatial)), dx);
+    for (size_t i = 0; i < count; i++)
+        dx[i] = dx[i] / temp[i];
     return CREMA_OK;
 }
 
 const struct layer_kind batch_norm_layer = {
     .type = "BatchNorm",
+    .fixed_params = true,
     .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,
     .setup = bn_setup, .reshape = bn_reshape,
     .forward = bn_forward, .backward = bn_backward, .destroy = bn_destroy,

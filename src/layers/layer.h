@@ -23,6 +23,10 @@ struct layer_kind {
     bool auto_top_blobs;
     /* A loss layer: top 0 gets loss weight 1 when the prototxt gives none. */
     bool is_loss;
+    /* Parameter blobs that are state, never learned (BatchNorm's statistics):
+     * the net gives every blob without a ParamSpec lr_mult 0, as Caffe's
+     * BatchNormLayer::LayerSetUp adds `param { lr_mult: 0 }` for them. */
+    bool fixed_params;
 
     /* LayerSetUp: read parameters, create and fill learnable blobs (l->blobs)
      * unless the layer was given blobs already (l->n_blobs > 0 on entry). */

@@ -422,7 +422,12 @@ static int net_append_param(struct net *net, struct build *b, int layer_id, int 
     struct layer *l = net->layers[layer_id].layer;
     const Caffe__LayerParameter *lp = l->param;
     static const Caffe__ParamSpec def = CAFFE__PARAM_SPEC__INIT;
-    const Caffe__ParamSpec *spec = (size_t)param_id < lp->n_param ? lp->param[param_id] : &def;
+    Caffe__ParamSpec fixed = CAFFE__PARAM_SPEC__INIT;
+    fixed.has_lr_mult = 1;
+    fixed.lr_mult = 0.f;
+    const Caffe__ParamSpec *spec = (size_t)param_id < lp->n_param ? lp->param[param_id]
+                                   : l->kind->fixed_params    ? &fixed
+                                                              : &def;
     const char *pname = spec->name ? spec->name : "";
     int id = net->n_params;
     size_t n = (size_t)id + 1;
