@@ -5,7 +5,11 @@
 
 #include <stdbool.h>
 
-enum flag_type { FLAG_STRING, FLAG_INT, FLAG_DOUBLE, FLAG_BOOL };
+#include "crema.h"
+
+/* FLAG_LIST: a string flag that may be repeated; cli_str gives the last
+ * value, cli_list every one. */
+enum flag_type { FLAG_STRING, FLAG_INT, FLAG_DOUBLE, FLAG_BOOL, FLAG_LIST };
 
 struct flag {
     const char *name;
@@ -26,6 +30,11 @@ const char *cli_str(const struct flag *flags, int n, const char *name);
 long long cli_int(const struct flag *flags, int n, const char *name);
 double cli_double(const struct flag *flags, int n, const char *name);
 bool cli_bool(const struct flag *flags, int n, const char *name);
+/* The values of every occurrence of FLAG_LIST flag `name`, in order (at most
+ * max_out); call after cli_parse_flags succeeded with the same arguments.
+ * Returns the count, or -1 when the arguments do not parse. */
+int cli_list(const char *cmd, int argc, char **argv, int start, struct flag *flags, int n_flags,
+             const char *name, const char **out, int max_out);
 void cli_print_flags(const char *cmd, const char *usage, const struct flag *flags, int n);
 
 /* Subcommands: each returns the process exit code. */
@@ -38,5 +47,10 @@ int cmd_compute_mean(int argc, char **argv);
 int cmd_db_info(int argc, char **argv);
 /* training (train.c) */
 int cmd_train(int argc, char **argv);
+/* net tools (forward.c, time.c); cli_open_net opens -model with -weights
+ * ("" for none) in -phase (TRAIN or TEST), printing why it could not. */
+int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase, crema_net **out);
+int cmd_forward(int argc, char **argv);
+int cmd_time(int argc, char **argv);
 
 #endif

@@ -46,13 +46,17 @@ static int check_value(const char *cmd, const struct flag *f, const char *v)
         }
         break;
     case FLAG_STRING:
+    case FLAG_LIST:
         break;
     }
     return 0;
 }
 
-int cli_parse_flags(const char *cmd, int argc, char **argv, int start, struct flag *flags, int n_flags,
-                    const char **pos, int max_pos, int *n_pos)
+/* One walk over argv serves parsing and, for FLAG_LIST flags, collecting
+ * every occurrence (collect names the flag; its values go to out). */
+static int walk_flags(const char *cmd, int argc, char **argv, int start, struct flag *flags, int n_flags,
+                      const char **pos, int max_pos, int *n_pos, const char *collect, const char **out,
+                      int max_out, int *n_out)
 {
     *n_pos = 0;
     for (int i = start; i < argc; i++) {
@@ -90,10 +94,28 @@ int cli_parse_flags(const char *cmd, int argc, char **argv, int start, struct fl
         }
         if (check_value(cmd, f, v))
             return 1;
+        if (collect && strcmp(f->name, collect) == 0 && *n_out < max_out)
+            out[(*n_out)++] = v;
         f->value = v;
         f->set = true;
     }
     return 0;
+}
+
+int cli_parse_flags(const char *cmd, int argc, char **argv, int start, struct flag *flags, int n_flags,
+                    const char **pos, int max_pos, int *n_pos)
+{
+    return walk_flags(cmd, argc, argv, start, flags, n_flags, pos, max_pos, n_pos, NULL, NULL, 0, NULL);
+}
+
+int cli_list(const char *cmd, int argc, char **argv, int start, struct flag *flags, int n_flags,
+             const char *name, const char **out, int max_out)
+{
+    const char *pos[64];
+    int n_pos = 0, n_out = 0;
+    if (walk_flags(cmd, argc, argv, start, flags, n_flags, pos, 64, &n_pos, name, out, max_out, &n_out))
+        return -1;
+    return n_out;
 }
 
 static const struct flag *get(const struct flag *flags, int n, const char *name)

@@ -19,6 +19,8 @@ static const struct command commands[] = {
     { "compute-mean", cmd_compute_mean, "the mean image of a Datum DB as a .binaryproto (as compute_image_mean)" },
     { "db-info", cmd_db_info, "record count and first record of a Datum DB" },
     { "train", cmd_train, "train a net with a solver (as caffe train)" },
+    { "forward", cmd_forward, "one forward pass: inputs from .npy files, chosen blobs written as .npy" },
+    { "time", cmd_time, "per-layer forward/backward timing of a net (as caffe time)" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

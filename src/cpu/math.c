@@ -57,57 +57,120 @@ void cpu_set(int n, float value, float *x)
         x[i] = value;
 }
 
-/* One walk serves both directions: im2col copies image to columns,
- * col2im adds columns back into the (zeroed) image. */
-static void im2col_walk(float *im, float *col, bool to_col, int channels, int height, int width,
-                        int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h,
-                        int stride_w, int dilation_h, int dilation_w)
+/* Rows are short (tens of floats) and may not be vectorized by the compiler
+ * at -O2; fixed 8-float blocks are (memcpy of a constant size is inlined). */
+static inline void copy_row(float *dst, const float *src, int n)
 {
-    int out_h = (height + 2 * pad_h - (dilation_h * (kernel_h - 1) + 1)) / stride_h + 1;
-    int out_w = (width + 2 * pad_w - (dilation_w * (kernel_w - 1) + 1)) / stride_w + 1;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        memcpy(dst + i, src + i, 8 * sizeof *dst);
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+
+static inline void add_row(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float a[8], b[8];
+        memcpy(a, dst + i, sizeof a);
+        memcpy(b, src + i, sizeof b);
+        for (int k = 0; k < 8; k++)
+            a[k] += b[k];
+        memcpy(dst + i, a, sizeof a);
+    }
+    for (; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* Output columns ow in [*lo, *hi) read inside the row: x = x0 + ow * stride
+ * with 0 <= x < width. The rest read padding. */
+static void inside_range(int x0, int stride, int width, int out_w, int *lo, int *hi)
+{
+    int a = x0 >= 0 ? 0 : (-x0 + stride - 1) / stride;
+    int b = x0 >= width ? 0 : (width - 1 - x0) / stride + 1;
+    if (a > out_w)
+        a = out_w;
+    if (b > out_w)
+        b = out_w;
+    if (b < a)
+        b = a;
+    *lo = a;
+    *hi = b;
+}
+
+static int conv_out_extent(int in, int kernel, int pad, int stride, int dilation)
+{
+    return (in + 2 * pad - (dilation * (kernel - 1) + 1)) / stride + 1;
+}
+
+/* Both walk channel, kernel row, kernel column, output row, output column,
+ * as Caffe's loops do; col2im therefore adds into every pixel in Caffe's
+ * order. The column range that lies inside the image is computed once per
+ * row instead of tested per element. */
+void im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w,
+            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+            float *col)
+{
+    int out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h);
+    int out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w);
     size_t plane = (size_t)height * (size_t)width;
-    if (!to_col)
-        memset(im, 0, plane * (size_t)channels * sizeof *im);
     for (int c = 0; c < channels; c++, im += plane) {
         for (int kr = 0; kr < kernel_h; kr++) {
             for (int kc = 0; kc < kernel_w; kc++) {
+                int x0 = kc * dilation_w - pad_w, lo, hi;
+                inside_range(x0, stride_w, width, out_w, &lo, &hi);
                 int row = kr * dilation_h - pad_h;
-                for (int oh = 0; oh < out_h; oh++, row += stride_h) {
+                for (int oh = 0; oh < out_h; oh++, row += stride_h, col += out_w) {
                     if (row < 0 || row >= height) {
-                        if (to_col)
-                            memset(col, 0, (size_t)out_w * sizeof *col);
-                        col += out_w;
+                        memset(col, 0, (size_t)out_w * sizeof *col);
                         continue;
                     }
-                    float *line = im + (size_t)row * (size_t)width;
-                    int x = kc * dilation_w - pad_w;
-                    for (int ow = 0; ow < out_w; ow++, x += stride_w, col++) {
-                        bool inside = x >= 0 && x < width;
-                        if (to_col)
-                            *col = inside ? line[x] : 0.f;
-                        else if (inside)
-                            line[x] += *col;
+                    const float *line = im + (size_t)row * (size_t)width + x0;
+                    for (int ow = 0; ow < lo; ow++)
+                        col[ow] = 0.f;
+                    if (stride_w == 1) {
+                        copy_row(col + lo, line + lo, hi - lo);
+                    } else {
+                        for (int ow = lo; ow < hi; ow++)
+                            col[ow] = line[(long)ow * stride_w];
                     }
+                    for (int ow = hi; ow < out_w; ow++)
+                        col[ow] = 0.f;
                 }
             }
         }
     }
 }
 
-void im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w,
-            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
-            float *col)
-{
-    im2col_walk((float *)im, col, true, channels, height, width, kernel_h, kernel_w, pad_h, pad_w,
-                stride_h, stride_w, dilation_h, dilation_w);
-}
-
 void col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w,
             int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
             float *im)
 {
-    im2col_walk(im, (float *)col, false, channels, height, width, kernel_h, kernel_w, pad_h, pad_w,
-                stride_h, stride_w, dilation_h, dilation_w);
+    int out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h);
+    int out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w);
+    size_t plane = (size_t)height * (size_t)width;
+    memset(im, 0, plane * (size_t)channels * sizeof *im);
+    for (int c = 0; c < channels; c++, im += plane) {
+        for (int kr = 0; kr < kernel_h; kr++) {
+            for (int kc = 0; kc < kernel_w; kc++) {
+                int x0 = kc * dilation_w - pad_w, lo, hi;
+                inside_range(x0, stride_w, width, out_w, &lo, &hi);
+                int row = kr * dilation_h - pad_h;
+                for (int oh = 0; oh < out_h; oh++, row += stride_h, col += out_w) {
+                    if (row < 0 || row >= height)
+                        continue;
+                    float *line = im + (size_t)row * (size_t)width + x0;
+                    if (stride_w == 1) {
+                        add_row(line + lo, col + lo, hi - lo);
+                    } else {
+                        for (int ow = lo; ow < hi; ow++)
+                            line[(long)ow * stride_w] += col[ow];
+                    }
+                }
+            }
+        }
+    }
 }
 
 #define ND_MAX 32

@@ -109,8 +109,12 @@ static int relu_forward(struct layer *l, struct tensor **bottom, struct tensor *
 {
     const float slope = ((struct neuron *)l->priv)->p[0];
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = fmaxf(x[i], 0.f) + slope * fminf(x[i], 0.f);
+    /* Caffe's std::max/std::min: selects, not fmaxf/fminf calls, and a NaN
+     * passes through as it does in Caffe. */
+    for (size_t i = 0; i < count; i++) {
+        float v = x[i];
+        y[i] = (v < 0.f ? 0.f : v) + slope * (0.f < v ? 0.f : v);
+    }
     return CREMA_OK;
 }
 

@@ -37,49 +37,71 @@ int pool_geom_shape(struct pool_geom *g, bool ceil_mode)
     return CREMA_OK;
 }
 
+/* MAX over one plane. The comparisons select rather than branch (the
+ * winner is data-dependent, so branches mispredict); a strict > keeps the
+ * first maximum, as Caffe. */
+static void pool_max_plane(const struct pool_geom *g, const float *bottom, float *top, int *imask,
+                           float *fmask)
+{
+    const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
+    for (int ph = 0; ph < PH; ph++) {
+        int hs = ph * g->stride_h - g->pad_h;
+        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
+        hs = hs > 0 ? hs : 0;
+        for (int pw = 0; pw < PW; pw++) {
+            int ws = pw * g->stride_w - g->pad_w;
+            int we = ws + g->kernel_w < W ? ws + g->kernel_w : W;
+            ws = ws > 0 ? ws : 0;
+            float best = -FLT_MAX;
+            int arg = -1;
+            for (int h = hs; h < he; h++) {
+                const float *line = bottom + h * W;
+                for (int w = ws; w < we; w++) {
+                    float v = line[w];
+                    bool more = v > best;
+                    arg = more ? h * W + w : arg;
+                    best = more ? v : best;
+                }
+            }
+            int o = ph * PW + pw;
+            top[o] = best;
+            if (imask)
+                imask[o] = arg;
+            if (fmask)
+                fmask[o] = (float)arg;
+        }
+    }
+}
+
 void pool_forward(const struct pool_geom *g, int planes, const float *bottom, float *top,
                   int *imask, float *fmask)
 {
     const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
+    if (g->method == POOL_MAX) {
+        for (int p = 0; p < planes; p++)
+            pool_max_plane(g, bottom + p * in_plane, top + p * out_plane,
+                           imask ? imask + p * out_plane : NULL, fmask ? fmask + p * out_plane : NULL);
+        return;
+    }
     for (int p = 0; p < planes; p++, bottom += in_plane, top += out_plane) {
         for (int ph = 0; ph < PH; ph++) {
             for (int pw = 0; pw < PW; pw++) {
                 int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
                 int o = ph * PW + pw;
-                if (g->method == POOL_MAX) {
-                    int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
-                    int we = ws + g->kernel_w < W ? ws + g->kernel_w : W;
-                    hs = hs > 0 ? hs : 0;
-                    ws = ws > 0 ? ws : 0;
-                    float best = -FLT_MAX;
-                    int arg = -1;
-                    for (int h = hs; h < he; h++)
-                        for (int w = ws; w < we; w++)
-                            if (bottom[h * W + w] > best) { /* strict: first maximum wins */
-                                best = bottom[h * W + w];
-                                arg = h * W + w;
-                            }
-                    top[o] = best;
-                    if (imask)
-                        imask[(size_t)p * out_plane + o] = arg;
-                    if (fmask)
-                        fmask[(size_t)p * out_plane + o] = (float)arg;
-                } else {
-                    /* The divisor counts padding but not what lies beyond it. */
-                    int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
-                    int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
-                    int pool_size = (he - hs) * (we - ws);
-                    hs = hs > 0 ? hs : 0;
-                    ws = ws > 0 ? ws : 0;
-                    he = he < H ? he : H;
-                    we = we < W ? we : W;
-                    float sum = 0.f;
-                    for (int h = hs; h < he; h++)
-                        for (int w = ws; w < we; w++)
-                            sum += bottom[h * W + w];
-                    top[o] = sum / (float)pool_size;
-                }
+                /* The divisor counts padding but not what lies beyond it. */
+                int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+                int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
+                int pool_size = (he - hs) * (we - ws);
+                hs = hs > 0 ? hs : 0;
+                ws = ws > 0 ? ws : 0;
+                he = he < H ? he : H;
+                we = we < W ? we : W;
+                float sum = 0.f;
+                for (int h = hs; h < he; h++)
+                    for (int w = ws; w < we; w++)
+                        sum += bottom[h * W + w];
+                top[o] = sum / (float)pool_size;
             }
         }
     }

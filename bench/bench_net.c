@@ -1,0 +1,159 @@
+/* Forward+backward time of Caffe's benchmark nets (../shared/bench), the
+ * achieved GFLOP/s against this machine's own sgemm rate, and the ratio to
+ * Caffe 1.0's published 1-thread `caffe time` figures.
+ *
+ * FLOPs counted: Convolution and InnerProduct multiply-adds (MACs) only,
+ * MACs = top count x (weight count / num_output), i.e. one MAC per weight
+ * tap per output value. Forward does 2 x MACs flops; backward does 2 x MACs
+ * for the weight gradient plus 2 x MACs for the bottom gradient when the
+ * bottom needs one (not for the first convolution, whose input is data).
+ * Everything else (pooling, ReLU, LRN, softmax, im2col) counts as zero, so
+ * the GFLOP/s is a lower bound of the work done. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "net/net.h"
+#include "proto/proto_io.h"
+
+struct bench_case {
+    const char *file, *label;
+    int iterations;        /* timed, after one warm-up */
+    double caffe_ms;       /* Caffe 1.0, 1 BLAS thread, fwd+bwd (shared/bench/README.md) */
+};
+
+static const struct bench_case cases[] = {
+    { "lenet.prototxt", "LeNet (64)", 20, 21.4 },
+    { "cifar10_quick.prototxt", "CIFAR10-quick (100)", 10, 162.0 },
+    { "caffenet.prototxt", "CaffeNet (256)", 3, 14750.0 },
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Forward and backward flops of one iteration (see the head comment). */
+static void count_flops(const struct net *net, double *fwd, double *bwd)
+{
+    *fwd = *bwd = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct net_layer *nl = &net->layers[i];
+        const Caffe__LayerParameter *p = nl->layer->param;
+        uint32_t num_output;
+        if (strcmp(p->type, "Convolution") == 0 && p->convolution_param)
+            num_output = p->convolution_param->num_output;
+        else if (strcmp(p->type, "InnerProduct") == 0 && p->inner_product_param)
+            num_output = p->inner_product_param->num_output;
+        else
+            continue;
+        if (!num_output || nl->layer->n_blobs < 1)
+            continue;
+        double macs = 0;
+        for (int t = 0; t < nl->n_top; t++)
+            macs += (double)nl->top[t]->count * (double)nl->layer->blobs[0]->count / num_output;
+        *fwd += 2 * macs;
+        if (nl->need_backward) {
+            *bwd += 2 * macs;
+            if (nl->bottom_need_backward[0])
+                *bwd += 2 * macs;
+        }
+    }
+}
+
+static int load_net(const char *path, struct net **out)
+{
+    Caffe__NetParameter *p = NULL;
+    int rc = proto_read_text(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    if (rc)
+        return rc;
+    static const Caffe__NetState def = CAFFE__NET_STATE__INIT;
+    Caffe__NetState st = p->state ? *p->state : def;
+    st.has_phase = 1;
+    st.phase = CAFFE__PHASE__TRAIN;
+    rc = net_build(p, &st, 1, out);
+    proto_free(&p->base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : getenv("CREMA_SHARED") ? NULL : "../shared/bench";
+    char dirbuf[4096];
+    if (!dir) {
+        snprintf(dirbuf, sizeof dirbuf, "%s/bench", getenv("CREMA_SHARED"));
+        dir = dirbuf;
+    }
+    /* BENCH_NETS=lenet,cifar10_quick limits the run (CaffeNet takes minutes). */
+    const char *only = getenv("BENCH_NETS");
+
+    double sgemm = bench_sgemm_gflops(2048, 5);
+    printf("bench_net: nets from %s; sgemm 2048^3 on this machine: %.1f GFLOP/s\n", dir, sgemm);
+    printf("Caffe 1.0 figures: `caffe time`, 1 BLAS thread, 2-vCPU AMD EPYC (shared/bench/README.md)\n\n");
+    printf("%-20s %9s %9s %10s %8s %8s %8s %10s %11s\n", "net (batch)", "fwd ms", "bwd ms", "fwd+bwd ms",
+           "GFLOP", "GFLOP/s", "of sgemm", "caffe ms", "crema/caffe");
+    int status = 0;
+    for (int c = 0; c < N_CASES; c++) {
+        const struct bench_case *bc = &cases[c];
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, bc->file);
+        if (only) {
+            char stem[64];
+            snprintf(stem, sizeof stem, "%.*s", (int)(strchr(bc->file, '.') - bc->file), bc->file);
+            if (!strstr(only, stem))
+                continue;
+        }
+        struct net *net = NULL;
+        if (load_net(path, &net)) {
+            fprintf(stderr, "bench_net: %s: %s\n", path, crema_errmsg());
+            status = 1;
+            continue;
+        }
+        double ffl, bfl;
+        count_flops(net, &ffl, &bfl);
+        int n = bc->iterations;
+        double *tf = malloc((size_t)n * sizeof *tf), *tb = malloc((size_t)n * sizeof *tb),
+               *tt = malloc((size_t)n * sizeof *tt);
+        int rc = !tf || !tb || !tt;
+        float loss;
+        /* warm-up: allocates every buffer */
+        if (!rc)
+            rc = net_forward(net, &loss) || net_backward(net);
+        for (int i = 0; i < n && !rc; i++) {
+            double t0 = bench_now();
+            rc = net_forward(net, &loss);
+            double t1 = bench_now();
+            rc = rc || net_backward(net);
+            double t2 = bench_now();
+            tf[i] = (t1 - t0) * 1e3;
+            tb[i] = (t2 - t1) * 1e3;
+            tt[i] = (t2 - t0) * 1e3;
+        }
+        if (rc) {
+            fprintf(stderr, "bench_net: %s: %s\n", path, crema_errmsg());
+            status = 1;
+        } else {
+            double mf = median(tf, n), mb = median(tb, n), mt = median(tt, n);
+            double gflop = (ffl + bfl) * 1e-9, rate = gflop / (mt * 1e-3);
+            printf("%-20s %9.2f %9.2f %10.2f %8.3f %8.1f %7.0f%% %10.1f %11.2f\n", bc->label, mf, mb, mt, gflop,
+                   rate, 100 * rate / sgemm, bc->caffe_ms, mt / bc->caffe_ms);
+        }
+        fflush(stdout);
+        free(tf);
+        free(tb);
+        free(tt);
+        net_free(net);
+    }
+    printf("\nmedian of timed iterations after one warm-up; GFLOP counts conv/IP multiply-adds x2 (forward)\n"
+           "and x2 per gradient computed (backward: weights, and bottom where needed).\n");
+    return status;
+}
