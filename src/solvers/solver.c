@@ -454,6 +454,18 @@ static int solver_test(struct solver *s, int id)
             LOG(s, "    Test net output #%zu: %s = %g (* %g = %g loss)\n", i, tn->blob_names[bi], mean, w, w * mean);
         else
             LOG(s, "    Test net output #%zu: %s = %g\n", i, tn->blob_names[bi], mean);
+        score[i] = mean;
+    }
+    if (s->after_test) {
+        const char **names = malloc((n_scores ? n_scores : 1) * sizeof *names);
+        if (!names) {
+            rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < n_scores; i++)
+            names[i] = tn->blob_names[tn->output_ids[score_output[i]]];
+        rc = s->after_test(s, id, (int)n_scores, names, score, s->after_test_ctx);
+        free(names);
     }
 done:
     free(score);
@@ -555,6 +567,7 @@ int solver_step(struct solver *s, int iters)
             return rc;
         if (display)
             LOG(s, "Iteration %d, lr = %g\n", s->update.iter, rate);
+        s->rate = rate;
         if ((rc = solver_apply_update(&s->update, rate)))
             return rc;
         s->update.iter++;

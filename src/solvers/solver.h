@@ -36,6 +36,13 @@ struct solver {
      * progress. A non-zero return stops the loop with that status. */
     int (*after_iter)(struct solver *s, void *ctx);
     void *after_iter_ctx;
+    /* Called after each test of test net `net_id` with every output's mean
+     * (Caffe's "Test net output #i" values; names[i] is its blob), for
+     * progress displays and event files. A non-zero return stops the loop. */
+    int (*after_test)(struct solver *s, int net_id, int n, const char *const *names, const float *values,
+                      void *ctx);
+    void *after_test_ctx;
+    float rate; /* the learning rate of the last update */
 };
 
 /* Reads a solver prototxt as Caffe's ReadSolverParamsFromTextFileOrDie:
