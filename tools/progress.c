@@ -52,9 +52,11 @@ static int on_iter(struct solver *s, void *ctx)
     struct progress *p = ctx;
     int iter = s->update.iter;
     if (p->tb) {
-        int rc = tb_scalar(p->tb, "train/loss", iter, s->smoothed_loss);
+        /* the loss and rate belong to the iteration just done (Caffe's
+         * "Iteration N, loss" numbering): the counter already moved on */
+        int rc = tb_scalar(p->tb, "train/loss", iter - 1, s->smoothed_loss);
         if (!rc)
-            rc = tb_scalar(p->tb, "train/lr", iter, s->rate);
+            rc = tb_scalar(p->tb, "train/lr", iter - 1, s->rate);
         if (rc)
             return rc;
     }
