@@ -4,6 +4,7 @@
  * SIGKILL during training never leaves a broken file under a final name. */
 #define _GNU_SOURCE
 #include "check.h"
+#include "solver_testing.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
 #include "solvers/solver.h"
@@ -19,14 +20,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static char *abs_tmpdir(const char *name)
-{
-    char *t = check_tmpdir(name), *a = realpath(t, NULL);
-    CHECK_MSG(a, "cannot resolve %s", t);
-    free(t);
-    return a;
-}
 
 static char *fmt(const char *f, const char *a, const char *b)
 {
@@ -44,17 +37,6 @@ static void write_text(const char *path, const char *text)
         fputs(text, f);
         fclose(f);
     }
-}
-
-static bool same_bytes(const char *a, const char *b)
-{
-    uint8_t *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    bool same = io_read_file(a, IO_MAX_MESSAGE, &x, &nx) == 0 && io_read_file(b, IO_MAX_MESSAGE, &y, &ny) == 0 &&
-                nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return same;
 }
 
 /* A Data-layer net over the golden Fashion-MNIST test LMDB, with TRAIN
