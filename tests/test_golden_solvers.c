@@ -3,6 +3,7 @@
  * Caffe's snapshots, printed values with log_values.tsv; and restore. */
 #define _GNU_SOURCE
 #include "check.h"
+#include "solver_testing.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
 #include "solvers/solver.h"
@@ -162,18 +163,6 @@ static void compare_states(const char *mine, const char *gold, int n_iter, struc
         proto_free(&g->base);
 }
 
-/* Byte-for-byte equal files (crema against crema). */
-static bool same_bytes(const char *a, const char *b)
-{
-    uint8_t *x = NULL, *y = NULL;
-    size_t nx = 0, ny = 0;
-    bool same = io_read_file(a, IO_MAX_MESSAGE, &x, &nx) == 0 && io_read_file(b, IO_MAX_MESSAGE, &y, &ny) == 0 &&
-                nx == ny && memcmp(x, y, nx) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 /* ---- the log ---- */
 
 struct value {
@@ -280,15 +269,6 @@ static double compare_log(const char *tsv, const char *log_text)
 }
 
 /* ---- the cases ---- */
-
-/* check_tmpdir's folder as an absolute path: the runs work in the case folder. */
-static char *abs_tmpdir(const char *name)
-{
-    char *t = check_tmpdir(name), *a = realpath(t, NULL);
-    CHECK_MSG(a, "cannot resolve %s", t);
-    free(t);
-    return a;
-}
 
 static char *path2(const char *a, const char *b)
 {
