@@ -23,7 +23,7 @@ if [ -n "$missing" ]; then
 fi
 
 PY=${PYTHON:-python3}
-PIP_PACKAGES="numpy"
+PIP_PACKAGES="numpy tensorboard"
 for p in $PIP_PACKAGES; do
     if ! $PY -c "import $p" 2>/dev/null; then
         echo "deps: pip installing $p"

@@ -4,6 +4,8 @@
 #define CREMA_TOOLS_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #include "crema.h"
 
@@ -45,10 +47,69 @@ int cmd_convert_mnist(int argc, char **argv);
 int cmd_convert_imageset(int argc, char **argv);
 int cmd_compute_mean(int argc, char **argv);
 int cmd_db_info(int argc, char **argv);
+/* training (train.c) */
+int cmd_train(int argc, char **argv);
 /* net tools (forward.c, time.c); cli_open_net opens -model with -weights
  * ("" for none) in -phase (TRAIN or TEST), printing why it could not. */
 int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase, crema_net **out);
 int cmd_forward(int argc, char **argv);
 int cmd_time(int argc, char **argv);
+
+/* ---- scoring and features (netload.c, test_cmd.c, features.c) ---- */
+struct net;
+/* One line naming the flag when path is empty, not a local path or file:
+ * URI, or missing; returns non-zero then. */
+int cli_check_file(const char *cmd, const char *flag, const char *path);
+/* TRAIN or TEST into a Caffe__Phase value. */
+int cli_parse_phase(const char *cmd, const char *v, int *phase);
+/* Builds the net of `model` for phase/level/stages (comma-separated) and
+ * loads `weights` (comma-separated; NULL or "" for none); prints one line
+ * and returns non-zero on failure. */
+int cli_load_net(const char *cmd, const char *model, const char *weights, int phase, int level,
+                 const char *stages, struct net **out);
+
+/* Caffe's test loop: per-output means over `iterations` forwards (each
+ * batch's values printed to out as "Batch i, name = v" unless out is NULL). */
+struct cli_scores {
+    float loss;
+    size_t n;
+    float *mean;
+    int *blob; /* the net blob of each score */
+};
+int cli_score_net(struct net *net, long long iterations, FILE *out, struct cli_scores *sc);
+void cli_print_scores(struct net *net, const struct cli_scores *sc, FILE *out);
+void cli_scores_free(struct cli_scores *sc);
+
+/* A features or CaffeOnSpark-test run over the net's whole test source. */
+struct extract_job {
+    const char *model, *weights;
+    const char *blobs;  /* comma-separated (features mode) */
+    const char *label;  /* "" or a blob added to the records */
+    const char *output; /* path or file: URI; "" for standard output */
+    const char *format; /* json, csv, npy */
+    long long iterations; /* batches; -1: every sample once */
+    int level;
+    const char *stages;
+    bool test_mode; /* CaffeOnSpark -test: "name: mean,..." lines of every output */
+};
+int cli_check_output(const char *cmd, const char *output, const char *format);
+int cli_extract(const char *cmd, const struct extract_job *job);
+
+int cmd_test(int argc, char **argv);
+int cmd_features(int argc, char **argv);
+int cmd_device_query(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+/* The CaffeOnSpark command line: crema -train|-test|-features ... (cos.c). */
+int cmd_cos(int argc, char **argv);
+void cos_print_help(void);
+
+/* Training progress (progress.c): a live line on a terminal, Caffe's log
+ * lines elsewhere, and TensorBoard scalars when tensorboard is a directory.
+ * Takes over the solver's after_iter/after_test hooks (and its log on a
+ * terminal). finish closes the event file; returns its status. */
+struct solver;
+struct progress;
+int cli_progress_attach(const char *cmd, struct solver *s, const char *tensorboard, struct progress **out);
+int cli_progress_finish(struct progress *p);
 
 #endif

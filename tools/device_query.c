@@ -1,0 +1,69 @@
+/* crema device_query: Caffe's device_query. This build computes on the CPU,
+ * so it says so and describes the CPU: model, cores, memory, BLAS. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+char *openblas_get_config(void);
+int openblas_get_num_threads(void);
+
+static struct flag dq_flags[] = {
+    { "gpu", FLAG_STRING, "", "GPU ids to query, or all (builds with CUDA only)", NULL, false },
+    { "help", FLAG_BOOL, "false", "print this list", NULL, false },
+};
+#define N_DQ_FLAGS ((int)(sizeof dq_flags / sizeof dq_flags[0]))
+
+/* The first "model name" of /proc/cpuinfo, or "unknown". */
+static void cpu_model(char *out, size_t n)
+{
+    snprintf(out, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        colon++;
+        while (*colon == ' ' || *colon == '\t')
+            colon++;
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, n, "%s", colon);
+        break;
+    }
+    fclose(f);
+}
+
+int cmd_device_query(int argc, char **argv)
+{
+    const char *pos[1];
+    int n_pos;
+    if (cli_parse_flags("device_query", argc, argv, 2, dq_flags, N_DQ_FLAGS, pos, 0, &n_pos))
+        return 1;
+    if (cli_bool(dq_flags, N_DQ_FLAGS, "help")) {
+        cli_print_flags("device_query", "[-gpu IDS]\n\nDescribes the devices crema computes on.", dq_flags,
+                        N_DQ_FLAGS);
+        return 0;
+    }
+    const char *gpu = cli_str(dq_flags, N_DQ_FLAGS, "gpu");
+    if (*gpu) {
+        fprintf(stderr, "crema device_query: -gpu %s: this build has no CUDA; it computes on the CPU\n", gpu);
+        return 1;
+    }
+    char model[256];
+    cpu_model(model, sizeof model);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    printf("Mode: CPU (this build has no CUDA)\n");
+    printf("CPU: %s\n", model);
+    printf("Cores online: %ld\n", cores);
+    if (pages > 0 && page > 0)
+        printf("Memory: %.1f GiB\n", (double)pages * (double)page / (1024.0 * 1024.0 * 1024.0));
+    printf("BLAS: %s (%d threads)\n", openblas_get_config(), openblas_get_num_threads());
+    return 0;
+}
