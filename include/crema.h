@@ -95,6 +95,33 @@ const char *crema_net_input_name(const crema_net *net, int i);
 int crema_net_num_outputs(const crema_net *net);
 const char *crema_net_output_name(const crema_net *net, int i);
 
+/* The wiring of layer i: how many parameter blobs, bottoms and tops it has,
+ * and their names (NULL when an index is out of range). */
+int crema_net_layer_num_params(const crema_net *net, int i);
+int crema_net_layer_num_bottoms(const crema_net *net, int i);
+const char *crema_net_layer_bottom_name(const crema_net *net, int i, int j);
+int crema_net_layer_num_tops(const crema_net *net, int i);
+const char *crema_net_layer_top_name(const crema_net *net, int i, int j);
+/* Every blob of the net in Caffe's order (inserted split blobs included). */
+int crema_net_num_blobs(const crema_net *net);
+const char *crema_net_blob_name(const crema_net *net, int i);
+
+/* ---- Weights files --------------------------------------------------- */
+
+/* A weights file read into memory without a net: a binary .caffemodel (any
+ * NetParameter, V1 `layers` included) or an HDF5 .caffemodel.h5, as its
+ * layers' names and blobs, in file order. */
+typedef struct crema_weights crema_weights;
+
+crema_status crema_weights_open(const char *path, crema_weights **out);
+void crema_weights_free(crema_weights *w);
+int crema_weights_num_layers(const crema_weights *w);
+const char *crema_weights_layer_name(const crema_weights *w, int i);
+int crema_weights_num_blobs(const crema_weights *w, int i);
+/* Blob j of layer i; out->diff is NULL when the file holds no diff for it.
+ * The buffers live until crema_weights_free. */
+crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out);
+
 #ifdef __cplusplus
 }
 #endif
