@@ -38,3 +38,9 @@ clean:
 bench: all
 	@$(MAKE) --no-print-directory -C $(BUILD) benches
 	@sh bench/run.sh $(BUILD)
+
+# LeNet on Fashion-MNIST, end to end (see demo/run.sh).
+.PHONY: demo
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh demo/run.sh

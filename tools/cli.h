@@ -36,5 +36,7 @@ int cmd_convert_mnist(int argc, char **argv);
 int cmd_convert_imageset(int argc, char **argv);
 int cmd_compute_mean(int argc, char **argv);
 int cmd_db_info(int argc, char **argv);
+/* training (train.c) */
+int cmd_train(int argc, char **argv);
 
 #endif

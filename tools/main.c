@@ -18,6 +18,7 @@ static const struct command commands[] = {
     { "convert-imageset", cmd_convert_imageset, "an image list to an LMDB/LevelDB of Datum (as convert_imageset)" },
     { "compute-mean", cmd_compute_mean, "the mean image of a Datum DB as a .binaryproto (as compute_image_mean)" },
     { "db-info", cmd_db_info, "record count and first record of a Datum DB" },
+    { "train", cmd_train, "train a net with a solver (as caffe train)" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -12,7 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Where the reader stands: the next record to read, passes made, and the
+ * generator that crops and mirrors. */
+struct data_mark {
+    size_t index;
+    uint64_t epoch;
+    struct rng rng;
+};
+
 struct data_batch {
+    struct data_mark start; /* the reader's state when this batch began */
     float *data, *label;
     int c, h, w; /* transformed item shape of this batch */
     size_t cap;  /* floats allocated in data */
@@ -27,6 +36,11 @@ struct data_priv {
     int batch_size, n_slots;
     bool labels;
     size_t index; /* position of the cursor's record within the database */
+    uint64_t epoch;
+    /* Where the prefetch thread will begin its next batch; written by the
+     * thread under mu, so the net's thread can name the batch it consumes
+     * next while the reader runs ahead. */
+    struct data_mark next;
     int rank, size;
     struct data_batch *slots;
     int head, n_full;
@@ -45,6 +59,7 @@ static int advance(struct data_priv *p)
     if (!rc && !db_cursor_valid(p->cur)) {
         rc = db_cursor_first(p->cur);
         p->index = 0;
+        p->epoch++;
     }
     if (!rc && !db_cursor_valid(p->cur))
         rc = err_set(CREMA_ERR_INVALID, "%s: the database is empty", db_path(p->db));
@@ -125,11 +140,13 @@ static void *prefetch_main(void *arg)
             pthread_cond_wait(&p->cv, &p->mu);
         bool stop = p->stop;
         tail = (p->head + p->n_full) % p->n_slots;
+        p->slots[tail].start = p->next;
         pthread_mutex_unlock(&p->mu);
         if (stop)
             break;
         int rc = fill_batch(p, &p->slots[tail]);
         pthread_mutex_lock(&p->mu);
+        p->next = (struct data_mark){ p->index, p->epoch, p->rng };
         if (rc) {
             p->failed = true;
             p->fail_rc = rc;
@@ -215,6 +232,7 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
         rc = tensor_reshape(top[1], 1, &p->batch_size);
     if (rc)
         return rc;
+    p->next = (struct data_mark){ p->index, p->epoch, p->rng };
     p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
     if (!p->slots)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
@@ -276,18 +294,65 @@ static int data_forward(struct layer *l, struct tensor **bottom, struct tensor *
     return rc;
 }
 
+static void prefetch_stop(struct data_priv *p)
+{
+    if (!p->started)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    p->started = p->stop = p->failed = false;
+    p->head = p->n_full = 0;
+}
+
+/* The batch the next forward returns began at: the oldest full slot's start,
+ * else where the reader begins (or is filling) the next one. */
+static int data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
+{
+    struct data_priv *p = l->priv;
+    pthread_mutex_lock(&p->mu);
+    struct data_mark m = p->n_full > 0 ? p->slots[p->head].start : p->next;
+    pthread_mutex_unlock(&p->mu);
+    pos->has_record = pos->has_epoch = true;
+    pos->record = m.index;
+    pos->epoch = m.epoch;
+    return layer_position_put_rng(pos, &m.rng);
+}
+
+/* Drops what was read ahead, walks the cursor to the record, and lets the
+ * next forward start a fresh prefetch thread from there. */
+static int data_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
+{
+    struct data_priv *p = l->priv;
+    prefetch_stop(p);
+    struct rng r = p->rng;
+    int rc = layer_position_get_rng(l, pos, &r);
+    if (rc)
+        return rc;
+    if ((rc = db_cursor_first(p->cur)))
+        return rc;
+    p->index = 0;
+    for (uint64_t i = 0; i < pos->record; i++) {
+        if ((rc = advance(p)))
+            return rc;
+        if (p->index == 0)
+            return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the end of %s",
+                           l->name, (unsigned long long)pos->record, db_path(p->db));
+    }
+    p->epoch = pos->epoch;
+    p->rng = r;
+    p->next = (struct data_mark){ p->index, p->epoch, p->rng };
+    return CREMA_OK;
+}
+
 static void data_destroy(struct layer *l)
 {
     struct data_priv *p = l->priv;
     if (!p)
         return;
-    if (p->started) {
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
-    }
+    prefetch_stop(p);
     for (int i = 0; p->slots && i < p->n_slots; i++) {
         free(p->slots[i].data);
         free(p->slots[i].label);
@@ -313,4 +378,6 @@ const struct layer_kind data_layer = {
     .reshape = data_reshape,
     .forward = data_forward,
     .destroy = data_destroy,
+    .get_position = data_get_position,
+    .set_position = data_set_position,
 };

@@ -287,6 +287,70 @@ static int hdf5_data_forward(struct layer *l, struct tensor **bottom, struct ten
     return CREMA_OK;
 }
 
+/* The row the next forward starts at, the file order and, with shuffle, the
+ * row order and generator that later shuffles continue from. */
+static int hdf5_data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
+{
+    struct hdf5_data_priv *p = l->priv;
+    pos->has_record = pos->has_file = true;
+    pos->record = p->cur_row;
+    pos->file = p->cur_file;
+    pos->file_order = malloc((size_t)p->n_files * sizeof *pos->file_order);
+    if (!pos->file_order)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    pos->n_file_order = (size_t)p->n_files;
+    for (int i = 0; i < p->n_files; i++)
+        pos->file_order[i] = (uint32_t)p->file_perm[i];
+    if (p->shuffle) {
+        pos->row_order = malloc((p->rows ? p->rows : 1) * sizeof *pos->row_order);
+        if (!pos->row_order)
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+        pos->n_row_order = p->rows;
+        for (size_t i = 0; i < p->rows; i++)
+            pos->row_order[i] = p->row_perm[i];
+    }
+    return layer_position_put_rng(pos, &p->rng);
+}
+
+static int hdf5_data_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
+{
+    struct hdf5_data_priv *p = l->priv;
+    if (pos->n_file_order && pos->n_file_order != (size_t)p->n_files)
+        return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position names %zu files, the list has %d",
+                       l->name, pos->n_file_order, p->n_files);
+    if (pos->file < 0 || pos->file >= p->n_files)
+        return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.file %d is not in 0..%d", l->name,
+                       pos->file, p->n_files - 1);
+    for (size_t i = 0; i < pos->n_file_order; i++) {
+        if (pos->file_order[i] >= (uint32_t)p->n_files)
+            return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.file_order[%zu] = %u is not a file",
+                           l->name, i, pos->file_order[i]);
+        p->file_perm[i] = (int)pos->file_order[i];
+    }
+    int rc = CREMA_OK;
+    if (p->n_files > 1 || p->cur_file != pos->file)
+        rc = load_file(l, p, p->file_perm[pos->file]);
+    if (rc)
+        return rc;
+    p->cur_file = pos->file;
+    if (pos->record >= p->rows)
+        return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the %zu rows of %s",
+                       l->name, (unsigned long long)pos->record, p->rows, p->files[p->file_perm[p->cur_file]]);
+    if (pos->n_row_order) {
+        if (pos->n_row_order != p->rows)
+            return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.row_order has %zu rows, the file %zu",
+                           l->name, pos->n_row_order, p->rows);
+        for (size_t i = 0; i < p->rows; i++) {
+            if (pos->row_order[i] >= p->rows)
+                return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.row_order[%zu] is not a row",
+                               l->name, i);
+            p->row_perm[i] = (size_t)pos->row_order[i];
+        }
+    }
+    p->cur_row = (size_t)pos->record;
+    return layer_position_get_rng(l, pos, &p->rng);
+}
+
 static void hdf5_data_destroy(struct layer *l)
 {
     struct hdf5_data_priv *p = l->priv;
@@ -313,6 +377,8 @@ const struct layer_kind hdf5_data_layer = {
     .reshape = hdf5_data_reshape,
     .forward = hdf5_data_forward,
     .destroy = hdf5_data_destroy,
+    .get_position = hdf5_data_get_position,
+    .set_position = hdf5_data_set_position,
 };
 
 /* ---- HDF5Output ---- */

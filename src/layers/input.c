@@ -226,6 +226,25 @@ static void memory_destroy(struct layer *l)
     l->priv = NULL;
 }
 
+static int memory_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
+{
+    struct memory_priv *mp = l->priv;
+    pos->has_record = true;
+    pos->record = (uint64_t)mp->pos;
+    return CREMA_OK;
+}
+
+/* The arrays are the caller's to feed again; only the offset comes back. */
+static int memory_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
+{
+    struct memory_priv *mp = l->priv;
+    if (mp->data ? pos->record >= (uint64_t)mp->n : pos->record != 0)
+        return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the %d items fed",
+                       l->name, (unsigned long long)pos->record, mp->data ? mp->n : 0);
+    mp->pos = (int)pos->record;
+    return CREMA_OK;
+}
+
 int memory_data_reset(struct layer *l, const float *data, const float *labels, int n)
 {
     if (l->kind != &memory_data_layer)
@@ -261,4 +280,6 @@ const struct layer_kind memory_data_layer = {
     .setup = memory_setup,
     .forward = memory_forward,
     .destroy = memory_destroy,
+    .get_position = memory_get_position,
+    .set_position = memory_set_position,
 };

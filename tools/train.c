@@ -1,0 +1,205 @@
+/* crema train: Caffe's `caffe train` (solver, -weights or -snapshot,
+ * SIGINT/SIGHUP effects), plus -iterations to override max_iter. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "proto/proto_io.h"
+#include "solvers/solver.h"
+#include "util/err.h"
+
+static struct flag train_flags[] = {
+    { "solver", FLAG_STRING, "", "the solver definition (text SolverParameter)", NULL, false },
+    { "weights", FLAG_STRING, "", "comma-separated .caffemodel(.h5) files to start from (not with -snapshot)", NULL,
+      false },
+    { "snapshot", FLAG_STRING, "", "a .solverstate(.h5) to resume from", NULL, false },
+    { "iterations", FLAG_INT, "-1", "train to this iteration instead of the solver's max_iter (-1: max_iter)", NULL,
+      false },
+    { "sigint_effect", FLAG_STRING, "stop", "what SIGINT does: stop, snapshot or none", NULL, false },
+    { "sighup_effect", FLAG_STRING, "snapshot", "what SIGHUP does: stop, snapshot or none", NULL, false },
+    { "level", FLAG_INT, "0", "the train net state's level", NULL, false },
+    { "stage", FLAG_STRING, "", "comma-separated stages of the train net state", NULL, false },
+    { "help", FLAG_BOOL, "false", "print this list", NULL, false },
+};
+#define N_TRAIN_FLAGS ((int)(sizeof train_flags / sizeof train_flags[0]))
+
+/* The handler only sets a flag; the loop polls it once per iteration. */
+static volatile sig_atomic_t got_sigint, got_sighup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGINT)
+        got_sigint = 1;
+    else if (sig == SIGHUP)
+        got_sighup = 1;
+}
+
+struct effects {
+    enum solver_action sigint, sighup;
+};
+
+static int parse_effect(const char *flag, const char *v, enum solver_action *out)
+{
+    if (strcmp(v, "stop") == 0)
+        *out = SOLVER_ACTION_STOP;
+    else if (strcmp(v, "snapshot") == 0)
+        *out = SOLVER_ACTION_SNAPSHOT;
+    else if (strcmp(v, "none") == 0)
+        *out = SOLVER_ACTION_NONE;
+    else {
+        fprintf(stderr, "crema train: -%s wants stop, snapshot or none, got \"%s\"\n", flag, v);
+        return 1;
+    }
+    return 0;
+}
+
+/* Caffe's SignalHandler::CheckForSignals: SIGINT first, each seen once. */
+static enum solver_action check_signals(void *ctx)
+{
+    const struct effects *e = ctx;
+    if (got_sigint) {
+        got_sigint = 0;
+        return e->sigint;
+    }
+    if (got_sighup) {
+        got_sighup = 0;
+        return e->sighup;
+    }
+    return SOLVER_ACTION_NONE;
+}
+
+static int install(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    return sigaction(sig, &sa, NULL);
+}
+
+/* -level L and -stage a,b go into train_state, as caffe.cpp does. */
+static int set_train_state(Caffe__SolverParameter *p, long long level, const char *stages)
+{
+    if (!p->train_state) {
+        p->train_state = malloc(sizeof *p->train_state);
+        if (!p->train_state)
+            return 1;
+        caffe__net_state__init(p->train_state);
+    }
+    Caffe__NetState *ns = p->train_state;
+    ns->has_level = true;
+    ns->level = (int32_t)level;
+    char *copy = strdup(stages);
+    if (!copy)
+        return 1;
+    char *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        char **grown = realloc(ns->stage, (ns->n_stage + 1) * sizeof *grown);
+        if (grown)
+            ns->stage = grown;
+        if (!grown || !(ns->stage[ns->n_stage] = strdup(t)))
+            rc = 1;
+        else
+            ns->n_stage++;
+    }
+    free(copy);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const char *pos[1];
+    int n_pos = 0;
+    if (cli_parse_flags("train", argc, argv, 2, train_flags, N_TRAIN_FLAGS, pos, 0, &n_pos))
+        return 1;
+    if (cli_bool(train_flags, N_TRAIN_FLAGS, "help")) {
+        cli_print_flags("train", "-solver S [-weights W | -snapshot S] [flags]", train_flags, N_TRAIN_FLAGS);
+        return 0;
+    }
+    const char *solver_file = cli_str(train_flags, N_TRAIN_FLAGS, "solver");
+    const char *weights = cli_str(train_flags, N_TRAIN_FLAGS, "weights");
+    const char *snapshot = cli_str(train_flags, N_TRAIN_FLAGS, "snapshot");
+    if (!*solver_file) {
+        fprintf(stderr, "crema train: need a solver definition to train (-solver)\n");
+        return 1;
+    }
+    if (*weights && *snapshot) {
+        fprintf(stderr, "crema train: give a snapshot to resume training or weights to finetune but not both\n");
+        return 1;
+    }
+    struct effects eff;
+    if (parse_effect("sigint_effect", cli_str(train_flags, N_TRAIN_FLAGS, "sigint_effect"), &eff.sigint) ||
+        parse_effect("sighup_effect", cli_str(train_flags, N_TRAIN_FLAGS, "sighup_effect"), &eff.sighup))
+        return 1;
+
+    Caffe__SolverParameter *param = NULL;
+    int rc = solver_read_param(solver_file, &param);
+    if (rc) {
+        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+        return 1;
+    }
+    long long iterations = cli_int(train_flags, N_TRAIN_FLAGS, "iterations");
+    if (iterations >= 0) {
+        param->has_max_iter = true;
+        param->max_iter = (int32_t)iterations;
+    }
+    if (set_train_state(param, cli_int(train_flags, N_TRAIN_FLAGS, "level"),
+                        cli_str(train_flags, N_TRAIN_FLAGS, "stage"))) {
+        proto_free(&param->base);
+        fprintf(stderr, "crema train: out of memory\n");
+        return 1;
+    }
+    if (*weights) {
+        /* -weights replaces the solver's own `weights`, as caffe.cpp does. */
+        for (size_t i = 0; i < param->n_weights; i++)
+            free(param->weights[i]);
+        free(param->weights);
+        param->weights = malloc(sizeof *param->weights);
+        param->n_weights = param->weights ? 1 : 0;
+        if (param->weights)
+            param->weights[0] = strdup(weights);
+        if (!param->weights || !param->weights[0]) {
+            proto_free(&param->base);
+            fprintf(stderr, "crema train: out of memory\n");
+            return 1;
+        }
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (proto_print_text(&param->base, &text, &len) == 0)
+        fprintf(stderr, "Initializing solver from parameters: \n%s", text);
+    free(text);
+
+    struct solver *s = NULL;
+    rc = solver_create(param, stderr, &s);
+    proto_free(&param->base);
+    if (rc) {
+        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+        return 1;
+    }
+    got_sigint = got_sighup = 0;
+    if (install(SIGINT) || install(SIGHUP)) {
+        solver_free(s);
+        fprintf(stderr, "crema train: cannot install the signal handlers\n");
+        return 1;
+    }
+    s->action = check_signals;
+    s->action_ctx = &eff;
+    fprintf(stderr, "Starting Optimization\n");
+    if (*snapshot)
+        fprintf(stderr, "Resuming from %s\n", snapshot);
+    rc = solver_solve(s, *snapshot ? snapshot : NULL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    solver_free(s);
+    if (rc) {
+        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+        return 1;
+    }
+    fprintf(stderr, "Optimization Done.\n");
+    return 0;
+}
