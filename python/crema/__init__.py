@@ -12,11 +12,12 @@ See crema.Net for what is a view and what is a copy.
 """
 from ._capi import LIBRARY_PATH, CremaError, lib as _lib
 from .net import TEST, TRAIN, Blob, Net
+from .solver import Solver
 from .weights import BlobArrays, read_caffemodel
 
 __version__ = "0.1.0"
 
-__all__ = ["Net", "Blob", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
+__all__ = ["Net", "Blob", "Solver", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
            "library_path", "version"]
 
 

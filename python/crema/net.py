@@ -47,6 +47,19 @@ class _Handle:
         self.free()
 
 
+class _BorrowedHandle:
+    """A crema_net* owned by someone else (a solver's nets): never freed
+    here; it keeps its owner's handle alive instead."""
+
+    def __init__(self, ptr, owner):
+        self.ptr = ptr
+        self._owner = owner
+
+    def free(self):
+        self.ptr = None
+        self._owner = None
+
+
 class _CArray:
     """A numpy array interface over C memory that keeps its owner alive."""
 
@@ -191,6 +204,16 @@ class Net:
         self.phase = "TRAIN" if code == TRAIN else "TEST"
         self.loss = None  # the loss of the last forward()
         self._read_structure()
+
+    @classmethod
+    def _borrow(cls, ptr, owner, phase):
+        """A Net over a crema_net* that `owner` (a handle) frees."""
+        net = cls.__new__(cls)
+        net._h = _BorrowedHandle(ptr, owner)
+        net.phase = phase
+        net.loss = None
+        net._read_structure()
+        return net
 
     def _read_structure(self):
         p = self._h.ptr

@@ -321,6 +321,79 @@ class Errors(unittest.TestCase):
         gc.collect()
 
 
+class SolverRun(unittest.TestCase):
+    """solvers/sgd_momentum_step, run in a copy of the case folder (the
+    solver snapshots every iteration into its working directory)."""
+
+    def setUp(self):
+        import shutil
+        src = os.path.join(GOLDEN, "solvers", "sgd_momentum_step")
+        self.gold = src
+        self.work = os.path.join(TMP, "py_solver_%d" % os.getpid())
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        for f in ("solver.prototxt", "net.prototxt", "train.h5", "train_list.txt", "init.caffemodel"):
+            shutil.copy(golden("solvers", "sgd_momentum_step", f), self.work)
+        self.cwd = os.getcwd()
+        os.chdir(self.work)
+        self.addCleanup(shutil.rmtree, self.work, True)
+        self.addCleanup(os.chdir, self.cwd)
+
+    def compare(self, params, n, what):
+        want = crema.read_caffemodel(os.path.join(self.gold, "snap_iter_%d.caffemodel" % n))
+        worst = 0.0
+        for layer in ("ip1", "ip2"):
+            for i in range(2):
+                worst = max(worst, assert_close(self, params(layer, i), want[layer][i].data, 1e-5 * n, 1e-7,
+                                                "%s: %s[%d] after %d iterations" % (what, layer, i, n)))
+        return worst
+
+    def test_step_snapshot_restore(self):
+        with crema.Solver("solver.prototxt") as solver:
+            self.assertEqual(solver.iter, 0)
+            self.assertEqual(solver.test_nets, [])
+            self.assertEqual(solver.net.phase, "TRAIN")
+            solver.net.copy_from("init.caffemodel")  # caffe train -weights init.caffemodel
+            solver.step(3)
+            self.assertEqual(solver.iter, 3)
+            worst = self.compare(lambda l, i: solver.net.params[l][i].data, 3, "train net")
+            # snapshot: 1 wrote every iteration; the files hold Caffe's weights too
+            mine = crema.read_caffemodel("snap_iter_3.caffemodel")
+            worst = max(worst, self.compare(lambda l, i: mine[l][i].data, 3, "snap_iter_3.caffemodel"))
+            self.assertTrue(os.path.exists("snap_iter_3.solverstate"))
+        with crema.Solver("solver.prototxt") as again:
+            again.restore("snap_iter_2.solverstate")
+            self.assertEqual(again.iter, 2)
+            again.step(1)
+            worst = max(worst, self.compare(lambda l, i: again.net.params[l][i].data, 3, "restored at 2, 1 step"))
+            again.step(3)
+            worst = max(worst, self.compare(lambda l, i: again.net.params[l][i].data, 6, "restored, 6"))
+            os.remove("snap_iter_6.caffemodel")
+            again.snapshot()
+            self.assertTrue(os.path.exists("snap_iter_6.caffemodel"))
+        print("sgd_momentum_step: worst weight error %.3g" % worst)
+
+    def test_solver_errors(self):
+        with self.assertRaises(crema.CremaError):
+            crema.Solver("no_such_solver.prototxt")
+        with open("bad_solver.prototxt", "w") as f:
+            f.write('net: "net.prototxt"\nbase_lr: fast\n')
+        with self.assertRaises(crema.CremaError) as e:
+            crema.Solver("bad_solver.prototxt")
+        self.assertIn("base_lr", str(e.exception))
+        solver = crema.Solver("solver.prototxt")
+        with self.assertRaises(crema.CremaError):
+            solver.restore("no_such.solverstate")
+        view = solver.net.params["ip1"][0].data
+        want = view.copy()
+        solver.close()
+        np.testing.assert_array_equal(view, want)  # the view kept the solver alive
+        with self.assertRaises(crema.CremaError):
+            solver.step(1)
+        with self.assertRaises(crema.CremaError):
+            solver.net.forward()
+
+
 class Packaging(unittest.TestCase):
     def test_library_is_packaged(self):
         lib = crema.library_path()

@@ -6,6 +6,7 @@
 #include "net/net.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
+#include "solvers/solver.h"
 #include "util/err.h"
 
 #include <stdlib.h>
@@ -436,4 +437,112 @@ crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out)
     if (!wl->has_diff[j])
         out->diff = NULL;
     return rc;
+}
+
+/* ---- Solvers ---- */
+
+struct crema_solver {
+    struct solver *s;
+    crema_net train; /* handles that borrow the solver's nets */
+    crema_net *tests;
+};
+
+crema_status crema_solver_open(const char *solver_prototxt, int log_to_stderr, crema_solver **out)
+{
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_open: out is NULL");
+    *out = NULL;
+    if (!solver_prototxt)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_open: no solver prototxt path");
+    Caffe__SolverParameter *param = NULL;
+    int rc = solver_read_param(solver_prototxt, &param);
+    if (rc)
+        return rc;
+    struct solver *s = NULL;
+    rc = solver_create(param, log_to_stderr ? stderr : NULL, &s);
+    proto_free(&param->base);
+    if (rc)
+        return err_prefix(rc, "%s", solver_prototxt);
+    crema_solver *h = calloc(1, sizeof *h);
+    if (h)
+        h->tests = calloc((size_t)s->n_test_nets + 1, sizeof *h->tests);
+    if (!h || !h->tests) {
+        free(h);
+        solver_free(s);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    h->s = s;
+    h->train.net = s->net;
+    for (int i = 0; i < s->n_test_nets; i++)
+        h->tests[i].net = s->test_nets[i];
+    *out = h;
+    return CREMA_OK;
+}
+
+void crema_solver_free(crema_solver *s)
+{
+    if (!s)
+        return;
+    solver_free(s->s);
+    free(s->tests);
+    free(s);
+}
+
+crema_status crema_solver_step(crema_solver *s, int iters)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_step: NULL solver");
+    if (iters < 0)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_step: iters is %d", iters);
+    return solver_step(s->s, iters);
+}
+
+crema_status crema_solver_solve(crema_solver *s, const char *resume_file)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_solve: NULL solver");
+    return solver_solve(s->s, resume_file);
+}
+
+crema_status crema_solver_snapshot(crema_solver *s)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_snapshot: NULL solver");
+    return solver_snapshot(s->s);
+}
+
+crema_status crema_solver_restore(crema_solver *s, const char *state_file)
+{
+    if (!s || !state_file)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_restore: NULL argument");
+    return solver_restore(s->s, state_file);
+}
+
+crema_status crema_solver_test_all(crema_solver *s)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_test_all: NULL solver");
+    return solver_test_all(s->s);
+}
+
+int crema_solver_iter(const crema_solver *s)
+{
+    return s ? s->s->update.iter : 0;
+}
+
+crema_net *crema_solver_net(crema_solver *s)
+{
+    return s ? &s->train : NULL;
+}
+
+int crema_solver_num_test_nets(const crema_solver *s)
+{
+    return s ? s->s->n_test_nets : 0;
+}
+
+crema_net *crema_solver_test_net(crema_solver *s, int i)
+{
+    if (!s || i < 0 || i >= s->s->n_test_nets)
+        return NULL;
+    return &s->tests[i];
 }
