@@ -95,6 +95,64 @@ const char *crema_net_input_name(const crema_net *net, int i);
 int crema_net_num_outputs(const crema_net *net);
 const char *crema_net_output_name(const crema_net *net, int i);
 
+/* The wiring of layer i: how many parameter blobs, bottoms and tops it has,
+ * and their names (NULL when an index is out of range). */
+int crema_net_layer_num_params(const crema_net *net, int i);
+int crema_net_layer_num_bottoms(const crema_net *net, int i);
+const char *crema_net_layer_bottom_name(const crema_net *net, int i, int j);
+int crema_net_layer_num_tops(const crema_net *net, int i);
+const char *crema_net_layer_top_name(const crema_net *net, int i, int j);
+/* Every blob of the net in Caffe's order (inserted split blobs included). */
+int crema_net_num_blobs(const crema_net *net);
+const char *crema_net_blob_name(const crema_net *net, int i);
+
+/* ---- Weights files --------------------------------------------------- */
+
+/* A weights file read into memory without a net: a binary .caffemodel (any
+ * NetParameter, V1 `layers` included) or an HDF5 .caffemodel.h5, as its
+ * layers' names and blobs, in file order. */
+typedef struct crema_weights crema_weights;
+
+crema_status crema_weights_open(const char *path, crema_weights **out);
+void crema_weights_free(crema_weights *w);
+int crema_weights_num_layers(const crema_weights *w);
+const char *crema_weights_layer_name(const crema_weights *w, int i);
+int crema_weights_num_blobs(const crema_weights *w, int i);
+/* Blob j of layer i; out->diff is NULL when the file holds no diff for it.
+ * The buffers live until crema_weights_free. */
+crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out);
+
+/* ---- Solvers ---------------------------------------------------------- */
+
+/* Caffe's Solver: the train and test nets of a solver prototxt, trained by
+ * its `type` and learning-rate policy. Relative paths in the prototxt (net,
+ * snapshot_prefix, data sources) are relative to the working directory, as
+ * in Caffe. */
+typedef struct crema_solver crema_solver;
+
+/* Reads the solver prototxt, builds its nets and loads its `weights`; with
+ * log_to_stderr, Caffe's INFO lines (loss, lr, tests) go to stderr. */
+crema_status crema_solver_open(const char *solver_prototxt, int log_to_stderr, crema_solver **out);
+void crema_solver_free(crema_solver *s);
+/* iters iterations of Caffe's Step (tests, updates, snapshots as the
+ * prototxt says). */
+crema_status crema_solver_step(crema_solver *s, int iters);
+/* Caffe's Solve: restore (resume_file may be NULL), train to max_iter,
+ * snapshot at the end. */
+crema_status crema_solver_solve(crema_solver *s, const char *resume_file);
+/* Writes <snapshot_prefix>_iter_N.caffemodel + .solverstate (or .h5). */
+crema_status crema_solver_snapshot(crema_solver *s);
+/* Restores a .solverstate (or .solverstate.h5) and the weights it names. */
+crema_status crema_solver_restore(crema_solver *s, const char *state_file);
+/* Runs every test net over its test_iter batches, logging the outputs. */
+crema_status crema_solver_test_all(crema_solver *s);
+int crema_solver_iter(const crema_solver *s);
+/* The train net and the test nets: owned by the solver (never pass them to
+ * crema_net_free), valid until crema_solver_free. */
+crema_net *crema_solver_net(crema_solver *s);
+int crema_solver_num_test_nets(const crema_solver *s);
+crema_net *crema_solver_test_net(crema_solver *s, int i);
+
 #ifdef __cplusplus
 }
 #endif

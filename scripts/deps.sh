@@ -6,7 +6,7 @@ set -eu
 APT_PACKAGES="cmake make gcc g++ clang pkg-config libclang-rt-14-dev
 protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev liblmdb-dev lmdb-utils
 libleveldb-dev libhdf5-dev hdf5-tools libjpeg62-turbo-dev libpng-dev
-libgloo-dev dataset-fashion-mnist valgrind iproute2"
+libgloo-dev dataset-fashion-mnist valgrind iproute2 python3-venv"
 
 missing=""
 for p in $APT_PACKAGES; do

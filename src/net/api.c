@@ -1,9 +1,12 @@
-/* The public C API over nets (include/crema.h): an opaque handle around
- * struct net, with every failure reported through crema_errmsg(). */
+/* The public C API (include/crema.h): opaque handles around struct net and
+ * weights files, with every failure reported through crema_errmsg(). */
 #include "crema.h"
 #include "layers/input.h"
+#include "net/blob_proto.h"
 #include "net/net.h"
+#include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
+#include "solvers/solver.h"
 #include "util/err.h"
 
 #include <stdlib.h>
@@ -261,4 +264,285 @@ const char *crema_net_output_name(const crema_net *net, int i)
     if (!net || i < 0 || i >= net->net->n_outputs)
         return NULL;
     return net->net->blob_names[net->net->output_ids[i]];
+}
+
+static const struct net_layer *layer_at(const crema_net *net, int i)
+{
+    if (!net || i < 0 || i >= net->net->n_layers)
+        return NULL;
+    return &net->net->layers[i];
+}
+
+int crema_net_layer_num_params(const crema_net *net, int i)
+{
+    const struct net_layer *nl = layer_at(net, i);
+    return nl ? nl->layer->n_blobs : 0;
+}
+
+int crema_net_layer_num_bottoms(const crema_net *net, int i)
+{
+    const struct net_layer *nl = layer_at(net, i);
+    return nl ? nl->n_bottom : 0;
+}
+
+const char *crema_net_layer_bottom_name(const crema_net *net, int i, int j)
+{
+    const struct net_layer *nl = layer_at(net, i);
+    if (!nl || j < 0 || j >= nl->n_bottom)
+        return NULL;
+    return net->net->blob_names[nl->bottom_id[j]];
+}
+
+int crema_net_layer_num_tops(const crema_net *net, int i)
+{
+    const struct net_layer *nl = layer_at(net, i);
+    return nl ? nl->n_top : 0;
+}
+
+const char *crema_net_layer_top_name(const crema_net *net, int i, int j)
+{
+    const struct net_layer *nl = layer_at(net, i);
+    if (!nl || j < 0 || j >= nl->n_top)
+        return NULL;
+    return net->net->blob_names[nl->top_id[j]];
+}
+
+int crema_net_num_blobs(const crema_net *net)
+{
+    return net ? net->net->n_blobs : 0;
+}
+
+const char *crema_net_blob_name(const crema_net *net, int i)
+{
+    if (!net || i < 0 || i >= net->net->n_blobs)
+        return NULL;
+    return net->net->blob_names[i];
+}
+
+/* ---- Weights files ---- */
+
+struct weights_layer {
+    char *name;
+    int n_blobs;
+    struct tensor **blobs;
+    bool *has_diff;
+};
+
+struct crema_weights {
+    int n_layers;
+    struct weights_layer *layers;
+};
+
+static int weights_add_layer(crema_weights *w, const char *name, Caffe__BlobProto **blobs, size_t n)
+{
+    struct weights_layer *wl = &w->layers[w->n_layers];
+    wl->name = strdup(name ? name : "");
+    wl->blobs = calloc(n + 1, sizeof *wl->blobs);
+    wl->has_diff = calloc(n + 1, sizeof *wl->has_diff);
+    w->n_layers++;
+    if (!wl->name || !wl->blobs || !wl->has_diff)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < n; j++) {
+        struct tensor *t = tensor_new();
+        if (!t)
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+        wl->blobs[wl->n_blobs++] = t;
+        int rc = tensor_from_proto(t, blobs[j], true);
+        if (rc)
+            return err_prefix(rc, "layer %s blob %zu", wl->name, j);
+        wl->has_diff[j] = blobs[j]->n_diff || blobs[j]->n_double_diff;
+    }
+    return CREMA_OK;
+}
+
+crema_status crema_weights_open(const char *path, crema_weights **out)
+{
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_weights_open: out is NULL");
+    *out = NULL;
+    if (!path)
+        return err_set(CREMA_ERR_INVALID, "crema_weights_open: no path");
+    Caffe__NetParameter *p = NULL;
+    int rc = hdf5_is_snapshot_name(path)
+                 ? hdf5_read_net(path, &p)
+                 : proto_read_binary(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    if (rc)
+        return rc;
+    crema_weights *w = calloc(1, sizeof *w);
+    if (w)
+        w->layers = calloc(p->n_layer + p->n_layers + 1, sizeof *w->layers);
+    if (!w || !w->layers) {
+        free(w);
+        proto_free(&p->base);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; !rc && i < p->n_layer; i++)
+        rc = weights_add_layer(w, p->layer[i]->name, p->layer[i]->blobs, p->layer[i]->n_blobs);
+    for (size_t i = 0; !rc && i < p->n_layers; i++)
+        rc = weights_add_layer(w, p->layers[i]->name, p->layers[i]->blobs, p->layers[i]->n_blobs);
+    proto_free(&p->base);
+    if (rc) {
+        crema_weights_free(w);
+        return err_prefix(rc, "%s", path);
+    }
+    *out = w;
+    return CREMA_OK;
+}
+
+void crema_weights_free(crema_weights *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < w->n_layers; i++) {
+        struct weights_layer *wl = &w->layers[i];
+        for (int j = 0; j < wl->n_blobs; j++)
+            tensor_free(wl->blobs[j]);
+        free(wl->blobs);
+        free(wl->has_diff);
+        free(wl->name);
+    }
+    free(w->layers);
+    free(w);
+}
+
+int crema_weights_num_layers(const crema_weights *w)
+{
+    return w ? w->n_layers : 0;
+}
+
+const char *crema_weights_layer_name(const crema_weights *w, int i)
+{
+    if (!w || i < 0 || i >= w->n_layers)
+        return NULL;
+    return w->layers[i].name;
+}
+
+int crema_weights_num_blobs(const crema_weights *w, int i)
+{
+    if (!w || i < 0 || i >= w->n_layers)
+        return 0;
+    return w->layers[i].n_blobs;
+}
+
+crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out)
+{
+    if (!w || !out)
+        return err_set(CREMA_ERR_INVALID, "crema_weights_blob: NULL argument");
+    if (i < 0 || i >= w->n_layers)
+        return err_set(CREMA_ERR_NOTFOUND, "weights file has %d layers; there is no layer %d", w->n_layers, i);
+    struct weights_layer *wl = &w->layers[i];
+    if (j < 0 || j >= wl->n_blobs)
+        return err_set(CREMA_ERR_NOTFOUND, "layer %s has %d blobs; there is no blob %d", wl->name, wl->n_blobs, j);
+    int rc = blob_view(wl->blobs[j], out);
+    if (!wl->has_diff[j])
+        out->diff = NULL;
+    return rc;
+}
+
+/* ---- Solvers ---- */
+
+struct crema_solver {
+    struct solver *s;
+    crema_net train; /* handles that borrow the solver's nets */
+    crema_net *tests;
+};
+
+crema_status crema_solver_open(const char *solver_prototxt, int log_to_stderr, crema_solver **out)
+{
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_open: out is NULL");
+    *out = NULL;
+    if (!solver_prototxt)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_open: no solver prototxt path");
+    Caffe__SolverParameter *param = NULL;
+    int rc = solver_read_param(solver_prototxt, &param);
+    if (rc)
+        return rc;
+    struct solver *s = NULL;
+    rc = solver_create(param, log_to_stderr ? stderr : NULL, &s);
+    proto_free(&param->base);
+    if (rc)
+        return err_prefix(rc, "%s", solver_prototxt);
+    crema_solver *h = calloc(1, sizeof *h);
+    if (h)
+        h->tests = calloc((size_t)s->n_test_nets + 1, sizeof *h->tests);
+    if (!h || !h->tests) {
+        free(h);
+        solver_free(s);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    h->s = s;
+    h->train.net = s->net;
+    for (int i = 0; i < s->n_test_nets; i++)
+        h->tests[i].net = s->test_nets[i];
+    *out = h;
+    return CREMA_OK;
+}
+
+void crema_solver_free(crema_solver *s)
+{
+    if (!s)
+        return;
+    solver_free(s->s);
+    free(s->tests);
+    free(s);
+}
+
+crema_status crema_solver_step(crema_solver *s, int iters)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_step: NULL solver");
+    if (iters < 0)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_step: iters is %d", iters);
+    return solver_step(s->s, iters);
+}
+
+crema_status crema_solver_solve(crema_solver *s, const char *resume_file)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_solve: NULL solver");
+    return solver_solve(s->s, resume_file);
+}
+
+crema_status crema_solver_snapshot(crema_solver *s)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_snapshot: NULL solver");
+    return solver_snapshot(s->s);
+}
+
+crema_status crema_solver_restore(crema_solver *s, const char *state_file)
+{
+    if (!s || !state_file)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_restore: NULL argument");
+    return solver_restore(s->s, state_file);
+}
+
+crema_status crema_solver_test_all(crema_solver *s)
+{
+    if (!s)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_test_all: NULL solver");
+    return solver_test_all(s->s);
+}
+
+int crema_solver_iter(const crema_solver *s)
+{
+    return s ? s->s->update.iter : 0;
+}
+
+crema_net *crema_solver_net(crema_solver *s)
+{
+    return s ? &s->train : NULL;
+}
+
+int crema_solver_num_test_nets(const crema_solver *s)
+{
+    return s ? s->s->n_test_nets : 0;
+}
+
+crema_net *crema_solver_test_net(crema_solver *s, int i)
+{
+    if (!s || i < 0 || i >= s->s->n_test_nets)
+        return NULL;
+    return &s->tests[i];
 }

@@ -1,0 +1,94 @@
+"""setup.py's build step for the crema package: builds libcrema.so with the
+repository's CMakeLists.txt and puts it into the package as
+crema/_lib/libcrema.so. Shared by python/setup.py and the root setup.py.
+
+Environment:
+  CREMA_SOURCE_DIR       the crema source tree (default: found upwards from here)
+  CREMA_CMAKE_BUILD_DIR  where CMake builds (default: under setuptools' build_temp);
+                         a persistent one makes reinstalls incremental
+  CMAKE_BUILD_PARALLEL_LEVEL  compile jobs (default: the number of CPUs)
+"""
+import os
+import shutil
+import subprocess
+
+from setuptools import Distribution
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LIB_NAME = "libcrema.so"
+
+
+def find_source_root():
+    env = os.environ.get("CREMA_SOURCE_DIR")
+    candidates = [env] if env else [os.path.dirname(HERE), HERE]
+    for d in candidates:
+        cm = os.path.join(d, "CMakeLists.txt")
+        if os.path.isfile(cm) and os.path.isfile(os.path.join(d, "include", "crema.h")):
+            return os.path.abspath(d)
+    raise RuntimeError(
+        "crema: cannot find the crema source tree (CMakeLists.txt and include/crema.h) "
+        "in %s; build from a checkout or set CREMA_SOURCE_DIR" % ", ".join(c for c in candidates if c))
+
+
+def build_libcrema(build_temp):
+    """Configures and builds the shared library; returns its path."""
+    cmake = shutil.which("cmake")
+    if not cmake:
+        raise RuntimeError("crema: cmake is not installed (Debian: apt-get install cmake; see scripts/deps.sh)")
+    src = find_source_root()
+    build_dir = os.path.abspath(os.environ.get("CREMA_CMAKE_BUILD_DIR") or os.path.join(build_temp, "cmake"))
+    os.makedirs(build_dir, exist_ok=True)
+    if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
+        subprocess.check_call([cmake, "-S", src, "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"])
+    jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(os.cpu_count() or 1)
+    subprocess.check_call([cmake, "--build", build_dir, "--target", "crema_shared", "--parallel", jobs])
+    lib = os.path.join(build_dir, "lib", LIB_NAME)
+    if not os.path.isfile(lib):
+        raise RuntimeError("crema: the CMake build did not produce %s" % lib)
+    return lib
+
+
+class BuildPyWithLibcrema(build_py):
+    """build_py that also builds libcrema and copies it to crema/_lib."""
+
+    def run(self):
+        super().run()
+        build_temp = self.get_finalized_command("build").build_temp
+        lib = build_libcrema(build_temp)
+        if getattr(self, "editable_mode", False):
+            pkg_dir = self.get_package_dir("crema")
+        else:
+            pkg_dir = os.path.join(self.build_lib, "crema")
+        dest = os.path.join(pkg_dir, "_lib")
+        os.makedirs(dest, exist_ok=True)
+        shutil.copy2(lib, os.path.join(dest, LIB_NAME))
+
+
+class BinaryDistribution(Distribution):
+    """The wheel carries a native library: tag it for the platform."""
+
+    def has_ext_modules(self):
+        return True
+
+
+def setup_kwargs(package_dir):
+    """setup() arguments; package_dir is where the crema package lies,
+    relative to the setup.py that calls this."""
+    readme = os.path.join(HERE, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        long_description = f.read()
+    return dict(
+        name="crema",
+        version="0.1.0",
+        description="Caffe-compatible deep learning in C (libcrema), from Python",
+        long_description=long_description,
+        long_description_content_type="text/markdown",
+        python_requires=">=3.8",
+        packages=["crema"],
+        package_dir={"crema": package_dir},
+        install_requires=["numpy"],
+        cmdclass={"build_py": BuildPyWithLibcrema},
+        distclass=BinaryDistribution,
+        zip_safe=False,
+    )
