@@ -153,6 +153,67 @@ crema_net *crema_solver_net(crema_solver *s);
 int crema_solver_num_test_nets(const crema_solver *s);
 crema_net *crema_solver_test_net(crema_solver *s, int i);
 
+
+/* ---- CaffeOnSpark feeding -------------------------------------------- */
+
+/* Feeds top `top` of a CoSData layer n samples (a positive multiple of its
+ * batch_size; forwards take batch_size at a time, wrapping around).
+ * Numeric tops (STRING, INT, FLOAT, INT_ARRAY, FLOAT_ARRAY: the caller
+ * converts the column) take n x sample-size floats and lengths NULL;
+ * RAW_IMAGE takes n planar channels x height x width uint8 images and
+ * lengths NULL; ENCODED_IMAGE(_WITH_DIM) takes the n JPEG/PNG files back to
+ * back with lengths[i] bytes each. Images are decoded, resized to the top's
+ * height x width when given, and transformed by its transform_param. */
+crema_status crema_net_set_cos_data(crema_net *net, const char *layer, int top, const void *data,
+                                    const size_t *lengths, int n);
+/* The cos_data_param DataType of a CoSData layer's top (STRING 0 ..
+ * ENCODED_IMAGE_WITH_DIM 7), and its sample size in floats; -1 when the
+ * layer is not CoSData or has no such top. */
+int crema_net_cos_top_type(crema_net *net, const char *layer, int top);
+long crema_net_cos_top_size(crema_net *net, const char *layer, int top);
+
+/* Feeds a MemoryData layer n images and n labels as CaffeOnSpark's image
+ * sources do: raw planar channels x height x width uint8 (lengths NULL), or
+ * encoded files back to back (lengths given; channels 1 decodes gray, 3
+ * colour, 0 as stored; height, width > 0 resize), then the layer's
+ * transform_param. n must be a multiple of batch_size. */
+crema_status crema_net_set_memory_images(crema_net *net, const char *layer, const uint8_t *data,
+                                         const size_t *lengths, int n, int channels, int height, int width,
+                                         const float *labels);
+
+/* Makes a Data layer read only records rank, rank + size, ... (its shard);
+ * before the layer's first forward. */
+crema_status crema_net_set_data_shard(crema_net *net, const char *layer, int rank, int size);
+/* The number of records of a database ("lmdb" or "leveldb"). */
+crema_status crema_db_count(const char *path, const char *backend, size_t *count);
+
+/* ---- Data-parallel ranks ----------------------------------------------- */
+
+/* One rank of a job of `size` ranks meeting at the rendezvous `address`
+ * ("tcp://host:port" or "host:port", served by rank 0; or "file:///dir")
+ * with a shared secret; a rank or peer that does not answer within
+ * timeout_ms (0: 30 s) fails the call, naming it. */
+typedef struct crema_dist crema_dist;
+crema_status crema_dist_open(int rank, int size, const char *address, const char *secret, int timeout_ms,
+                             crema_dist **out);
+void crema_dist_free(crema_dist *d);
+int crema_dist_rank(const crema_dist *d);
+int crema_dist_size(const crema_dist *d);
+/* Sums buf over every rank, in place. */
+crema_status crema_dist_allreduce(crema_dist *d, float *buf, size_t n);
+/* Copies root's bytes to every rank. */
+crema_status crema_dist_broadcast(crema_dist *d, void *buf, size_t bytes, int root);
+crema_status crema_dist_barrier(crema_dist *d);
+
+/* One training iteration on data the caller has fed into the train net:
+ * clear the gradients, iter_size forward/backward passes, the gradients
+ * averaged over the ranks of d (NULL: one rank), the learning rate of the
+ * solver's policy, the update, iter + 1. No test and no snapshot: the
+ * caller runs those. *loss (may be NULL) gets this rank's mean loss. */
+crema_status crema_solver_train_iter(crema_solver *s, crema_dist *d, float *loss, float *rate);
+/* Gives every rank rank 0's learnable weights. */
+crema_status crema_solver_broadcast_params(crema_solver *s, crema_dist *d);
+
 #ifdef __cplusplus
 }
 #endif

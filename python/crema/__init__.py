@@ -12,18 +12,28 @@ See crema.Net for what is a view and what is a copy.
 """
 from ._capi import LIBRARY_PATH, CremaError, lib as _lib
 from .net import TEST, TRAIN, Blob, Net
+from .dist import Dist
 from .solver import Solver
 from .weights import BlobArrays, read_caffemodel
 
 __version__ = "0.1.0"
 
-__all__ = ["Net", "Blob", "Solver", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
-           "library_path", "version"]
+__all__ = ["Net", "Blob", "Solver", "Dist", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
+           "library_path", "version", "db_count"]
 
 
 def library_path():
     """The libcrema.so this package loaded."""
     return LIBRARY_PATH
+
+
+def db_count(path, backend="lmdb"):
+    """The number of records of an LMDB or LevelDB database."""
+    import ctypes
+    from ._capi import check, encode_path
+    n = ctypes.c_size_t()
+    check(_lib.crema_db_count(encode_path(path), backend.encode(), ctypes.byref(n)))
+    return n.value
 
 
 def version():

@@ -5,7 +5,7 @@ found relative to this file), unless CREMA_LIBRARY names another one (for
 working on crema itself without reinstalling)."""
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_float, c_int, c_size_t, c_void_p
+from ctypes import POINTER, c_char_p, c_float, c_int, c_long, c_size_t, c_void_p
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGED_LIBRARY = os.path.join(_HERE, "_lib", "libcrema.so")
@@ -103,6 +103,22 @@ _SIGNATURES = {
     "crema_solver_net": (_net_p, [c_void_p]),
     "crema_solver_num_test_nets": (c_int, [c_void_p]),
     "crema_solver_test_net": (_net_p, [c_void_p, c_int]),
+    "crema_net_set_cos_data": (c_int, [_net_p, c_char_p, c_int, c_void_p, POINTER(c_size_t), c_int]),
+    "crema_net_cos_top_type": (c_int, [_net_p, c_char_p, c_int]),
+    "crema_net_cos_top_size": (c_long, [_net_p, c_char_p, c_int]),
+    "crema_net_set_memory_images": (c_int, [_net_p, c_char_p, c_void_p, POINTER(c_size_t), c_int, c_int, c_int,
+                                            c_int, _float_p]),
+    "crema_net_set_data_shard": (c_int, [_net_p, c_char_p, c_int, c_int]),
+    "crema_db_count": (c_int, [c_char_p, c_char_p, POINTER(c_size_t)]),
+    "crema_dist_open": (c_int, [c_int, c_int, c_char_p, c_char_p, c_int, POINTER(c_void_p)]),
+    "crema_dist_free": (None, [c_void_p]),
+    "crema_dist_rank": (c_int, [c_void_p]),
+    "crema_dist_size": (c_int, [c_void_p]),
+    "crema_dist_allreduce": (c_int, [c_void_p, _float_p, c_size_t]),
+    "crema_dist_broadcast": (c_int, [c_void_p, c_void_p, c_size_t, c_int]),
+    "crema_dist_barrier": (c_int, [c_void_p]),
+    "crema_solver_train_iter": (c_int, [c_void_p, c_void_p, _float_p, _float_p]),
+    "crema_solver_broadcast_params": (c_int, [c_void_p, c_void_p]),
     "crema_weights_open": (c_int, [c_char_p, POINTER(_weights_p)]),
     "crema_weights_free": (None, [_weights_p]),
     "crema_weights_num_layers": (c_int, [_weights_p]),

@@ -340,7 +340,7 @@ class Net:
             layer = feeders[0]
         i = self._layer_index(layer, "set_input_arrays")
         if self._layer_types[i] == "CoSData":
-            self.set_cos_data(layer, data, labels)
+            return self.set_cos_data(layer, data, labels)
         d = _float_array(data, "MemoryData %s data" % layer)
         lab = _float_array(labels, "MemoryData %s labels" % layer).reshape(-1)
         if self._layer_types[i] != "MemoryData":
@@ -354,13 +354,84 @@ class Net:
             raise CremaError(4, "MemoryData layer %s: %d data items but %d labels" % (layer, n, lab.size), "SHAPE")
         check(lib.crema_net_set_memory_data(self._live().ptr, encode(layer), _fptr(d), _fptr(lab), n))
 
-    def set_cos_data(self, layer, *arrays, **kw):
-        """Feeding CoSData layers (CaffeOnSpark's data layer) is not possible
-        yet: libcrema has no CoSData layer kind and no C call to feed one."""
-        raise NotImplementedError(
-            "CoSData layer %r: libcrema has no CoSData layer and include/crema.h no function to feed one "
-            "(a crema_net_set_cos_data call is missing); use a MemoryData layer with "
-            "set_input_arrays() meanwhile" % (layer,))
+    def set_cos_data(self, layer, *columns):
+        """Feeds a CoSData layer (CaffeOnSpark's DataFrame-fed data layer):
+        one column per top, in the order of its cos_data_param.top, each
+        with the same number N of samples (a multiple of batch_size).
+        Numeric tops (STRING, INT, FLOAT, INT_ARRAY, FLOAT_ARRAY) take an
+        array of N samples (converted to float32; strings are parsed as
+        numbers, as CaffeOnSpark does). RAW_IMAGE takes N x C x H x W uint8
+        (planar). ENCODED_IMAGE(_WITH_DIM) takes a sequence of N bytes
+        objects (JPEG/PNG files), or a pair (buffer, lengths) of the files
+        back to back. The data is copied."""
+        i = self._layer_index(layer, "set_cos_data")
+        if self._layer_types[i] != "CoSData":
+            raise CremaError(3, "layer %s is a %s layer, not CoSData" % (layer, self._layer_types[i]), "INVALID")
+        ntop = len(self._tops[layer])
+        if len(columns) != ntop:
+            raise CremaError(3, "CoSData layer %s has %d tops: give %d columns, not %d"
+                             % (layer, ntop, ntop, len(columns)), "INVALID")
+        ptr = self._live().ptr
+        for t, col in enumerate(columns):
+            kind = lib.crema_net_cos_top_type(ptr, encode(layer), t)
+            size = lib.crema_net_cos_top_size(ptr, encode(layer), t)
+            lengths = None
+            if kind in (6, 7):
+                if isinstance(col, tuple) and len(col) == 2 and not isinstance(col[0], (bytes, bytearray)):
+                    buf = np.ascontiguousarray(np.frombuffer(col[0], np.uint8))
+                    lens = np.ascontiguousarray(col[1], dtype=np.uintp)
+                else:
+                    lens = np.fromiter((len(b) for b in col), dtype=np.uintp, count=len(col))
+                    buf = np.frombuffer(b"".join(bytes(b) for b in col), np.uint8)
+                n = lens.size
+                lengths = lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t))
+                arr = buf if buf.size else np.zeros(1, np.uint8)
+            elif kind == 5:
+                arr = np.ascontiguousarray(col, dtype=np.uint8)
+                n = arr.shape[0] if arr.ndim else 0
+            else:
+                a = np.asarray(col)
+                if a.dtype.kind in "USO":
+                    a = a.astype(np.float64)
+                arr = np.ascontiguousarray(a, dtype=np.float32)
+                n = arr.shape[0] if arr.ndim else 0
+                if arr.size != n * size:
+                    raise CremaError(4, "CoSData layer %s top %d takes %d values per sample: %d samples need %d, "
+                                     "got %d" % (layer, t, size, n, n * size, arr.size), "SHAPE")
+            check(lib.crema_net_set_cos_data(ptr, encode(layer), t, arr.ctypes.data_as(ctypes.c_void_p), lengths,
+                                             int(n)))
+
+    def set_data_shard(self, layer, rank, size):
+        """Makes Data layer `layer` read only its shard: records rank,
+        rank + size, ... (before its first forward)."""
+        check(lib.crema_net_set_data_shard(self._live().ptr, encode(layer), int(rank), int(size)))
+
+    def set_input_images(self, layer, images, labels, channels=0, height=0, width=0):
+        """Feeds a MemoryData layer images as CaffeOnSpark's image sources
+        do, with the layer's transform_param applied in C: `images` is
+        N x C x H x W uint8 (planar), or a sequence of N encoded files
+        (JPEG/PNG bytes), or a pair (buffer, lengths) of files back to back
+        (channels 1 decodes gray, 3 colour; height, width > 0 resize)."""
+        lab = _float_array(labels, "MemoryData %s labels" % layer).reshape(-1)
+        lengths = None
+        if isinstance(images, np.ndarray):
+            arr = np.ascontiguousarray(images, dtype=np.uint8)
+            if arr.ndim != 4:
+                raise CremaError(4, "raw images must be N x C x H x W, not %s" % (arr.shape,), "SHAPE")
+            n, channels, height, width = arr.shape
+        else:
+            if isinstance(images, tuple) and len(images) == 2 and not isinstance(images[0], (bytes, bytearray)):
+                arr = np.ascontiguousarray(np.frombuffer(images[0], np.uint8))
+                lens = np.ascontiguousarray(images[1], dtype=np.uintp)
+            else:
+                lens = np.fromiter((len(b) for b in images), dtype=np.uintp, count=len(images))
+                arr = np.frombuffer(b"".join(bytes(b) for b in images), np.uint8)
+            n = lens.size
+            lengths = lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t))
+        if lab.size != n:
+            raise CremaError(4, "MemoryData layer %s: %d images but %d labels" % (layer, n, lab.size), "SHAPE")
+        check(lib.crema_net_set_memory_images(self._live().ptr, encode(layer), arr.ctypes.data_as(ctypes.c_void_p),
+                                              lengths, int(n), int(channels), int(height), int(width), _fptr(lab)))
 
     # ---- running ----
 

@@ -1,6 +1,10 @@
 /* The public C API (include/crema.h): opaque handles around struct net and
  * weights files, with every failure reported through crema_errmsg(). */
 #include "crema.h"
+#include "data/db.h"
+#include "dist/dist.h"
+#include "layers/data_layer.h"
+#include "layers/cos_data.h"
 #include "layers/input.h"
 #include "net/blob_proto.h"
 #include "net/net.h"
@@ -545,4 +549,236 @@ crema_net *crema_solver_test_net(crema_solver *s, int i)
     if (!s || i < 0 || i >= s->s->n_test_nets)
         return NULL;
     return &s->tests[i];
+}
+
+/* ---- CaffeOnSpark feeding ---- */
+
+static int find_layer(crema_net *net, const char *layer, const char *fn, struct layer **out)
+{
+    if (!net || !layer)
+        return err_set(CREMA_ERR_INVALID, "%s: NULL argument", fn);
+    *out = net_layer_by_name(net->net, layer);
+    if (!*out)
+        return err_set(CREMA_ERR_NOTFOUND, "net %s has no layer \"%s\"", net->net->name, layer);
+    return CREMA_OK;
+}
+
+crema_status crema_net_set_cos_data(crema_net *net, const char *layer, int top, const void *data,
+                                    const size_t *lengths, int n)
+{
+    struct layer *l;
+    int rc = find_layer(net, layer, "crema_net_set_cos_data", &l);
+    return rc ? rc : cos_data_feed(l, top, data, lengths, n);
+}
+
+int crema_net_cos_top_type(crema_net *net, const char *layer, int top)
+{
+    struct layer *l = net && layer ? net_layer_by_name(net->net, layer) : NULL;
+    return l ? cos_data_top_type(l, top) : -1;
+}
+
+long crema_net_cos_top_size(crema_net *net, const char *layer, int top)
+{
+    struct layer *l = net && layer ? net_layer_by_name(net->net, layer) : NULL;
+    return l ? cos_data_top_size(l, top) : -1;
+}
+
+crema_status crema_net_set_memory_images(crema_net *net, const char *layer, const uint8_t *data,
+                                         const size_t *lengths, int n, int channels, int height, int width,
+                                         const float *labels)
+{
+    struct layer *l;
+    int rc = find_layer(net, layer, "crema_net_set_memory_images", &l);
+    return rc ? rc : memory_data_feed_images(l, data, lengths, n, channels, height, width, labels);
+}
+
+crema_status crema_net_set_data_shard(crema_net *net, const char *layer, int rank, int size)
+{
+    struct layer *l;
+    int rc = find_layer(net, layer, "crema_net_set_data_shard", &l);
+    return rc ? rc : data_layer_set_shard(l, rank, size);
+}
+
+crema_status crema_db_count(const char *path, const char *backend, size_t *count)
+{
+    if (!path || !backend || !count)
+        return err_set(CREMA_ERR_INVALID, "crema_db_count: NULL argument");
+    enum db_backend b;
+    struct db *db;
+    int rc = db_backend_parse(backend, &b);
+    if (!rc)
+        rc = db_open_read(path, b, &db);
+    if (rc)
+        return rc;
+    rc = db_count(db, count);
+    db_close(db);
+    return rc;
+}
+
+/* ---- Data-parallel ranks ---- */
+
+struct crema_dist {
+    struct dist_comm *comm;
+};
+
+crema_status crema_dist_open(int rank, int size, const char *address, const char *secret, int timeout_ms,
+                             crema_dist **out)
+{
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_dist_open: NULL out");
+    *out = NULL;
+    struct dist_config c;
+    dist_config_init(&c);
+    c.rank = rank;
+    c.size = size;
+    c.rendezvous = address;
+    c.secret = secret ? secret : "";
+    if (timeout_ms > 0)
+        c.timeout_ms = timeout_ms;
+    crema_dist *d = calloc(1, sizeof *d);
+    if (!d)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    int rc = dist_comm_create(&c, &d->comm);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return CREMA_OK;
+}
+
+void crema_dist_free(crema_dist *d)
+{
+    if (!d)
+        return;
+    dist_comm_free(d->comm);
+    free(d);
+}
+
+int crema_dist_rank(const crema_dist *d)
+{
+    return d ? dist_rank(d->comm) : 0;
+}
+
+int crema_dist_size(const crema_dist *d)
+{
+    return d ? dist_size(d->comm) : 1;
+}
+
+crema_status crema_dist_allreduce(crema_dist *d, float *buf, size_t n)
+{
+    if (!d || (!buf && n))
+        return err_set(CREMA_ERR_INVALID, "crema_dist_allreduce: NULL argument");
+    return dist_allreduce_sum(d->comm, buf, n);
+}
+
+crema_status crema_dist_broadcast(crema_dist *d, void *buf, size_t bytes, int root)
+{
+    if (!d || (!buf && bytes))
+        return err_set(CREMA_ERR_INVALID, "crema_dist_broadcast: NULL argument");
+    return dist_broadcast(d->comm, buf, bytes, root);
+}
+
+crema_status crema_dist_barrier(crema_dist *d)
+{
+    if (!d)
+        return err_set(CREMA_ERR_INVALID, "crema_dist_barrier: NULL argument");
+    return dist_barrier(d->comm);
+}
+
+/* The learnable tensors' data (or diffs) packed into one buffer and back,
+ * so a step costs one collective, not one per tensor. */
+static int pack_params(struct solver *s, int diff, float **buf, size_t *n)
+{
+    size_t total = 0;
+    for (int i = 0; i < s->update.n_params; i++)
+        total += s->update.params[i]->count;
+    float *b = malloc((total ? total : 1) * sizeof(float));
+    if (!b)
+        return err_set(CREMA_ERR_NOMEM, "out of memory packing %zu parameters", total);
+    size_t off = 0;
+    for (int i = 0; i < s->update.n_params; i++) {
+        struct tensor *t = s->update.params[i];
+        const float *src = diff ? tensor_diff(t) : tensor_data(t);
+        if (!src) {
+            free(b);
+            return CREMA_ERR_NOMEM;
+        }
+        memcpy(b + off, src, t->count * sizeof(float));
+        off += t->count;
+    }
+    *buf = b;
+    *n = total;
+    return CREMA_OK;
+}
+
+static void unpack_params(struct solver *s, int diff, const float *buf, float scale)
+{
+    size_t off = 0;
+    for (int i = 0; i < s->update.n_params; i++) {
+        struct tensor *t = s->update.params[i];
+        float *dst = diff ? tensor_diff(t) : tensor_data(t);
+        for (size_t k = 0; k < t->count; k++)
+            dst[k] = buf[off + k] * scale;
+        off += t->count;
+    }
+}
+
+crema_status crema_solver_train_iter(crema_solver *cs, crema_dist *d, float *loss, float *rate)
+{
+    if (!cs)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_train_iter: NULL solver");
+    struct solver *s = cs->s;
+    int iter_size = s->param->iter_size > 0 ? s->param->iter_size : 1;
+    net_clear_param_diffs(s->net);
+    float sum = 0;
+    int rc;
+    for (int i = 0; i < iter_size; i++) {
+        float l = 0;
+        if ((rc = net_forward(s->net, &l)) || (rc = net_backward(s->net)))
+            return rc;
+        sum += l;
+    }
+    if (loss)
+        *loss = sum / (float)iter_size;
+    if (d && dist_size(d->comm) > 1) {
+        float *buf;
+        size_t n;
+        if ((rc = pack_params(s, 1, &buf, &n)))
+            return rc;
+        rc = dist_allreduce_sum(d->comm, buf, n);
+        if (!rc)
+            unpack_params(s, 1, buf, 1.0f / (float)dist_size(d->comm));
+        free(buf);
+        if (rc)
+            return rc;
+    }
+    float r;
+    if ((rc = solver_learning_rate(&s->update, &r)))
+        return rc;
+    s->rate = r;
+    if (rate)
+        *rate = r;
+    if ((rc = solver_apply_update(&s->update, r)))
+        return rc;
+    s->update.iter++;
+    return CREMA_OK;
+}
+
+crema_status crema_solver_broadcast_params(crema_solver *cs, crema_dist *d)
+{
+    if (!cs || !d)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_broadcast_params: NULL argument");
+    if (dist_size(d->comm) == 1)
+        return CREMA_OK;
+    float *buf;
+    size_t n;
+    int rc = pack_params(cs->s, 0, &buf, &n);
+    if (rc)
+        return rc;
+    rc = dist_broadcast(d->comm, buf, n * sizeof(float), 0);
+    if (!rc)
+        unpack_params(cs->s, 0, buf, 1.0f);
+    free(buf);
+    return rc;
 }
