@@ -85,7 +85,7 @@ def setup_kwargs(package_dir):
         long_description=long_description,
         long_description_content_type="text/markdown",
         python_requires=">=3.8",
-        packages=["crema"],
+        packages=["crema", "crema.spark"],
         package_dir={"crema": package_dir},
         install_requires=["numpy"],
         cmdclass={"build_py": BuildPyWithLibcrema},

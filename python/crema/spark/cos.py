@@ -1,0 +1,312 @@
+"""crema.spark.CremaOnSpark: CaffeOnSpark's API (train, trainWithValidation,
+test, features) on PySpark. Training runs one crema rank per Spark task in
+barrier mode; the ranks meet at rank 0's rendezvous, whose address travels
+by BarrierTaskContext.allGather with a secret the driver draws."""
+import json
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+
+from . import prototxt, rank as rank_mod
+from .config import local_path
+from .sources import DataSource
+
+SLOTS_WAIT_S = 10.0
+
+
+class _Job:
+    """Everything a task needs, pickled into its closure."""
+
+
+def _spark_session(sc_or_spark):
+    from pyspark.sql import SparkSession
+    if isinstance(sc_or_spark, SparkSession):
+        return sc_or_spark
+    return SparkSession.builder.config(conf=sc_or_spark.getConf()).getOrCreate()
+
+
+def available_slots(sc):
+    """How many tasks Spark can run at once now (what a barrier stage needs)."""
+    try:
+        jsc = sc._jsc.sc()
+        rp = jsc.resourceProfileManager().defaultResourceProfile()
+        return int(jsc.maxNumConcurrentTasks(rp))
+    except Exception:  # other Spark versions: the scheduler's default parallelism
+        return int(sc.defaultParallelism)
+
+
+def check_slots(sc, cluster_size, wait_s=SLOTS_WAIT_S):
+    """Waits a few seconds for executors to register, then fails clearly if
+    there are fewer task slots than ranks (a barrier stage would wait)."""
+    deadline = time.time() + wait_s
+    slots = available_slots(sc)
+    while slots < cluster_size and time.time() < deadline:
+        time.sleep(0.5)
+        slots = available_slots(sc)
+    if slots < cluster_size:
+        raise ValueError("clusterSize %d is larger than the %d task slots this Spark application has (master %s): "
+                         "every rank needs a slot at the same time; start more executors or cores, or lower "
+                         "-clusterSize" % (cluster_size, slots, sc.master))
+    return slots
+
+
+class _Uri:
+    """-model and -output: file: paths are written in place; any other Hadoop
+    URI gets the file written locally and copied by the JVM's FileSystem."""
+
+    def __init__(self, sc, uri):
+        self.sc, self.uri = sc, uri
+        self.local = local_path(uri)
+        self.staging = None
+        if self.local is None:
+            self.staging = tempfile.mkdtemp(prefix="crema-spark-model-")
+            self.local = os.path.join(self.staging, os.path.basename(uri.rstrip("/")) or "model")
+
+    def publish(self, extra_files=()):
+        if self.staging is None:
+            return
+        jvm = self.sc._jvm
+        hconf = self.sc._jsc.hadoopConfiguration()
+        for f in [self.local] + list(extra_files):
+            dst = self.uri if f == self.local else os.path.join(os.path.dirname(self.uri), os.path.basename(f))
+            path = jvm.org.apache.hadoop.fs.Path(dst)
+            fs = path.getFileSystem(hconf)
+            fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path("file://" + f), path)
+
+
+class CremaOnSpark:
+    """CaffeOnSpark(spark): train(source), trainWithValidation(train, val),
+    test(source), features(source), with sources from
+    DataSource(spark).getSource(conf, isTraining)."""
+
+    def __init__(self, sc_or_spark):
+        self.spark = _spark_session(sc_or_spark)
+        self.sc = self.spark.sparkContext
+
+    # ---- the job ----
+
+    def _job(self, conf, train_source=None):
+        job = _Job()
+        job.solver_text = conf.solver_text()
+        job.net_text = conf.net_text()
+        sp = prototxt.parse(job.solver_text)
+
+        def num(name, default, kind=int):
+            return kind(prototxt.get(sp, name, default))
+
+        job.max_iter = num("max_iter", 0)
+        job.test_interval = num("test_interval", 0)
+        job.test_iter = int(sp.get("test_iter", ["1"])[0])
+        job.test_initialization = prototxt.get(sp, "test_initialization", "true") == "true"
+        job.display = num("display", 0)
+        job.snapshot = num("snapshot", 0)
+        job.iter_size = max(1, num("iter_size", 1))
+        job.timeout_ms = int(os.environ.get("CREMA_SPARK_TIMEOUT_MS", "60000"))
+        job.features = list(conf.features)
+        job.label = conf.label
+        job.weights = None
+        job.snapshot_state = None
+        job.fail_at = None
+        fail = os.environ.get("CREMA_SPARK_FAIL_AT")  # "rank:iter:marker", for the recovery test
+        if fail:
+            r, i, marker = fail.split(":", 2)
+            job.fail_at = (int(r), int(i), marker)
+        if conf.modelPath:
+            self._model = _Uri(self.sc, conf.modelPath)
+            job.model_local = self._model.local
+            prefix = prototxt.get(sp, "snapshot_prefix", "") or "snapshot"
+            job.snapshot_prefix = os.path.join(os.path.dirname(job.model_local), os.path.basename(prefix))
+        else:
+            self._model = None
+            job.model_local = None
+            job.snapshot_prefix = None
+        if conf.snapshotModelFile:
+            job.weights = local_path(conf.snapshotModelFile)
+        if conf.snapshotStateFile:
+            job.snapshot_state = local_path(conf.snapshotStateFile)
+        job.test_layer = None
+        try:
+            _, tl = conf.data_layer(False)
+            job.test_layer = prototxt.get(tl, "name")
+        except ValueError:
+            pass
+        return job
+
+    # ---- training ----
+
+    def train(self, train_source):
+        """Trains with the source's data on clusterSize ranks; the model goes
+        to -model (snapshots beside it)."""
+        self._train(train_source, None)
+
+    def trainWithValidation(self, train_source, validation_source):
+        """Trains and, every test_interval iterations, runs the test net over
+        test_iter batches of the validation source on every rank. Returns a
+        DataFrame with one row per validation: iteration and one column per
+        test-net output (averaged over the ranks)."""
+        rows = self._train(train_source, validation_source)
+        vals = [r for r in rows if r["kind"] == "validation"]
+        from pyspark.sql import Row
+        if not vals:
+            return self.spark.createDataFrame([], "iteration int")
+        names = list(vals[0]["outputs"].keys())
+        return self.spark.createDataFrame([Row(iteration=v["iter"], **{k: v["outputs"][k] for k in names})
+                                           for v in vals])
+
+    def _train(self, train_source, validation_source):
+        conf = train_source.conf
+        size = int(conf.clusterSize)
+        if size < 1:
+            raise ValueError("clusterSize must be at least 1 (got %d)" % size)
+        if not conf.modelPath:
+            raise ValueError("train: give -model (where the trained model goes)")
+        check_slots(self.sc, size)
+        job = self._job(conf, train_source)
+        job.train_spec = train_source.spec()
+        job.val_spec = validation_source.spec() if validation_source is not None else None
+        if job.val_spec is not None:
+            job.test_layer = validation_source.layer_name
+        os.makedirs(os.path.dirname(job.model_local), exist_ok=True)
+        val_bytes = None
+        if validation_source is not None and job.val_spec.kind != "lmdb":
+            val_bytes = self._collect_arrow(self._val_dataframe(validation_source))
+        val_bc = self.sc.broadcast(val_bytes) if val_bytes is not None else None
+        df = train_source.rank_dataframe(self.spark, size)
+        secret = secrets.token_hex(16)
+        is_lmdb = job.train_spec.kind == "lmdb"
+
+        def task(batches):
+            import pyarrow as pa
+            from pyspark import BarrierTaskContext
+            ctx = BarrierTaskContext.get()
+            r = ctx.partitionId()
+            infos = ctx.getTaskInfos()
+            port = ""
+            if r == 0:
+                s = socket.socket()
+                s.bind(("", 0))
+                port = str(s.getsockname()[1])
+                s.close()
+            gathered = ctx.allGather(port)
+            host = infos[0].address.rsplit(":", 1)[0]
+            address = "%s:%s" % (host, gathered[0])
+            tables = list(batches)
+            table = None if is_lmdb else (pa.Table.from_batches(tables) if tables else None)
+            if table is not None and table.num_rows == 0:
+                raise ValueError("rank %d: its partition of the training data is empty" % r)
+            val_table = None
+            if val_bc is not None:
+                vt = pa.ipc.open_stream(val_bc.value).read_all()
+                lo, hi = vt.num_rows * r // len(infos), vt.num_rows * (r + 1) // len(infos)
+                val_table = vt.slice(lo, hi - lo)
+            recs = rank_mod.train_rank(job, r, len(infos), address, secret, table, val_table)
+            yield pa.RecordBatch.from_arrays([pa.array(recs, pa.string())], names=["record"])
+
+        out = df.mapInArrow(task, "record string", barrier=True).collect()
+        rows = [json.loads(r.record) for r in out]
+        for r in rows:
+            if r["kind"] == "resume":
+                rank_mod.log("rank %d resumed from %s at iteration %d" % (r["rank"], r["file"], r["iter"]))
+            if r["kind"] == "done":
+                self.last_train_stats = r
+        snaps = []
+        if job.snapshot_prefix:
+            import glob
+            snaps = glob.glob(glob.escape(job.snapshot_prefix) + "_iter_*")
+        self._model.publish(snaps)
+        return rows
+
+    def _val_dataframe(self, source):
+        if source.spec().kind == "image":
+            return source.image_dataframe(self.spark)
+        return source.rank_dataframe(self.spark, 1)
+
+    @staticmethod
+    def _collect_arrow(df):
+        import pyarrow as pa
+        batches = df._collect_as_arrow()
+        table = pa.Table.from_batches(batches) if batches else None
+        if table is None or table.num_rows == 0:
+            raise ValueError("the validation source is empty")
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    # ---- test and features ----
+
+    def _score_df(self, source, mode, schema, conf):
+        job = self._job(conf)
+        if not job.model_local or not os.path.exists(job.model_local):
+            raise ValueError("%s: -model %s: no such model" % (mode, conf.modelPath))
+        spec = source.spec()
+        parts = max(1, int(conf.clusterSize))
+        df = source.rank_dataframe(self.spark, parts)
+        is_lmdb = spec.kind == "lmdb"
+
+        def task(batches):
+            import numpy as np
+            import pyarrow as pa
+            from pyspark import TaskContext
+            ctx = TaskContext.get()
+            tables = list(batches)
+            if is_lmdb:
+                table = None
+                if not tables or sum(b.num_rows for b in tables) == 0:
+                    return
+            else:
+                table = pa.Table.from_batches(tables) if tables else None
+                if table is None or table.num_rows == 0:
+                    return
+            for item in rank_mod.score_partition(job, spec, table, ctx.partitionId(), parts, mode):
+                if mode == "test":
+                    yield pa.RecordBatch.from_arrays([pa.array([item], pa.string())], names=["record"])
+                    continue
+                ids, feats, labels = item
+                cols, names = [pa.array(list(ids), pa.string())], ["SampleID"]
+                for k in job.features:
+                    f = feats[k]
+                    offsets = np.arange(0, f.size + 1, f.shape[1], dtype=np.int32)
+                    cols.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(f.reshape(-1))))
+                    names.append(k)
+                if labels is not None:
+                    cols.append(pa.array(labels, pa.float32()))
+                    names.append(job.label)
+                yield pa.RecordBatch.from_arrays(cols, names=names)
+
+        return df.mapInArrow(task, schema)
+
+    def test(self, source):
+        """The mean of every test-net output over every sample of the source:
+        {output name: [values]} (a list, as CaffeOnSpark's; one value for a
+        scalar output such as accuracy or loss)."""
+        conf = source.conf
+        recs = [json.loads(r.record) for r in self._score_df(source, "test", "record string", conf).collect()]
+        recs = [r for r in recs if r["count"]]
+        if not recs:
+            raise ValueError("test: the source has no samples")
+        names, sizes = recs[0]["names"], recs[0]["sizes"]
+        total = [sum(r["sums"][i] for r in recs) for i in range(len(recs[0]["sums"]))]
+        count = sum(r["count"] for r in recs)
+        result, off = {}, 0
+        for k, n in zip(names, sizes):
+            result[k] = [v / count for v in total[off:off + n]]
+            off += n
+        return result
+
+    def features(self, source):
+        """A DataFrame with SampleID, one array<float> column per blob of
+        -features, and the -label blob's value (when -label is given)."""
+        conf = source.conf
+        if not conf.features:
+            raise ValueError("features: give -features blob1,blob2")
+        cols = ["SampleID string"] + ["`%s` array<float>" % k for k in conf.features]
+        if conf.label:
+            cols.append("`%s` float" % conf.label)
+        return self._score_df(source, "features", ", ".join(cols), conf)
+
+
+CaffeOnSpark = CremaOnSpark

@@ -1,0 +1,384 @@
+"""What runs inside a Spark task: one crema rank. Feeders turn a partition
+(an Arrow table, or a shard of an LMDB read by crema) into batches fed to a
+net's data layer with whole-array numpy work, never a Python loop per row;
+train_rank drives the solver as rank r of n; score_partition runs a TEST
+net for test() and features()."""
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from . import prototxt
+
+
+def log(msg):
+    sys.stderr.write("crema.spark: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ---- feeders ----
+
+
+def _binary_column(col):
+    """A pyarrow binary column as (uint8 buffer, int64 offsets), zero-copy
+    where Arrow allows."""
+    import pyarrow as pa
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if arr.null_count:
+        raise ValueError("a binary column holds %d nulls" % arr.null_count)
+    if pa.types.is_binary(arr.type) or pa.types.is_string(arr.type):
+        arr = arr.cast(pa.large_binary())
+    bufs = arr.buffers()
+    offs = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return data, offs
+
+
+def _take_binary(data, offs, idx):
+    """Rows idx (a contiguous or wrapped range) of a binary column: the bytes
+    back to back and their lengths."""
+    lens = (offs[1:] - offs[:-1])[idx]
+    # idx is one or two contiguous runs: slice each
+    runs = np.split(idx, np.where(np.diff(idx) != 1)[0] + 1)
+    buf = np.concatenate([data[offs[r[0]]:offs[r[-1] + 1]] for r in runs if r.size])
+    return buf, lens.astype(np.uintp)
+
+
+class _Feeder:
+    n = 0
+    batch = 1
+
+    def __init__(self):
+        self.pos = 0
+
+    def indices(self, count):
+        idx = (self.pos + np.arange(count)) % self.n
+        self.pos = (self.pos + count) % self.n
+        return idx
+
+    def seek(self, pos):
+        self.pos = pos % self.n if self.n else 0
+
+
+class ImageFeeder(_Feeder):
+    """ImageDataFrame / SeqImageDataSource rows (id, label, channels, height,
+    width, encoded, data) for a MemoryData layer."""
+
+    def __init__(self, spec, table):
+        super().__init__()
+        self.spec = spec
+        self.batch = spec.batch
+        self.n = table.num_rows
+        if self.n == 0:
+            raise ValueError("layer %s: this rank's partition is empty" % spec.layer)
+        self.labels = np.asarray(table.column("label").to_numpy(zero_copy_only=False), np.float32)
+        self.ids = table.column("id").to_numpy(zero_copy_only=False)
+        enc = np.asarray(table.column("encoded").to_numpy(zero_copy_only=False), bool)
+        if enc.any() and not enc.all():
+            raise ValueError("layer %s: the DataFrame mixes encoded and raw images" % spec.layer)
+        self.encoded = bool(enc[0])
+        self.data, self.offs = _binary_column(table.column("data"))
+        c = np.asarray(table.column("channels").to_numpy(zero_copy_only=False), np.int64)
+        h = np.asarray(table.column("height").to_numpy(zero_copy_only=False), np.int64)
+        w = np.asarray(table.column("width").to_numpy(zero_copy_only=False), np.int64)
+        self.c, self.h, self.w = int(c[0]), int(h[0]), int(w[0])
+        if not self.encoded:
+            lens = self.offs[1:] - self.offs[:-1]
+            if (c != self.c).any() or (h != self.h).any() or (w != self.w).any():
+                raise ValueError("layer %s: raw images of different sizes (crema.spark needs one size)"
+                                 % spec.layer)
+            bad = np.nonzero(lens != self.c * self.h * self.w)[0]
+            if bad.size:
+                raise ValueError("layer %s: row %s: raw image has %d bytes, channels x height x width is %d"
+                                 % (spec.layer, self.ids[bad[0]], lens[bad[0]], self.c * self.h * self.w))
+            base = self.data[self.offs[0]:self.offs[-1]]
+            self.raw = base.reshape(self.n, self.c, self.h, self.w)
+
+    def feed(self, net, batches=1, layer=None):
+        idx = self.indices(batches * self.batch)
+        layer = layer or self.spec.layer
+        if self.encoded:
+            buf, lens = _take_binary(self.data, self.offs, idx)
+            hw = (self.spec.height, self.spec.width) if self.spec.resize else (0, 0)
+            net.set_input_images(layer, (buf, lens), self.labels[idx], channels=self.spec.channels,
+                                 height=hw[0], width=hw[1])
+        else:
+            net.set_input_images(layer, self.raw[idx], self.labels[idx])
+        return idx
+
+    def sample_ids(self, idx):
+        ids = self.ids[idx]
+        return np.array([str(i) if i is not None else "" for i in ids], dtype=object) \
+            if ids.dtype == object else ids.astype(str)
+
+
+class CoSFeeder(_Feeder):
+    """A CoSData layer's columns, one per top."""
+
+    _NUMERIC = ("STRING", "INT", "FLOAT")
+
+    def __init__(self, spec, table):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        super().__init__()
+        self.spec = spec
+        self.batch = spec.batch
+        self.n = table.num_rows
+        if self.n == 0:
+            raise ValueError("layer %s: this rank's partition is empty" % spec.layer)
+        self.ids = (table.column("id").to_numpy(zero_copy_only=False) if "id" in table.column_names
+                    else None)
+        self.cols = []
+        for name, t in spec.tops:
+            col = table.column(name)
+            if t in ("ENCODED_IMAGE", "ENCODED_IMAGE_WITH_DIM"):
+                self.cols.append(("enc",) + _binary_column(col))
+            elif t == "RAW_IMAGE":
+                data, offs = _binary_column(col)
+                lens = offs[1:] - offs[:-1]
+                if (lens != lens[0]).any():
+                    raise ValueError("layer %s: top %s: raw images of different sizes" % (spec.layer, name))
+                self.cols.append(("raw", data[offs[0]:offs[-1]].reshape(self.n, -1)))
+            elif t in ("INT_ARRAY", "FLOAT_ARRAY"):
+                arr = col.combine_chunks()
+                lens = np.asarray(pc.list_value_length(arr).to_numpy(zero_copy_only=False))
+                if self.n and (lens != lens[0]).any():
+                    raise ValueError("layer %s: top %s: arrays of different lengths" % (spec.layer, name))
+                vals = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), np.float32)
+                self.cols.append(("num", vals.reshape(self.n, -1)))
+            else:
+                if t == "STRING":
+                    col = pc.cast(col, pa.float32())
+                self.cols.append(("num", np.asarray(col.to_numpy(zero_copy_only=False), np.float32)))
+
+    def feed(self, net, batches=1, layer=None):
+        idx = self.indices(batches * self.batch)
+        cols = []
+        for c in self.cols:
+            if c[0] == "enc":
+                cols.append(_take_binary(c[1], c[2], idx))
+            else:
+                cols.append(c[1][idx])
+        net.set_cos_data(layer or self.spec.layer, *cols)
+        return idx
+
+    def sample_ids(self, idx):
+        if self.ids is None:
+            return np.array(["" for _ in range(len(idx))], dtype=object)
+        return self.ids[idx].astype(str)
+
+
+class LmdbFeeder(_Feeder):
+    """A shard of an LMDB read by crema's Data layer in a small reader net,
+    fed as floats to the MemoryData layer."""
+
+    def __init__(self, spec, rank, size, phase, work):
+        import crema
+        super().__init__()
+        self.spec = spec
+        self.batch = spec.batch
+        total = crema.db_count(spec.path, "lmdb")
+        self.rank, self.size = rank, size
+        self.n = len(range(rank, total, size))
+        if self.n == 0:
+            raise ValueError("LMDB %s: rank %d of %d has no records (%d in all)" % (spec.path, rank, size, total))
+        text = ('name: "reader"\nlayer {\n  name: "data"\n  type: "Data"\n  top: "data"\n  top: "label"\n'
+                '  data_param {\n    source: "%s"\n    backend: LMDB\n    batch_size: %d\n  }\n%s}\n'
+                % (spec.path.replace('"', '\\"'), spec.batch, spec.transform))
+        path = os.path.join(work, "reader_%s.prototxt" % phase.lower())
+        with open(path, "w") as f:
+            f.write(text)
+        self.reader = crema.Net(path, phase=phase)
+        self.reader.set_data_shard("data", rank, size)
+
+    def seek(self, pos):
+        # the reader only goes forward: skip whole batches
+        for _ in range((pos % self.n) // self.batch):
+            self.reader.forward()
+        self.pos = pos % self.n
+
+    def feed(self, net, batches=1, layer=None):
+        data, labels = [], []
+        for _ in range(batches):
+            out = self.reader.forward()
+            data.append(out["data"])
+            labels.append(out["label"].reshape(-1))
+        idx = self.indices(batches * self.batch)
+        net.set_input_arrays(np.concatenate(data), np.concatenate(labels), layer=layer or self.spec.layer)
+        return idx
+
+    def sample_ids(self, idx):
+        return np.array([str(self.rank + self.size * int(i)) for i in idx], dtype=object)
+
+
+def make_feeder(spec, table, rank, size, phase, work):
+    if spec.kind == "lmdb":
+        return LmdbFeeder(spec, rank, size, phase, work)
+    if spec.kind == "cos":
+        return CoSFeeder(spec, table)
+    return ImageFeeder(spec, table)
+
+
+# ---- the job's files ----
+
+
+def write_job_files(job, work, snapshot_prefix=None):
+    """net.prototxt and solver.prototxt in work; the solver's net points at
+    the copy and its snapshot_prefix at the model directory."""
+    net_path = os.path.join(work, "net.prototxt")
+    with open(net_path, "w") as f:
+        f.write(job.net_text)
+    sp = prototxt.parse(job.solver_text)
+    for k in ("net", "train_net", "test_net", "net_param", "train_net_param", "test_net_param", "snapshot_prefix",
+              "weights"):
+        sp.pop(k, None)
+    sp["net"] = [net_path]
+    if snapshot_prefix:
+        sp["snapshot_prefix"] = [snapshot_prefix]
+    solver_path = os.path.join(work, "solver.prototxt")
+    with open(solver_path, "w") as f:
+        f.write(prototxt.dump(sp))
+    return solver_path, net_path
+
+
+def newest_snapshot(prefix):
+    """The solver state with the highest iteration written under prefix."""
+    best, best_iter = None, -1
+    for p in glob.glob(glob.escape(prefix) + "_iter_*.solverstate*"):
+        m = re.search(r"_iter_(\d+)\.solverstate(\.h5)?$", p)
+        if m and int(m.group(1)) > best_iter:
+            best, best_iter = p, int(m.group(1))
+    return best, best_iter
+
+
+# ---- training ----
+
+
+def _validate(job, solver, feeder, dist, rank, size):
+    net = solver.test_nets[0]
+    sums = None
+    names = net.outputs
+    for _ in range(job.test_iter):
+        feeder.feed(net, 1, layer=job.test_layer)
+        out = net.forward()
+        vec = np.concatenate([np.asarray(out[k], np.float32).reshape(-1) for k in names])
+        sums = vec if sums is None else sums + vec
+    total = dist.allreduce(sums) / float(job.test_iter * size)
+    row, off = {}, 0
+    for k in names:
+        cnt = int(np.asarray(net.blobs[k].data).size)
+        v = total[off:off + cnt]
+        row[k] = float(v[0]) if cnt == 1 else [float(x) for x in v]
+        off += cnt
+    return row
+
+
+def train_rank(job, rank, size, address, secret, table, val_table):
+    """Trains as rank of size; returns the records the driver gets back
+    (validation rows, the resume point, timings) as JSON strings."""
+    import crema
+    work = tempfile.mkdtemp(prefix="crema-spark-%d-" % rank)
+    records = []
+    solver_path, _ = write_job_files(job, work, job.snapshot_prefix)
+    solver = crema.Solver(solver_path, log=False)
+    if job.weights:
+        solver.net.load_weights(job.weights)
+    dist = crema.Dist(rank, size, address, secret, job.timeout_ms)
+    try:
+        state, state_iter = newest_snapshot(job.snapshot_prefix)
+        if job.snapshot_state and state is None:
+            state, state_iter = job.snapshot_state, -1
+        if state:
+            solver.restore(state)
+            log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
+            records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
+        solver.broadcast_params(dist)
+        feeder = make_feeder(job.train_spec, table, rank, size, "TRAIN", work)
+        feeder.seek(solver.iter * job.train_spec.batch * job.iter_size)
+        val = None
+        if job.val_spec is not None and solver.test_nets:
+            val = make_feeder(job.val_spec, val_table, rank, size, "TEST", work)
+        t0 = time.time()
+        start_iter = solver.iter
+        while solver.iter < job.max_iter:
+            it = solver.iter
+            if (val is not None and job.test_interval > 0 and it % job.test_interval == 0
+                    and (it > 0 or job.test_initialization)):
+                row = _validate(job, solver, val, dist, rank, size)
+                if rank == 0:
+                    records.append(json.dumps({"kind": "validation", "iter": it, "outputs": row}))
+                    log("iteration %d: validation %s" % (it, row))
+            feeder.feed(solver.net, job.iter_size)
+            if job.fail_at and rank == job.fail_at[0] and it == job.fail_at[1] and \
+                    not os.path.exists(job.fail_at[2]):
+                open(job.fail_at[2], "w").close()
+                log("rank %d: failing on purpose at iteration %d (test hook)" % (rank, it))
+                os._exit(3)
+            loss, rate = solver.train_iter(dist)
+            if rank == 0 and job.display > 0 and it % job.display == 0:
+                log("Iteration %d, loss = %g, lr = %g" % (it, loss, rate))
+            if rank == 0 and job.snapshot > 0 and solver.iter % job.snapshot == 0:
+                solver.snapshot()
+        if val is not None and job.test_interval > 0 and solver.iter % job.test_interval == 0:
+            row = _validate(job, solver, val, dist, rank, size)
+            if rank == 0:
+                records.append(json.dumps({"kind": "validation", "iter": solver.iter, "outputs": row}))
+        seconds = time.time() - t0
+        if rank == 0:
+            solver.net.save(job.model_local)
+            records.append(json.dumps({"kind": "done", "iter": solver.iter, "start": start_iter,
+                                       "seconds": seconds,
+                                       "images": (solver.iter - start_iter) * job.train_spec.batch *
+                                       job.iter_size * size}))
+        dist.barrier()
+    finally:
+        dist.close()
+        solver.close()
+    return records
+
+
+# ---- test and features ----
+
+
+def score_partition(job, spec, table, rank, size, mode):
+    """Runs the TEST net with the model over every sample of this partition
+    once. mode "test": yields one JSON record of output sums; "features":
+    yields (ids, {blob: N x k float32}, labels) per batch."""
+    import crema
+    work = tempfile.mkdtemp(prefix="crema-spark-score-")
+    _, net_path = write_job_files(job, work)
+    net = crema.Net(net_path, job.model_local, phase="TEST")
+    feeder = make_feeder(spec, table, rank, size, "TEST", work)
+    n, b = feeder.n, spec.batch
+    sums, count = None, 0
+    names = net.outputs
+    try:
+        for start in range(0, n, b):
+            real = min(b, n - start)
+            idx = feeder.feed(net, 1)
+            out = net.forward()
+            if mode == "test":
+                vec = np.concatenate([np.asarray(out[k], np.float64).reshape(-1) for k in names])
+                # a padded last batch counts for its real samples only
+                sums = vec * real if sums is None else sums + vec * real
+                count += real
+            else:
+                feats = {}
+                for k in job.features:
+                    a = np.asarray(net.blobs[k].data, np.float32)
+                    feats[k] = a.reshape(a.shape[0], -1)[:real].copy()
+                labels = None
+                if job.label:
+                    labels = np.asarray(net.blobs[job.label].data, np.float32).reshape(b, -1)[:real, 0].copy()
+                yield feeder.sample_ids(idx[:real]), feats, labels
+        if mode == "test":
+            sizes = [int(np.asarray(net.blobs[k].data).size) for k in names]
+            yield json.dumps({"names": names, "sizes": sizes,
+                              "sums": [] if sums is None else [float(x) for x in sums], "count": count})
+    finally:
+        net.close()

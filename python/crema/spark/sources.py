@@ -1,0 +1,232 @@
+"""crema.spark's data sources, chosen by a data layer's source_class as in
+CaffeOnSpark: LMDB, SeqImageDataSource, ImageDataFrame, and the CoSData
+layer's DataFrame source. A source describes, on the driver, what every
+rank must feed (a picklable FeedSpec) and gives the Spark DataFrame that is
+partitioned over the ranks (none for LMDB: each rank reads its shard)."""
+import os
+
+from . import prototxt
+from .config import local_path
+
+LMDB = "com.yahoo.ml.caffe.LMDB"
+SEQ = "com.yahoo.ml.caffe.SeqImageDataSource"
+IMAGE_DF = "com.yahoo.ml.caffe.ImageDataFrame"
+DF = "com.yahoo.ml.caffe.DataFrameSource"
+
+COS_TYPES = ["STRING", "INT", "FLOAT", "INT_ARRAY", "FLOAT_ARRAY", "RAW_IMAGE", "ENCODED_IMAGE",
+             "ENCODED_IMAGE_WITH_DIM"]
+
+
+def _int(layer_param, name, default=0):
+    return int(prototxt.get(layer_param, name, default))
+
+
+class FeedSpec:
+    """What a rank feeds into its net's data layer (picklable)."""
+
+    def __init__(self, kind, layer, batch, **kw):
+        self.kind = kind  # "image", "cos" or "lmdb"
+        self.layer = layer
+        self.batch = batch
+        self.__dict__.update(kw)
+
+
+class DataSource:
+    """A source for one data layer. CaffeOnSpark's way to get one:
+    DataSource(spark).getSource(conf, isTraining). A DataFrame can be handed
+    in directly (ImageDataFrame and CoSData sources): source.dataframe = df."""
+
+    def __init__(self, spark=None, conf=None, layer=None, is_train=True):
+        self.spark = spark
+        self.conf = conf
+        self.layer = layer
+        self.isTrain = is_train
+        self.dataframe = None
+
+    def getSource(self, conf, isTraining):
+        return get_source(self.spark, conf, isTraining)
+
+    @property
+    def layer_name(self):
+        return prototxt.get(self.layer, "name")
+
+    @property
+    def source_class(self):
+        return prototxt.get(self.layer, "source_class", "")
+
+    def source_path(self):
+        p = self._param()
+        src = prototxt.get(p, "source", "")
+        if not src and self.dataframe is None:
+            raise ValueError("layer %s: no source" % self.layer_name)
+        return src
+
+    def _param(self):
+        return prototxt.get(self.layer, "memory_data_param", {})
+
+    def spec(self):
+        raise NotImplementedError
+
+    def rank_dataframe(self, spark, n):
+        """The DataFrame whose n partitions the n ranks feed."""
+        raise NotImplementedError
+
+
+class ImageDataFrame(DataSource):
+    """CaffeOnSpark's ImageDataFrame: a DataFrame with data (binary) and
+    label, and optionally id, channels, height, width, encoded; read from the
+    MemoryData layer's source in dataframe_format (parquet by default), after
+    dataframe_column_select expressions."""
+
+    def spec(self):
+        p = self._param()
+        return FeedSpec("image", self.layer_name, _int(p, "batch_size"), channels=_int(p, "channels"),
+                        height=_int(p, "height"), width=_int(p, "width"),
+                        encoded=prototxt.get(p, "image_encoded", "false") == "true",
+                        resize=bool(self.conf.resize) if self.conf is not None else False)
+
+    def raw_dataframe(self, spark):
+        if self.dataframe is not None:
+            return self.dataframe
+        p = self._param()
+        fmt = prototxt.get(p, "dataframe_format", "parquet")
+        return spark.read.format(fmt).load(self.source_path())
+
+    def image_dataframe(self, spark):
+        """The contract's columns, defaults filled in: id, label (float),
+        channels, height, width (int), encoded (bool), data (binary)."""
+        from pyspark.sql import functions as F
+        df = self.raw_dataframe(spark)
+        select = self._param().get("dataframe_column_select", [])
+        if select:
+            df = df.selectExpr(*select)
+        cols = set(df.columns)
+        for need in ("data", "label"):
+            if need not in cols:
+                raise ValueError("layer %s (%s): the DataFrame has no %r column (columns: %s)"
+                                 % (self.layer_name, self.source_class, need, ", ".join(df.columns)))
+        s = self.spec()
+        return df.select(
+            (F.col("id").cast("string") if "id" in cols else F.lit(None).cast("string")).alias("id"),
+            F.col("label").cast("float").alias("label"),
+            (F.col("channels") if "channels" in cols else F.lit(s.channels)).cast("int").alias("channels"),
+            (F.col("height") if "height" in cols else F.lit(s.height)).cast("int").alias("height"),
+            (F.col("width") if "width" in cols else F.lit(s.width)).cast("int").alias("width"),
+            (F.col("encoded") if "encoded" in cols else F.lit(s.encoded)).cast("boolean").alias("encoded"),
+            F.col("data").cast("binary").alias("data"))
+
+    def rank_dataframe(self, spark, n):
+        return self.image_dataframe(spark).repartition(n)
+
+
+class SeqImageDataSource(ImageDataFrame):
+    """Hadoop SequenceFiles read by Spark's sc.sequenceFile: keys are Text
+    "id<TAB>label" or "id<TAB>label<TAB>channels<TAB>height<TAB>width<TAB>
+    encoded" (CaffeOnSpark's Java-serialized pairs and tuples cannot be read
+    outside the JVM; crema.spark.tools writes these Text keys), values
+    BytesWritable image bytes. Two-field keys mean encoded images, as in
+    CaffeOnSpark."""
+
+    def raw_dataframe(self, spark):
+        from pyspark.sql.types import (BinaryType, BooleanType, IntegerType, StringType, StructField,
+                                       StructType)
+        path = self.source_path()
+        rdd = spark.sparkContext.sequenceFile(path, "org.apache.hadoop.io.Text", "org.apache.hadoop.io.BytesWritable")
+
+        def row(kv):
+            key, value = kv
+            f = key.split("\t")
+            if len(f) >= 6:
+                return (f[0], f[1], int(f[2]), int(f[3]), int(f[4]), f[5].lower() == "true", bytes(value))
+            return (f[0], f[1] if len(f) > 1 else "0", 1, 0, 0, True, bytes(value))
+
+        schema = StructType([StructField("id", StringType()), StructField("label", StringType()),
+                             StructField("channels", IntegerType()), StructField("height", IntegerType()),
+                             StructField("width", IntegerType()), StructField("encoded", BooleanType()),
+                             StructField("data", BinaryType())])
+        return spark.createDataFrame(rdd.map(row), schema)
+
+
+class LMDBSource(DataSource):
+    """com.yahoo.ml.caffe.LMDB: each rank reads its own shard of the LMDB
+    (records rank, rank + n, ...) with crema's reader, transformed by the
+    layer's transform_param; Spark only places the ranks. The path must be
+    reachable from every executor (a local or shared file system)."""
+
+    def lmdb_path(self):
+        src = self.source_path()
+        p = local_path(src)
+        if p is None:
+            raise ValueError("layer %s: LMDB source %s must be a file: path every executor can read"
+                             % (self.layer_name, src))
+        if not os.path.exists(p):
+            raise ValueError("layer %s: LMDB %s does not exist" % (self.layer_name, p))
+        return p
+
+    def spec(self):
+        p = self._param()
+        tp = prototxt.get(self.layer, "transform_param")
+        return FeedSpec("lmdb", self.layer_name, _int(p, "batch_size"), path=self.lmdb_path(),
+                        transform=prototxt.dump({"transform_param": [tp]}) if tp else "",
+                        channels=_int(p, "channels"), height=_int(p, "height"), width=_int(p, "width"))
+
+    def rank_dataframe(self, spark, n):
+        return spark.range(0, n, 1, n)
+
+
+class CoSDataSource(DataSource):
+    """The CoSData layer's DataFrame source (CaffeOnSpark's DataFrameSource):
+    cos_data_param.source read in dataframe_format (parquet by default), one
+    column per top, named as the top; an optional id column."""
+
+    def _param(self):
+        return prototxt.get(self.layer, "cos_data_param", {})
+
+    def tops(self):
+        return [(prototxt.get(t, "name"), prototxt.get(t, "type", "STRING")) for t in self._param().get("top", [])]
+
+    def spec(self):
+        p = self._param()
+        for name, t in self.tops():
+            if t not in COS_TYPES:
+                raise ValueError("layer %s: top %s has type %s, not one of %s" % (self.layer_name, name, t,
+                                                                                 ", ".join(COS_TYPES)))
+        return FeedSpec("cos", self.layer_name, _int(p, "batch_size"), tops=self.tops())
+
+    def rank_dataframe(self, spark, n):
+        df = self.dataframe
+        if df is None:
+            fmt = prototxt.get(self._param(), "dataframe_format", "parquet")
+            df = spark.read.format(fmt).load(self.source_path())
+        missing = [name for name, _ in self.tops() if name not in df.columns]
+        if missing:
+            raise ValueError("layer %s: the DataFrame has no column for top(s) %s (columns: %s)"
+                             % (self.layer_name, ", ".join(missing), ", ".join(df.columns)))
+        cols = [name for name, _ in self.tops()]
+        if "id" in df.columns:
+            cols = ["id"] + [c for c in cols if c != "id"]
+        return df.select(*cols).repartition(n)
+
+
+_CLASSES = {LMDB: LMDBSource, SEQ: SeqImageDataSource, IMAGE_DF: ImageDataFrame, DF: CoSDataSource}
+
+
+def get_source(spark, conf, is_train, dataframe=None):
+    """The source of the net's TRAIN (is_train) or TEST data layer, by its
+    source_class (a CoSData layer's is its DataFrame source)."""
+    _, layer = conf.data_layer(is_train)
+    t = prototxt.get(layer, "type")
+    cls = prototxt.get(layer, "source_class", "")
+    if t == "CoSData":
+        klass = CoSDataSource
+    elif t == "MemoryData":
+        if cls not in _CLASSES or _CLASSES[cls] is CoSDataSource:
+            raise ValueError("layer %s: source_class %r is not one crema.spark reads (%s)"
+                             % (prototxt.get(layer, "name"), cls, ", ".join(k for k in _CLASSES if k != DF)))
+        klass = _CLASSES[cls]
+    else:
+        raise ValueError("layer %s is a %s layer: crema.spark feeds MemoryData (with a source_class) and CoSData"
+                         % (prototxt.get(layer, "name"), t))
+    src = klass(spark, conf, layer, is_train)
+    src.dataframe = dataframe
+    return src
