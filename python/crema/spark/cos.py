@@ -14,7 +14,6 @@ from . import prototxt, rank as rank_mod
 from .config import local_path
 from .sources import DataSource
 
-SLOTS_WAIT_S = 10.0
 
 
 class _Job:
@@ -38,18 +37,48 @@ def available_slots(sc):
         return int(sc.defaultParallelism)
 
 
-def check_slots(sc, cluster_size, wait_s=SLOTS_WAIT_S):
-    """Waits a few seconds for executors to register, then fails clearly if
-    there are fewer task slots than ranks (a barrier stage would wait)."""
+def planned_slots(sc):
+    """The task slots the application will have once its executors are up,
+    when the master or the configuration says (None when it does not)."""
+    import re
+    master = sc.master or ""
+    m = re.match(r"local\[(\d+|\*)(,\d+)?\]$", master)
+    if m:
+        return os.cpu_count() if m.group(1) == "*" else int(m.group(1))
+    if master == "local":
+        return 1
+    m = re.match(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*\d+\s*\]$", master)
+    cpus = int(sc.getConf().get("spark.task.cpus", "1"))
+    if m:
+        return int(m.group(1)) * int(m.group(2)) // cpus
+    inst, cores = sc.getConf().get("spark.executor.instances"), sc.getConf().get("spark.executor.cores")
+    dyn = sc.getConf().get("spark.dynamicAllocation.enabled", "false") == "true"
+    if inst and cores and not dyn:
+        return int(inst) * int(cores) // cpus
+    return None
+
+
+def check_slots(sc, cluster_size, wait_s=None):
+    """Fails at once, with the reason, when the application cannot have
+    clusterSize task slots (a barrier stage would wait for them forever);
+    otherwise waits for the executors to register (spark.crema.slotWait
+    seconds, 120 by default)."""
+    planned = planned_slots(sc)
+    if planned is not None and planned < cluster_size:
+        raise ValueError("clusterSize %d is larger than the %d task slots of this Spark application (master %s): "
+                         "every rank needs a slot at the same time; start more executors or cores, or lower "
+                         "-clusterSize" % (cluster_size, planned, sc.master))
+    if wait_s is None:
+        wait_s = float(sc.getConf().get("spark.crema.slotWait", "120"))
     deadline = time.time() + wait_s
     slots = available_slots(sc)
     while slots < cluster_size and time.time() < deadline:
         time.sleep(0.5)
         slots = available_slots(sc)
     if slots < cluster_size:
-        raise ValueError("clusterSize %d is larger than the %d task slots this Spark application has (master %s): "
-                         "every rank needs a slot at the same time; start more executors or cores, or lower "
-                         "-clusterSize" % (cluster_size, slots, sc.master))
+        raise ValueError("clusterSize %d is larger than the %d task slots this Spark application has after %g s "
+                         "(master %s): every rank needs a slot at the same time; start more executors or cores, "
+                         "or lower -clusterSize" % (cluster_size, slots, wait_s, sc.master))
     return slots
 
 
@@ -205,7 +234,10 @@ class CremaOnSpark:
             recs = rank_mod.train_rank(job, r, len(infos), address, secret, table, val_table)
             yield pa.RecordBatch.from_arrays([pa.array(recs, pa.string())], names=["record"])
 
-        out = df.mapInArrow(task, "record string", barrier=True).collect()
+        # a shuffle after the barrier stage makes it a ShuffleMapStage: Spark
+        # retries those (all tasks together) when a task fails, never a
+        # barrier ResultStage
+        out = df.mapInArrow(task, "record string", barrier=True).repartition(1).collect()
         rows = [json.loads(r.record) for r in out]
         for r in rows:
             if r["kind"] == "resume":

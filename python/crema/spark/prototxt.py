@@ -21,9 +21,16 @@ def _tokens(text):
         raise ValueError("prototxt: cannot read %r" % text[pos:pos + 20])
 
 
+class Quoted(str):
+    """A value that was a string literal (printed quoted again)."""
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
+
+
 def _unquote(t):
     if t[0] in "\"'":
-        return bytes(t[1:-1], "utf-8").decode("unicode_escape")
+        return Quoted(re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), t[1:-1]))
     return t
 
 
@@ -61,7 +68,7 @@ def _parse_fields(toks, i, close):
             # adjacent string literals concatenate
             while toks[i][0] in "\"'" and i + 1 < len(toks) and toks[i + 1][0] in "\"'":
                 i += 1
-                val += _unquote(toks[i])
+                val = Quoted(val + _unquote(toks[i]))
             msg.setdefault(name, []).append(val)
             i += 1
     if close is not None:
@@ -82,7 +89,8 @@ def _quote(v):
 # a number, bool or enum identifier, printed as is
 _STRING_FIELDS = {"name", "type", "top", "bottom", "source", "mean_file", "net", "snapshot_prefix", "train_net",
                   "test_net", "source_class", "dataframe_format", "dataframe_column_select", "weights", "lr_policy",
-                  "regularization_type"}
+                  "regularization_type", "stage", "not_stage", "input", "module", "param_str", "snapshot_prefix",
+                  "engine_name"}
 
 
 def dump(msg, indent=0):
@@ -92,7 +100,7 @@ def dump(msg, indent=0):
         for v in values:
             if isinstance(v, dict):
                 out.append("%s%s {\n%s%s}\n" % (pad, name, dump(v, indent + 1), pad))
-            elif name in _STRING_FIELDS:
+            elif isinstance(v, Quoted) or name in _STRING_FIELDS:
                 out.append("%s%s: %s\n" % (pad, name, _quote(v)))
             else:
                 out.append("%s%s: %s\n" % (pad, name, v))

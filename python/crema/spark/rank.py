@@ -99,8 +99,8 @@ class ImageFeeder(_Feeder):
             base = self.data[self.offs[0]:self.offs[-1]]
             self.raw = base.reshape(self.n, self.c, self.h, self.w)
 
-    def feed(self, net, batches=1, layer=None):
-        idx = self.indices(batches * self.batch)
+    def feed(self, net, batches=1, layer=None, count=None):
+        idx = self.indices(count or batches * self.batch)
         layer = layer or self.spec.layer
         if self.encoded:
             buf, lens = _take_binary(self.data, self.offs, idx)
@@ -156,8 +156,8 @@ class CoSFeeder(_Feeder):
                     col = pc.cast(col, pa.float32())
                 self.cols.append(("num", np.asarray(col.to_numpy(zero_copy_only=False), np.float32)))
 
-    def feed(self, net, batches=1, layer=None):
-        idx = self.indices(batches * self.batch)
+    def feed(self, net, batches=1, layer=None, count=None):
+        idx = self.indices(count or batches * self.batch)
         cols = []
         for c in self.cols:
             if c[0] == "enc":
@@ -202,14 +202,16 @@ class LmdbFeeder(_Feeder):
             self.reader.forward()
         self.pos = pos % self.n
 
-    def feed(self, net, batches=1, layer=None):
+    def feed(self, net, batches=1, layer=None, count=None):
         data, labels = [], []
         for _ in range(batches):
             out = self.reader.forward()
             data.append(out["data"])
             labels.append(out["label"].reshape(-1))
-        idx = self.indices(batches * self.batch)
-        net.set_input_arrays(np.concatenate(data), np.concatenate(labels), layer=layer or self.spec.layer)
+        count = count or batches * self.batch
+        idx = self.indices(count)
+        net.set_input_arrays(np.concatenate(data)[:count], np.concatenate(labels)[:count],
+                             layer=layer or self.spec.layer)
         return idx
 
     def sample_ids(self, idx):
@@ -259,8 +261,18 @@ def newest_snapshot(prefix):
 # ---- training ----
 
 
+def _share_weights(train, test):
+    """The test net gets the train net's current weights, by layer name (as
+    Caffe's ShareTrainedLayersWith before each test)."""
+    for name, blobs in test.params.items():
+        if name in train.params:
+            for dst, src in zip(blobs, train.params[name]):
+                dst.data[...] = src.data
+
+
 def _validate(job, solver, feeder, dist, rank, size):
     net = solver.test_nets[0]
+    _share_weights(solver.net, net)
     sums = None
     names = net.outputs
     for _ in range(job.test_iter):
@@ -357,9 +369,20 @@ def score_partition(job, spec, table, rank, size, mode):
     n, b = feeder.n, spec.batch
     sums, count = None, 0
     names = net.outputs
+    tail = None
     try:
         for start in range(0, n, b):
             real = min(b, n - start)
+            if mode == "test" and real < b:
+                # a net whose batch is the remainder, so that every sample
+                # counts once and the means are exact
+                tail = crema.Net(_tail_net(job, spec.layer, real, work), job.model_local, phase="TEST")
+                feeder.feed(tail, 1, count=real)
+                out = tail.forward()
+                vec = np.concatenate([np.asarray(out[k], np.float64).reshape(-1) for k in names])
+                sums = vec * real if sums is None else sums + vec * real
+                count += real
+                continue
             idx = feeder.feed(net, 1)
             out = net.forward()
             if mode == "test":
@@ -382,3 +405,19 @@ def score_partition(job, spec, table, rank, size, mode):
                               "sums": [] if sums is None else [float(x) for x in sums], "count": count})
     finally:
         net.close()
+        if tail is not None:
+            tail.close()
+
+
+def _tail_net(job, layer, batch, work):
+    """The net with its TEST data layer `layer` taking batch samples."""
+    np_ = prototxt.parse(job.net_text)
+    for lp in np_.get("layer", []):
+        if prototxt.get(lp, "name") == layer and "TEST" in prototxt.layer_phases(lp):
+            for key in ("memory_data_param", "cos_data_param"):
+                if key in lp:
+                    lp[key][-1]["batch_size"] = [str(batch)]
+    path = os.path.join(work, "net_tail.prototxt")
+    with open(path, "w") as f:
+        f.write(prototxt.dump(np_))
+    return path

@@ -1,0 +1,278 @@
+"""crema.spark end to end on real PySpark (run by tests/test_spark.sh).
+
+    test_spark.py WORKDIR CREMA_BIN [--iters N] [--only a,b]
+
+Fashion-MNIST LeNet on local-cluster[2,1,2048] with clusterSize 2: the
+ImageDataFrame source (features accuracy, test() against `crema test`),
+LMDB, a SequenceFile written through Spark, the CoSData DataFrame source,
+recovery after a rank's task is killed, and the too-few-slots error."""
+import argparse
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+FM = "/usr/share/datasets/fashion-mnist"
+fails = 0
+
+
+def ok(cond, what, detail=""):
+    global fails
+    if cond:
+        print("ok   %s%s" % (what, (" (%s)" % detail) if detail else ""), flush=True)
+    else:
+        fails += 1
+        print("FAIL %s%s" % (what, (" (%s)" % detail) if detail else ""), flush=True)
+
+
+def idx(path):
+    with gzip.open(path) as f:
+        b = f.read()
+    nd = b[3]
+    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
+    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+LAYERS = """
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2" param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1" param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 500 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 10 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "accuracy" include { phase: TEST } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+"""
+
+
+def memory_layer(phase, cls, source, batch):
+    return ('layer { name: "data" type: "MemoryData" top: "data" top: "label" include { phase: %s }\n'
+            '  source_class: "%s"\n'
+            '  memory_data_param { source: "%s" batch_size: %d channels: 1 height: 28 width: 28 }\n'
+            '  transform_param { scale: 0.00390625 } }\n' % (phase, cls, source, batch))
+
+
+def cos_layer(phase, source, batch):
+    return ('layer { name: "data" type: "CoSData" top: "data" top: "label" include { phase: %s }\n'
+            '  cos_data_param { source: "%s" batch_size: %d\n'
+            '    top { name: "data" type: RAW_IMAGE channels: 1 height: 28 width: 28 sample_num_axes: 3\n'
+            '          transform_param { scale: 0.00390625 } }\n'
+            '    top { name: "label" type: INT channels: 1 } } }\n' % (phase, source, batch))
+
+
+def write_net(path, train_layer, test_layer):
+    with open(path, "w") as f:
+        f.write('name: "LeNet"\n' + train_layer + test_layer + LAYERS)
+
+
+def write_solver(path, net, iters, snapshot=0, test_interval=0, prefix="lenet"):
+    with open(path, "w") as f:
+        f.write('net: "%s"\n%sbase_lr: 0.01\nmomentum: 0.9\n'
+                'weight_decay: 0.0005\nlr_policy: "inv"\ngamma: 0.0001\npower: 0.75\ndisplay: 100\n'
+                'max_iter: %d\nsnapshot: %d\nsnapshot_prefix: "%s"\nrandom_seed: 1\nsolver_mode: CPU\n'
+                % (net, "test_iter: 50\ntest_interval: %d\n" % test_interval if test_interval else "", iters,
+                   snapshot, prefix))
+
+
+def accuracy_of(df):
+    import pyarrow as pa
+    t = pa.Table.from_batches(df._collect_as_arrow())
+    ip2 = np.asarray(t.column("ip2").combine_chunks().flatten().to_numpy(), np.float32).reshape(t.num_rows, -1)
+    lab = np.asarray(t.column("label").to_numpy(), np.float32)
+    return t.num_rows, float(np.mean(np.argmax(ip2, 1) == lab)), t
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("crema_bin")
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--short", type=int, default=200)
+    ap.add_argument("--only", default="slots,imagedf,lmdb,seq,cos,recovery")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    os.makedirs(args.work, exist_ok=True)
+    os.chdir(args.work)
+    w = os.getcwd()
+
+    import pyarrow.parquet as pq
+    from pyspark.sql import SparkSession
+
+    from crema.spark import CaffeOnSpark, Config, DataSource
+    from crema.spark.tools import dataframe_to_sequence, images_table
+
+    # ---- data: Fashion-MNIST as ImageDataFrame parquet, LMDB for crema ----
+    xtr, ytr = idx(FM + "/train-images-idx3-ubyte.gz"), idx(FM + "/train-labels-idx1-ubyte.gz")
+    xte, yte = idx(FM + "/t10k-images-idx3-ubyte.gz"), idx(FM + "/t10k-labels-idx1-ubyte.gz")
+    pq.write_table(images_table(np.arange(len(ytr)), ytr, xtr.reshape(-1, 1, 28, 28)), "fm_train.parquet")
+    pq.write_table(images_table(np.arange(len(yte)), yte, xte.reshape(-1, 1, 28, 28)), "fm_test.parquet")
+    for split, pre in (("train", "train"), ("test", "t10k")):
+        if not os.path.exists("fm_%s_lmdb" % split):
+            subprocess.run([args.crema_bin, "convert-mnist", "%s/%s-images-idx3-ubyte.gz" % (FM, pre),
+                            "%s/%s-labels-idx1-ubyte.gz" % (FM, pre), "fm_%s_lmdb" % split], check=True,
+                           stdout=subprocess.DEVNULL)
+
+    env_keys = ("PYTHONPATH", "CREMA_LIBRARY")
+
+    def session(master):
+        b = (SparkSession.builder.master(master).appName("crema-spark-test")
+             .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
+             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "2"))
+        for k in env_keys:
+            if os.environ.get(k):
+                b = b.config("spark.executorEnv." + k, os.environ[k])
+        return b.getOrCreate()
+
+    # ---- too few slots: a clear error within seconds ----
+    if "slots" in only:
+        spark = session("local[1]")
+        write_net("net_df.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.ImageDataFrame", "fm_train.parquet", 64),
+                  memory_layer("TEST", "com.yahoo.ml.caffe.ImageDataFrame", "fm_test.parquet", 100))
+        write_solver("solver_df.prototxt", "net_df.prototxt", 10)
+        conf = Config(spark, ["-conf", "solver_df.prototxt", "-model", "file:%s/slots/m.caffemodel" % w, "-train",
+                              "-clusterSize", "2"])
+        t0 = time.time()
+        try:
+            CaffeOnSpark(spark).train(DataSource(spark).getSource(conf, True))
+            ok(False, "clusterSize 2 on local[1] fails")
+        except ValueError as e:
+            dt = time.time() - t0
+            ok("clusterSize 2" in str(e) and "1 task slots" in str(e) and dt < 10,
+               "clusterSize 2 on local[1]: clear error within seconds", "%.1f s: %s" % (dt, e))
+        spark.stop()
+        # the same through the command line
+        t0 = time.time()
+        p = subprocess.run([sys.executable, "-m", "crema.spark", "-conf", "solver_df.prototxt", "-train", "-model",
+                            "file:%s/slots/m.caffemodel" % w, "-clusterSize", "3", "--master",
+                            "local-cluster[2,1,1024]"], capture_output=True, text=True, timeout=120)
+        dt = time.time() - t0
+        ok(p.returncode == 1 and "clusterSize 3 is larger than the 2 task slots" in p.stderr,
+           "python -m crema.spark -clusterSize 3 on local-cluster[2,1,1024]: exit 1 with the reason",
+           "%.1f s, rc %d: %s" % (dt, p.returncode, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""))
+
+    spark = session("local-cluster[2,1,2048]")
+    cos = CaffeOnSpark(spark)
+
+    def train_and_check(tag, net, n_iters, min_acc, check_crema=False, test_interval=0, fail_at=None,
+                        snapshot=0):
+        d = os.path.join(w, tag)
+        os.makedirs(d, exist_ok=True)
+        write_solver("solver_%s.prototxt" % tag, net, n_iters, snapshot=snapshot, test_interval=test_interval)
+        model = "file:%s/lenet.caffemodel" % d
+        conf = Config(spark, ["-conf", "solver_%s.prototxt" % tag, "-model", model, "-train", "-clusterSize", "2",
+                              "-features", "ip2", "-label", "label"])
+        if fail_at:
+            os.environ["CREMA_SPARK_FAIL_AT"] = fail_at
+        t0 = time.time()
+        try:
+            if test_interval:
+                vdf = cos.trainWithValidation(DataSource(spark).getSource(conf, True),
+                                              DataSource(spark).getSource(conf, False))
+                vals = vdf.collect()
+                ok(len(vals) == n_iters // test_interval + 1 and "accuracy" in vdf.columns,
+                   "%s: trainWithValidation gives one row per test_interval" % tag,
+                   "%d rows, columns %s, last %s" % (len(vals), vdf.columns, vals[-1] if vals else None))
+            else:
+                cos.train(DataSource(spark).getSource(conf, True))
+        finally:
+            os.environ.pop("CREMA_SPARK_FAIL_AT", None)
+        stats = getattr(cos, "last_train_stats", {})
+        ok(os.path.exists(os.path.join(d, "lenet.caffemodel")), "%s: trained %d iterations on 2 ranks" % (tag, n_iters),
+           "%.0f s in all, %.1f s training, %.0f images/s" % (time.time() - t0, stats.get("seconds", 0),
+                                                             stats.get("images", 0) / max(stats.get("seconds", 1), 1e-9)))
+        n, acc, _ = accuracy_of(cos.features(DataSource(spark).getSource(conf, False)))
+        ok(n == 10000 and acc >= min_acc, "%s: features() gives one row per test sample, argmax accuracy >= %.2f"
+           % (tag, min_acc), "%d rows, accuracy %.4f" % (n, acc))
+        res = cos.test(DataSource(spark).getSource(conf, False))
+        ok(abs(res["accuracy"][0] - acc) < 1e-6, "%s: test() accuracy equals the features' argmax accuracy" % tag,
+           "test %.4f" % res["accuracy"][0])
+        if check_crema:
+            write_net("net_lmdb_test.prototxt", "",
+                      'layer { name: "data" type: "Data" top: "data" top: "label" include { phase: TEST }\n'
+                      '  transform_param { scale: 0.00390625 }\n'
+                      '  data_param { source: "fm_test_lmdb" batch_size: 100 backend: LMDB } }\n')
+            p = subprocess.run([args.crema_bin, "test", "-model", "net_lmdb_test.prototxt", "-weights",
+                                os.path.join(d, "lenet.caffemodel"), "-iterations", "100"],
+                               capture_output=True, text=True)
+            m = re.findall(r"accuracy = ([0-9.]+)", p.stdout + p.stderr)
+            m2 = re.findall(r"loss = ([0-9.]+)", p.stdout + p.stderr)
+            ca = float(m[-1]) if m else -1
+            cl = float(m2[-1]) if m2 else -1
+            ok(abs(ca - res["accuracy"][0]) < 1e-4 and abs(cl - res["loss"][0]) < 1e-3,
+               "%s: test() agrees with `crema test` on the saved model" % tag,
+               "crema test accuracy %.4f loss %.4f, test() %.4f %.4f" % (ca, cl, res["accuracy"][0], res["loss"][0]))
+        return stats
+
+    if "imagedf" in only:
+        write_net("net_df.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.ImageDataFrame", "fm_train.parquet", 64),
+                  memory_layer("TEST", "com.yahoo.ml.caffe.ImageDataFrame", "fm_test.parquet", 100))
+        min_acc = 0.87 if args.iters >= 2000 else 0.70
+        stats = train_and_check("imagedf", "net_df.prototxt", args.iters, min_acc, check_crema=True,
+                                test_interval=args.iters // 4)
+        with open(os.path.join(w, "imagedf_stats.json"), "w") as f:
+            json.dump(stats, f)
+
+    if "lmdb" in only:
+        write_net("net_lmdb.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.LMDB", "file:fm_train_lmdb", 64),
+                  memory_layer("TEST", "com.yahoo.ml.caffe.LMDB", "file:fm_test_lmdb", 100))
+        train_and_check("lmdb", "net_lmdb.prototxt", args.short, 0.65)
+
+    if "seq" in only:
+        seq = os.path.join(w, "fm_train_seq")
+        if not os.path.exists(os.path.join(seq, "_SUCCESS")):
+            dataframe_to_sequence(spark.read.parquet("fm_train.parquet"), "file:" + seq)
+        seqt = os.path.join(w, "fm_test_seq")
+        if not os.path.exists(os.path.join(seqt, "_SUCCESS")):
+            dataframe_to_sequence(spark.read.parquet("fm_test.parquet"), "file:" + seqt)
+        write_net("net_seq.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.SeqImageDataSource", "file:" + seq, 64),
+                  memory_layer("TEST", "com.yahoo.ml.caffe.SeqImageDataSource", "file:" + seqt, 100))
+        train_and_check("seq", "net_seq.prototxt", args.short, 0.65)
+
+    if "cos" in only:
+        for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+            t = images_table(np.arange(len(y)), y, x.reshape(-1, 1, 28, 28))
+            t = t.select(["id", "data"]).append_column("label", __import__("pyarrow").array(y.astype(np.int32)))
+            pq.write_table(t, "fm_%s_cos.parquet" % split)
+        write_net("net_cos.prototxt", cos_layer("TRAIN", "fm_train_cos.parquet", 64),
+                  cos_layer("TEST", "fm_test_cos.parquet", 100))
+        train_and_check("cos", "net_cos.prototxt", args.short, 0.65)
+
+    if "recovery" in only:
+        marker = os.path.join(w, "recovery_failed_once")
+        if os.path.exists(marker):
+            os.remove(marker)
+        write_net("net_df.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.ImageDataFrame", "fm_train.parquet", 64),
+                  memory_layer("TEST", "com.yahoo.ml.caffe.ImageDataFrame", "fm_test.parquet", 100))
+        # rank 1's task dies at iteration 130; the snapshot of iteration 100 is the resume point
+        import io
+        import contextlib
+        buf = io.StringIO()
+        with contextlib.redirect_stderr(buf):
+            stats = train_and_check("recovery", "net_df.prototxt", args.short, 0.65, snapshot=50,
+                                    fail_at="1:130:" + marker)
+        sys.stderr.write(buf.getvalue())
+        ok(os.path.exists(marker), "recovery: rank 1's task was killed at iteration 130")
+        ok(stats.get("start") == 100 and stats.get("iter") == args.short,
+           "recovery: the retried stage resumed from the iteration-100 snapshot and finished",
+           "resumed at %s, ended at %s" % (stats.get("start"), stats.get("iter")))
+        ok("resumed from" in buf.getvalue() and "at iteration 100" in buf.getvalue(),
+           "recovery: the log shows the resume iteration",
+           (re.findall(r"rank \d resumed from .*", buf.getvalue()) or ["no resume line"])[0])
+
+    spark.stop()
+    print("%d failed" % fails)
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
