@@ -6,7 +6,7 @@ set -eu
 APT_PACKAGES="cmake make gcc g++ clang pkg-config libclang-rt-14-dev
 protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev liblmdb-dev lmdb-utils
 libleveldb-dev libhdf5-dev hdf5-tools libjpeg62-turbo-dev libpng-dev
-libgloo-dev dataset-fashion-mnist valgrind iproute2 python3-venv"
+libgloo-dev dataset-fashion-mnist valgrind iproute2 python3-venv openjdk-17-jre-headless"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -30,3 +30,19 @@ for p in $PIP_PACKAGES; do
         $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "$p"
     fi
 done
+
+# crema.spark: pyspark 3.5.x, the Spark line that supports Java 17 (the JDK
+# Debian 12 ships) and has DataFrame.mapInArrow(barrier=True) (new in 3.5);
+# its Arrow path needs pyarrow and pandas 2. "module spec check" lines:
+# installed when the check fails (missing, or off the pin).
+while read -r mod spec check; do
+    [ -z "$mod" ] && continue
+    if ! $PY -c "$check" 2>/dev/null; then
+        echo "deps: pip installing $spec"
+        $PY -m pip install -q --disable-pip-version-check --root-user-action=ignore "$spec"
+    fi
+done <<'PIPS'
+pyspark pyspark==3.5.7 import pyspark,sys;sys.exit(pyspark.__version__!="3.5.7")
+pyarrow pyarrow>=14,<20 import pyarrow
+pandas pandas>=2,<3 import pandas
+PIPS

@@ -11,6 +11,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -166,7 +167,8 @@ def main():
     def train_and_check(tag, net, n_iters, min_acc, check_crema=False, test_interval=0, fail_at=None,
                         snapshot=0):
         d = os.path.join(w, tag)
-        os.makedirs(d, exist_ok=True)
+        shutil.rmtree(d, ignore_errors=True)  # no snapshot of an earlier run to resume from
+        os.makedirs(d)
         write_solver("solver_%s.prototxt" % tag, net, n_iters, snapshot=snapshot, test_interval=test_interval)
         model = "file:%s/lenet.caffemodel" % d
         conf = Config(spark, ["-conf", "solver_%s.prototxt" % tag, "-model", model, "-train", "-clusterSize", "2",
