@@ -48,7 +48,7 @@ struct solver_dist {
     bool reducing; /* this backward pass is the one whose gradients are summed */
 };
 
-static enum solver_action dist_agree_action(struct solver *s, enum solver_action mine);
+static int dist_agree_action(struct solver *s, enum solver_action *action);
 static int dist_finish_gradients(struct solver *s, int status);
 static int dist_sync_state(struct solver *s, bool positions);
 static void solver_dist_free(struct solver_dist *d);
@@ -408,10 +408,11 @@ static int share_trained_layers(struct net *test, const struct net *train)
     return CREMA_OK;
 }
 
-static enum solver_action requested_action(struct solver *s)
+/* The action asked for since the last call; with ranks, agreed by all. */
+static int requested_action(struct solver *s, enum solver_action *a)
 {
-    enum solver_action a = s->action ? s->action(s->action_ctx) : SOLVER_ACTION_NONE;
-    return s->dist ? dist_agree_action(s, a) : a;
+    *a = s->action ? s->action(s->action_ctx) : SOLVER_ACTION_NONE;
+    return s->dist ? dist_agree_action(s, a) : CREMA_OK;
 }
 
 static int solver_test(struct solver *s, int id)
@@ -428,7 +429,12 @@ static int solver_test(struct solver *s, int id)
     int *score_output = NULL;
     float loss = 0;
     for (int i = 0; i < n_iter; i++) {
-        for (enum solver_action a = requested_action(s); a != SOLVER_ACTION_NONE; a = requested_action(s)) {
+        for (;;) {
+            enum solver_action a;
+            if ((rc = requested_action(s, &a)))
+                goto done;
+            if (a == SOLVER_ACTION_NONE)
+                break;
             if (a == SOLVER_ACTION_SNAPSHOT && (rc = solver_snapshot(s)))
                 goto done;
             if (a == SOLVER_ACTION_STOP)
@@ -628,7 +634,9 @@ int solver_step(struct solver *s, int iters)
         if ((rc = solver_apply_update(&s->update, rate)))
             return rc;
         s->update.iter++;
-        enum solver_action a = requested_action(s);
+        enum solver_action a;
+        if ((rc = requested_action(s, &a)))
+            return rc;
         if ((p->snapshot > 0 && s->update.iter % p->snapshot == 0) || a == SOLVER_ACTION_SNAPSHOT)
             if ((rc = solver_snapshot(s)))
                 return rc;
@@ -1134,18 +1142,14 @@ static void solver_dist_free(struct solver_dist *d)
 }
 
 /* A signal seen by any rank acts on every rank, at the same iteration. */
-static enum solver_action dist_agree_action(struct solver *s, enum solver_action mine)
+static int dist_agree_action(struct solver *s, enum solver_action *action)
 {
-    float votes[2] = { mine == SOLVER_ACTION_STOP, mine == SOLVER_ACTION_SNAPSHOT };
+    float votes[2] = { *action == SOLVER_ACTION_STOP, *action == SOLVER_ACTION_SNAPSHOT };
     int rc = dist_allreduce_sum(s->dist->comm, votes, 2);
-    if (rc) {
-        /* the next gradient sum reports the lost rank; stop here meanwhile */
-        LOG(s, "crema: %s\n", crema_errmsg());
-        return SOLVER_ACTION_STOP;
-    }
-    if (votes[1] > 0)
-        return SOLVER_ACTION_SNAPSHOT;
-    return votes[0] > 0 ? SOLVER_ACTION_STOP : SOLVER_ACTION_NONE;
+    if (rc)
+        return rc;
+    *action = votes[1] > 0 ? SOLVER_ACTION_SNAPSHOT : votes[0] > 0 ? SOLVER_ACTION_STOP : SOLVER_ACTION_NONE;
+    return CREMA_OK;
 }
 
 static int check_same_message(struct solver_dist *d, const ProtobufCMessage *m, const char *what)
@@ -1289,7 +1293,7 @@ int solver_set_dist(struct solver *s, struct dist_comm *comm)
     d->rank = dist_rank(comm);
     d->size = dist_size(comm);
     s->dist = d;
-    int rc = check_same_message(d, &s->param->base, "solver parameters");
+    int rc = check_same_message(d, &s->param->base, "solver definition");
     if (!rc)
         rc = check_same_message(d, &s->net->param->base, "train net");
     for (int i = 0; !rc && i < s->n_test_nets; i++)
