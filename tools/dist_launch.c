@@ -202,7 +202,9 @@ int cli_dist_launch(const char *cmd, int argc, char **argv, const struct dist_co
     int first_bad = started < size ? started : -1, running = started;
     char why[128] = "could not be started";
     double kill_at = first_bad >= 0 ? mono_s() : 0;
-    bool killed = false;
+    if (first_bad >= 0)
+        fprintf(stderr, "crema %s: rank %d %s; stopping the other ranks\n", cmd, first_bad, why);
+    bool killed = false, blame_signal = false;
     /* After the first failure the others get the time a collective needs to
      * notice and name the lost rank themselves; then they are killed. */
     double grace = cfg->timeout_ms / 1000.0 + 5;
@@ -218,11 +220,16 @@ int cli_dist_launch(const char *cmd, int argc, char **argv, const struct dist_co
             pids[r] = 0;
             running--;
             bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            if (!ok && first_bad < 0) {
+            /* The rank to blame: one that died of a signal over ones that
+             * exited with an error (usually because they lost it), which
+             * waitpid may report first. */
+            bool died = WIFSIGNALED(status) && !killed;
+            if (!ok && (first_bad < 0 || (died && !blame_signal))) {
                 first_bad = r;
+                blame_signal = died;
                 describe_exit(status, why, sizeof why);
-                fprintf(stderr, "crema %s: rank %d %s; stopping the other ranks\n", cmd, r, why);
-                kill_at = mono_s() + grace;
+                if (kill_at == 0)
+                    kill_at = mono_s() + grace;
             }
             continue;
         }
