@@ -205,14 +205,11 @@ crema_status crema_dist_allreduce(crema_dist *d, float *buf, size_t n);
 crema_status crema_dist_broadcast(crema_dist *d, void *buf, size_t bytes, int root);
 crema_status crema_dist_barrier(crema_dist *d);
 
-/* One training iteration on data the caller has fed into the train net:
- * clear the gradients, iter_size forward/backward passes, the gradients
- * averaged over the ranks of d (NULL: one rank), the learning rate of the
- * solver's policy, the update, iter + 1. No test and no snapshot: the
- * caller runs those. *loss (may be NULL) gets this rank's mean loss. */
-crema_status crema_solver_train_iter(crema_solver *s, crema_dist *d, float *loss, float *rate);
-/* Gives every rank rank 0's learnable weights. */
-crema_status crema_solver_broadcast_params(crema_solver *s, crema_dist *d);
+/* Makes the solver rank crema_dist_rank(d) of the job (d must outlive it):
+ * the same solver and nets on every rank is checked, rank 0's weights,
+ * history and iteration go to every rank, each step's gradients are
+ * averaged over the ranks, only rank 0 snapshots (see solver_set_dist). */
+crema_status crema_solver_set_dist(crema_solver *s, crema_dist *d);
 
 #ifdef __cplusplus
 }

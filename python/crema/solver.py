@@ -58,19 +58,14 @@ class Solver:
         """Restores iteration, learning-rate step, history and the weights a .solverstate names."""
         check(lib.crema_solver_restore(self._live(), encode_path(state_file)))
 
-    def train_iter(self, dist=None):
-        """One iteration on the data fed into the train net: forward and
-        backward iter_size times, the gradients averaged over the ranks of
-        `dist` (a crema.Dist; None: this process alone), the update, iter+1.
-        No test and no snapshot. Returns (loss, learning rate)."""
-        loss, rate = ctypes.c_float(), ctypes.c_float()
-        check(lib.crema_solver_train_iter(self._live(), None if dist is None else dist._live(),
-                                          ctypes.byref(loss), ctypes.byref(rate)))
-        return loss.value, rate.value
-
-    def broadcast_params(self, dist):
-        """Gives every rank of `dist` rank 0's weights."""
-        check(lib.crema_solver_broadcast_params(self._live(), dist._live()))
+    def set_dist(self, dist):
+        """Makes this solver one rank of `dist` (a crema.Dist, which must
+        stay open while the solver lives): every rank checks it has the same
+        solver and nets, takes rank 0's weights, history and iteration; each
+        step then averages the gradients over the ranks, and only rank 0
+        writes snapshots."""
+        check(lib.crema_solver_set_dist(self._live(), dist._live()))
+        self._dist = dist
 
     def test_all(self):
         check(lib.crema_solver_test_all(self._live()))

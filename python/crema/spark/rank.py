@@ -229,23 +229,29 @@ def make_feeder(spec, table, rank, size, phase, work):
 # ---- the job's files ----
 
 
-def write_job_files(job, work, snapshot_prefix=None):
-    """net.prototxt and solver.prototxt in work; the solver's net points at
-    the copy and its snapshot_prefix at the model directory."""
-    net_path = os.path.join(work, "net.prototxt")
-    with open(net_path, "w") as f:
+def write_net_file(job, work):
+    path = os.path.join(work, "net.prototxt")
+    with open(path, "w") as f:
         f.write(job.net_text)
+    return path
+
+
+def write_solver_file(job, work):
+    """The solver every rank trains with: the net inline (so every rank's
+    solver is byte for byte the same, as crema's ranks check), snapshots
+    under the model's directory, and no test nets: validation runs from
+    Python on fed data."""
     sp = prototxt.parse(job.solver_text)
     for k in ("net", "train_net", "test_net", "net_param", "train_net_param", "test_net_param", "snapshot_prefix",
-              "weights"):
+              "weights", "test_iter", "test_interval", "test_initialization", "test_state"):
         sp.pop(k, None)
-    sp["net"] = [net_path]
-    if snapshot_prefix:
-        sp["snapshot_prefix"] = [snapshot_prefix]
-    solver_path = os.path.join(work, "solver.prototxt")
-    with open(solver_path, "w") as f:
+    sp["net_param"] = [prototxt.parse(job.net_text)]
+    sp["snapshot_prefix"] = [job.snapshot_prefix]
+    sp["snapshot_after_train"] = ["false"]
+    path = os.path.join(work, "solver.prototxt")
+    with open(path, "w") as f:
         f.write(prototxt.dump(sp))
-    return solver_path, net_path
+    return path
 
 
 def newest_snapshot(prefix):
@@ -270,8 +276,9 @@ def _share_weights(train, test):
                 dst.data[...] = src.data
 
 
-def _validate(job, solver, feeder, dist, rank, size):
-    net = solver.test_nets[0]
+def _validate(job, solver, net, feeder, dist, size):
+    """Every output of the TEST net averaged over test_iter batches of each
+    rank's validation data and over the ranks."""
     _share_weights(solver.net, net)
     sums = None
     names = net.outputs
@@ -291,55 +298,56 @@ def _validate(job, solver, feeder, dist, rank, size):
 
 
 def train_rank(job, rank, size, address, secret, table, val_table):
-    """Trains as rank of size; returns the records the driver gets back
-    (validation rows, the resume point, timings) as JSON strings."""
+    """Trains as rank of size: feeds each iteration's batch into the train
+    net's data layer and steps the solver, which averages the gradients over
+    the ranks. Returns the records the driver gets back (validation rows,
+    the resume point, timings) as JSON strings."""
     import crema
     work = tempfile.mkdtemp(prefix="crema-spark-%d-" % rank)
     records = []
-    solver_path, _ = write_job_files(job, work, job.snapshot_prefix)
-    solver = crema.Solver(solver_path, log=False)
-    if job.weights:
-        solver.net.load_weights(job.weights)
     dist = crema.Dist(rank, size, address, secret, job.timeout_ms)
+    solver = vnet = None
     try:
-        state, state_iter = newest_snapshot(job.snapshot_prefix)
+        solver = crema.Solver(write_solver_file(job, work), log=(rank == 0))
+        if job.weights:
+            solver.net.load_weights(job.weights)
+        state, _ = newest_snapshot(job.snapshot_prefix)
         if job.snapshot_state and state is None:
-            state, state_iter = job.snapshot_state, -1
+            state = job.snapshot_state
         if state:
             solver.restore(state)
             log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
             records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
-        solver.broadcast_params(dist)
+        solver.set_dist(dist)
         feeder = make_feeder(job.train_spec, table, rank, size, "TRAIN", work)
         feeder.seek(solver.iter * job.train_spec.batch * job.iter_size)
         val = None
-        if job.val_spec is not None and solver.test_nets:
+        if job.val_spec is not None:
             val = make_feeder(job.val_spec, val_table, rank, size, "TEST", work)
+            vnet = crema.Net(write_net_file(job, work), phase="TEST")
+
+        def validate(it):
+            row = _validate(job, solver, vnet, val, dist, size)
+            if rank == 0:
+                records.append(json.dumps({"kind": "validation", "iter": it, "outputs": row}))
+                log("iteration %d: validation %s" % (it, row))
+
         t0 = time.time()
         start_iter = solver.iter
         while solver.iter < job.max_iter:
             it = solver.iter
             if (val is not None and job.test_interval > 0 and it % job.test_interval == 0
                     and (it > 0 or job.test_initialization)):
-                row = _validate(job, solver, val, dist, rank, size)
-                if rank == 0:
-                    records.append(json.dumps({"kind": "validation", "iter": it, "outputs": row}))
-                    log("iteration %d: validation %s" % (it, row))
+                validate(it)
             feeder.feed(solver.net, job.iter_size)
             if job.fail_at and rank == job.fail_at[0] and it == job.fail_at[1] and \
                     not os.path.exists(job.fail_at[2]):
                 open(job.fail_at[2], "w").close()
                 log("rank %d: failing on purpose at iteration %d (test hook)" % (rank, it))
                 os._exit(3)
-            loss, rate = solver.train_iter(dist)
-            if rank == 0 and job.display > 0 and it % job.display == 0:
-                log("Iteration %d, loss = %g, lr = %g" % (it, loss, rate))
-            if rank == 0 and job.snapshot > 0 and solver.iter % job.snapshot == 0:
-                solver.snapshot()
+            solver.step(1)
         if val is not None and job.test_interval > 0 and solver.iter % job.test_interval == 0:
-            row = _validate(job, solver, val, dist, rank, size)
-            if rank == 0:
-                records.append(json.dumps({"kind": "validation", "iter": solver.iter, "outputs": row}))
+            validate(solver.iter)
         seconds = time.time() - t0
         if rank == 0:
             solver.net.save(job.model_local)
@@ -349,8 +357,11 @@ def train_rank(job, rank, size, address, secret, table, val_table):
                                        job.iter_size * size}))
         dist.barrier()
     finally:
+        if vnet is not None:
+            vnet.close()
+        if solver is not None:
+            solver.close()
         dist.close()
-        solver.close()
     return records
 
 
@@ -363,8 +374,7 @@ def score_partition(job, spec, table, rank, size, mode):
     yields (ids, {blob: N x k float32}, labels) per batch."""
     import crema
     work = tempfile.mkdtemp(prefix="crema-spark-score-")
-    _, net_path = write_job_files(job, work)
-    net = crema.Net(net_path, job.model_local, phase="TEST")
+    net = crema.Net(write_net_file(job, work), job.model_local, phase="TEST")
     feeder = make_feeder(spec, table, rank, size, "TEST", work)
     n, b = feeder.n, spec.batch
     sums, count = None, 0
