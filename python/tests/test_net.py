@@ -177,12 +177,97 @@ class MemoryData(unittest.TestCase):
             with self.assertRaises(crema.CremaError):
                 net.set_input_arrays(np.zeros((6, 2, 2, 3), np.float32), np.zeros(5, np.float32))
 
-    def test_cos_data_not_there_yet(self):
-        d = os.path.join(GOLDEN, "data", "memory_data")
-        with crema.Net(os.path.join(d, "net.prototxt"), phase="TRAIN") as net:
-            with self.assertRaises(NotImplementedError) as e:
-                net.set_cos_data("cos", np.zeros((3, 2, 2, 3), np.float32))
-            self.assertIn("CoSData", str(e.exception))
+    def test_cos_data(self):
+        """CaffeOnSpark's CoSData layer: numeric, string and transposed tops,
+        encoded images decoded, resized and transformed, sample_num_axes."""
+        path = os.path.join(TMP, "cos_data_%d.prototxt" % os.getpid())
+        with open(path, "w") as f:
+            f.write('layer { name: "cos" type: "CoSData" top: "a" top: "s" top: "img" top: "raw"\n'
+                    '  cos_data_param { batch_size: 2\n'
+                    '    top { name: "a" type: FLOAT_ARRAY channels: 3 }\n'
+                    '    top { name: "s" type: STRING channels: 1 transpose: true }\n'
+                    '    top { name: "img" type: ENCODED_IMAGE channels: 1 height: 4 width: 4 sample_num_axes: 3\n'
+                    '          transform_param { scale: 0.5 } }\n'
+                    '    top { name: "raw" type: RAW_IMAGE channels: 1 height: 2 width: 2 sample_num_axes: 2\n'
+                    '          out_height: 4 out_width: 1 } } }\n')
+        import struct
+        import zlib
+
+        def png(a):
+            h, w = a.shape
+            raw = b"".join(b"\x00" + a[i].tobytes() for i in range(h))
+
+            def chunk(t, d):
+                return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+            return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) +
+                    chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+        # 8x8 images resized to the top's 4x4
+        imgs = [png(np.full((8, 8), 10 * i, np.uint8)) for i in range(4)]
+        raw = np.arange(16, dtype=np.uint8).reshape(4, 1, 2, 2)
+        try:
+            with crema.Net(path, phase="TRAIN") as net:
+                self.assertEqual(net.blobs["a"].shape, (2, 3))
+                self.assertEqual(net.blobs["s"].shape, (1, 2))
+                self.assertEqual(net.blobs["img"].shape, (2, 1, 4, 4))
+                self.assertEqual(net.blobs["raw"].shape, (2, 1, 4))
+                net.set_cos_data("cos", np.arange(12).reshape(4, 3), np.array(["1.5", "2", "3", "-4"]), imgs, raw)
+                out = net.forward()
+                np.testing.assert_array_equal(out["a"], [[0, 1, 2], [3, 4, 5]])
+                np.testing.assert_array_equal(out["s"], [[1.5, 2]])
+                np.testing.assert_array_equal(out["img"][:, 0], np.stack([np.full((4, 4), 0.0), np.full((4, 4), 5.0)]))
+                np.testing.assert_array_equal(out["raw"], [[[0, 1, 2, 3]], [[4, 5, 6, 7]]])
+                out = net.forward()
+                np.testing.assert_array_equal(out["s"], [[3, -4]])
+                np.testing.assert_array_equal(out["img"][:, 0, 0, 0], [10, 15])
+                out = net.forward()  # wraps around
+                np.testing.assert_array_equal(out["a"], [[0, 1, 2], [3, 4, 5]])
+                with self.assertRaises(crema.CremaError) as e:
+                    net.set_cos_data("cos", np.zeros((3, 3)), np.zeros(3), imgs[:3], raw[:3])
+                self.assertIn("multiple of batch_size", str(e.exception))
+                with self.assertRaises(crema.CremaError) as e:
+                    net.set_cos_data("cos", np.zeros((4, 2)), np.zeros(4), imgs, raw)
+                self.assertIn("3 values per sample", str(e.exception))
+                with self.assertRaises(crema.CremaError) as e:
+                    net.set_cos_data("cos", np.zeros((4, 3)), np.zeros(4), [b"not an image"] * 4, raw)
+                self.assertIn("image 0", str(e.exception))
+                with self.assertRaises(crema.CremaError):
+                    net.set_cos_data("cos", np.zeros((4, 3)))
+        finally:
+            os.remove(path)
+
+    def test_cos_data_unfed(self):
+        path = os.path.join(TMP, "cos_unfed_%d.prototxt" % os.getpid())
+        with open(path, "w") as f:
+            f.write('layer { name: "cos" type: "CoSData" top: "a"\n'
+                    '  cos_data_param { batch_size: 2 top { name: "a" type: FLOAT channels: 1 } } }\n')
+        try:
+            with crema.Net(path, phase="TEST") as net:
+                with self.assertRaises(crema.CremaError) as e:
+                    net.forward()
+                self.assertIn("feed it first", str(e.exception))
+        finally:
+            os.remove(path)
+
+    def test_memory_images(self):
+        """MemoryData fed uint8 images with the layer's transform_param."""
+        path = os.path.join(TMP, "mem_img_%d.prototxt" % os.getpid())
+        with open(path, "w") as f:
+            f.write('layer { name: "data" type: "MemoryData" top: "data" top: "label"\n'
+                    '  memory_data_param { batch_size: 2 channels: 1 height: 2 width: 2 }\n'
+                    '  transform_param { scale: 0.5 mean_value: 2 } }\n')
+        try:
+            with crema.Net(path, phase="TEST") as net:
+                imgs = np.arange(8, dtype=np.uint8).reshape(2, 1, 2, 2)
+                net.set_input_images("data", imgs, [7, 8])
+                out = net.forward()
+                np.testing.assert_allclose(out["data"], (imgs.astype(np.float32) - 2) * 0.5)
+                np.testing.assert_array_equal(out["label"].reshape(-1), [7, 8])
+                with self.assertRaises(crema.CremaError) as e:
+                    net.set_input_images("data", np.zeros((2, 1, 3, 3), np.uint8), [0, 0])
+                self.assertIn("takes 4", str(e.exception))
+        finally:
+            os.remove(path)
 
 
 class RoundTrips(unittest.TestCase):
