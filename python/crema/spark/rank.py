@@ -315,7 +315,14 @@ def train_rank(job, rank, size, address, secret, table, val_table):
         if job.snapshot_state and state is None:
             state = job.snapshot_state
         if state:
-            solver.restore(state)
+            # a state names its .caffemodel as its writer gave it: resolve a
+            # relative name next to the state, not in the executor's directory
+            here = os.getcwd()
+            os.chdir(os.path.dirname(os.path.abspath(state)))
+            try:
+                solver.restore(os.path.abspath(state))
+            finally:
+                os.chdir(here)
             log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
             records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
         solver.set_dist(dist)
