@@ -228,6 +228,21 @@ def main():
         write_net("net_lmdb.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.LMDB", "file:fm_train_lmdb", 64),
                   memory_layer("TEST", "com.yahoo.ml.caffe.LMDB", "file:fm_test_lmdb", 100))
         train_and_check("lmdb", "net_lmdb.prototxt", args.short, 0.65)
+        # the command line on the trained model: -features to parquet, -test to JSON
+        out = os.path.join(w, "lmdb_features")
+        p = subprocess.run([sys.executable, "-m", "crema.spark", "-features", "ip2", "-label", "label", "-test",
+                            "-conf", "solver_lmdb.prototxt", "-model", "file:%s/lmdb/lenet.caffemodel" % w,
+                            "-output", "file:" + out, "-outputFormat", "parquet", "-clusterSize", "2",
+                            "--master", "local[2]"], capture_output=True, text=True, timeout=300)
+        rows = None
+        if p.returncode == 0:
+            t = pq.read_table(out)
+            rows = t.num_rows
+            feat_cols = t.column_names
+        ok(p.returncode == 0 and rows == 10000 and feat_cols == ["SampleID", "ip2", "label"],
+           "python -m crema.spark -features ip2 -test -outputFormat parquet: 10000 rows, the test means printed",
+           "rc %d, %s rows, %s" % (p.returncode, rows, p.stdout.strip().splitlines()[-1] if p.stdout.strip()
+                                   else p.stderr.strip()[-300:]))
 
     if "seq" in only:
         seq = os.path.join(w, "fm_train_seq")

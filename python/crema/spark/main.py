@@ -4,8 +4,9 @@
     python -m crema.spark -conf ... -train ... [--master local-cluster[2,1,2048]]
 
 -train trains (then -features/-test run on the trained model, as in
-CaffeOnSpark); -test writes the output means as JSON to -output; -features
-writes a DataFrame in -outputFormat (json or parquet) to -output."""
+CaffeOnSpark); -test prints the output means and writes them as JSON to
+-output (to <output>_test with -features); -features writes a DataFrame in
+-outputFormat (json or parquet) to -output."""
 import json
 import os
 import sys
@@ -56,8 +57,10 @@ def main(argv=None):
             result = cos.test(DataSource(spark).getSource(conf, False))
             print(json.dumps(result))
             if conf.outputPath:
+                # with -features too, the features own -output
+                path = conf.outputPath.rstrip("/") + ("_test" if conf.isFeature else "")
                 out = spark.createDataFrame([(k, v) for k, v in result.items()], "name string, mean array<double>")
-                out.coalesce(1).write.mode("overwrite").json(conf.outputPath)
+                out.coalesce(1).write.mode("overwrite").json(path)
         if conf.isFeature:
             df = cos.features(DataSource(spark).getSource(conf, False))
             if not conf.outputPath:
