@@ -85,12 +85,9 @@ def _quote(v):
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# fields whose values are strings (quoted when printed); everything else is
-# a number, bool or enum identifier, printed as is
-_STRING_FIELDS = {"name", "type", "top", "bottom", "source", "mean_file", "net", "snapshot_prefix", "train_net",
-                  "test_net", "source_class", "dataframe_format", "dataframe_column_select", "weights", "lr_policy",
-                  "regularization_type", "stage", "not_stage", "input", "module", "param_str", "snapshot_prefix",
-                  "engine_name"}
+# values read from a file keep their quotes (Quoted); these fields, which
+# crema.spark sets itself, are strings too
+_STRING_FIELDS = {"net", "snapshot_prefix", "source", "name"}
 
 
 def dump(msg, indent=0):
