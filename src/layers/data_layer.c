@@ -4,19 +4,13 @@
 #include "layers/data_layer.h"
 #include "data/datum.h"
 #include "data/db.h"
+#include "data/prefetch.h"
 #include "data/transformer.h"
 #include "util/io.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct data_batch {
-    float *data, *label;
-    int c, h, w; /* transformed item shape of this batch */
-    size_t cap;  /* floats allocated in data */
-};
 
 struct data_priv {
     struct db *db;
@@ -24,18 +18,11 @@ struct data_priv {
     struct transformer tf;
     struct rng rng; /* the prefetch thread's own: TRAIN crops and mirrors */
     struct datum dt;
-    int batch_size, n_slots;
+    int batch_size;
     bool labels;
     size_t index; /* position of the cursor's record within the database */
     int rank, size;
-    struct data_batch *slots;
-    int head, n_full;
-    bool started, stop, failed;
-    int fail_rc;
-    char fail_msg[1024];
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    struct prefetch *pf;
 };
 
 static int advance(struct data_priv *p)
@@ -69,22 +56,9 @@ static int read_record(struct data_priv *p)
     return rc;
 }
 
-/* Only the prefetch thread grows a slot, and only the slot it is filling. */
-static int slot_reserve(struct data_priv *p, struct data_batch *b, size_t item)
+static int fill_batch(void *ctx, struct prefetch_batch *b)
 {
-    size_t need = item * (size_t)p->batch_size;
-    if (need > b->cap) {
-        float *d = realloc(b->data, need * sizeof(float));
-        if (!d)
-            return err_set(CREMA_ERR_NOMEM, "out of memory for a batch of %zu floats", need);
-        b->data = d;
-        b->cap = need;
-    }
-    return CREMA_OK;
-}
-
-static int fill_batch(struct data_priv *p, struct data_batch *b)
-{
+    struct data_priv *p = ctx;
     for (int i = 0; i < p->batch_size; i++) {
         int rc = read_record(p);
         if (rc)
@@ -94,12 +68,9 @@ static int fill_batch(struct data_priv *p, struct data_batch *b)
         if (rc)
             return err_prefix(rc, "%s: record %zu", db_path(p->db), p->index ? p->index - 1 : 0);
         if (i == 0) {
-            rc = slot_reserve(p, b, (size_t)p->dt.channels * (size_t)oh * (size_t)ow);
+            rc = prefetch_reserve(b, p->batch_size, p->dt.channels, oh, ow);
             if (rc)
                 return rc;
-            b->c = p->dt.channels;
-            b->h = oh;
-            b->w = ow;
         } else if (b->c != p->dt.channels || b->h != oh || b->w != ow) {
             return err_set(CREMA_ERR_SHAPE, "%s: record %zu is %dx%dx%d but the batch's first is %dx%dx%d",
                            db_path(p->db), p->index ? p->index - 1 : 0, p->dt.channels, oh, ow, b->c, b->h, b->w);
@@ -115,44 +86,20 @@ static int fill_batch(struct data_priv *p, struct data_batch *b)
     return CREMA_OK;
 }
 
-static void *prefetch_main(void *arg)
-{
-    struct data_priv *p = arg;
-    int tail = 0;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->n_full == p->n_slots)
-            pthread_cond_wait(&p->cv, &p->mu);
-        bool stop = p->stop;
-        tail = (p->head + p->n_full) % p->n_slots;
-        pthread_mutex_unlock(&p->mu);
-        if (stop)
-            break;
-        int rc = fill_batch(p, &p->slots[tail]);
-        pthread_mutex_lock(&p->mu);
-        if (rc) {
-            p->failed = true;
-            p->fail_rc = rc;
-            snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err_msg());
-        } else {
-            p->n_full++;
-        }
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        if (rc)
-            break;
-    }
-    return NULL;
-}
-
 int data_layer_set_shard(struct layer *l, int rank, int size)
 {
-    if (!l || !l->kind || strcmp(l->kind->type, "Data") != 0)
-        return err_set(CREMA_ERR_INVALID, "data_layer_set_shard: not a Data layer");
-    struct data_priv *p = l->priv;
+    if (!l || !l->kind || !l->kind->set_shard)
+        return err_set(CREMA_ERR_INVALID, "layer %s (%s) cannot be sharded: only layers that read a source can",
+                       l && l->name ? l->name : "?", l && l->kind ? l->kind->type : "?");
     if (size < 1 || rank < 0 || rank >= size)
         return err_set(CREMA_ERR_INVALID, "layer %s: shard rank %d of %d is out of range", l->name, rank, size);
-    if (p->started)
+    return l->kind->set_shard(l, rank, size);
+}
+
+static int data_set_shard(struct layer *l, int rank, int size)
+{
+    struct data_priv *p = l->priv;
+    if (prefetch_started(p->pf))
         return err_set(CREMA_ERR_INVALID, "layer %s: set the shard before the first forward", l->name);
     p->rank = rank;
     p->size = size;
@@ -168,8 +115,6 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (!p)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = p;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
     p->size = 1;
     p->labels = l->n_top > 1;
     if (!dp->source || !*dp->source)
@@ -177,7 +122,6 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (dp->batch_size == 0 || dp->batch_size > (1u << 24))
         return err_set(CREMA_ERR_INVALID, "data_param.batch_size %u must be positive", dp->batch_size);
     p->batch_size = (int)dp->batch_size;
-    p->n_slots = dp->prefetch > 0 ? (int)(dp->prefetch < 64 ? dp->prefetch : 64) : 1;
     int rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
     if (rc)
         return rc;
@@ -215,15 +159,8 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
         rc = tensor_reshape(top[1], 1, &p->batch_size);
     if (rc)
         return rc;
-    p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
-    if (!p->slots)
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < p->n_slots; i++) {
-        p->slots[i].label = calloc((size_t)p->batch_size, sizeof(float));
-        if (!p->slots[i].label)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-    }
-    return CREMA_OK;
+    int n_slots = dp->prefetch > 0 ? (int)(dp->prefetch < 64 ? dp->prefetch : 64) : 1;
+    return prefetch_new(p->batch_size, n_slots, fill_batch, p, &p->pf);
 }
 
 static int data_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -238,42 +175,7 @@ static int data_forward(struct layer *l, struct tensor **bottom, struct tensor *
 {
     (void)bottom;
     struct data_priv *p = l->priv;
-    pthread_mutex_lock(&p->mu);
-    if (!p->started) {
-        if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
-            pthread_mutex_unlock(&p->mu);
-            return err_set(CREMA_ERR_NOMEM, "cannot start the prefetch thread");
-        }
-        p->started = true;
-    }
-    while (p->n_full == 0 && !p->failed)
-        pthread_cond_wait(&p->cv, &p->mu);
-    if (p->n_full == 0) {
-        pthread_mutex_unlock(&p->mu);
-        return err_set(p->fail_rc, "%s", p->fail_msg);
-    }
-    struct data_batch *b = &p->slots[p->head];
-    pthread_mutex_unlock(&p->mu);
-    int rc = tensor_reshape4(top[0], p->batch_size, b->c, b->h, b->w);
-    float *d = rc ? NULL : tensor_data(top[0]);
-    if (d)
-        memcpy(d, b->data, top[0]->count * sizeof(float));
-    if (d && p->labels) {
-        rc = tensor_reshape(top[1], 1, &p->batch_size);
-        float *lab = rc ? NULL : tensor_data(top[1]);
-        if (lab)
-            memcpy(lab, b->label, (size_t)p->batch_size * sizeof(float));
-        else if (!rc)
-            rc = CREMA_ERR_NOMEM;
-    } else if (!d && !rc) {
-        rc = CREMA_ERR_NOMEM;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->head = (p->head + 1) % p->n_slots;
-    p->n_full--;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return rc;
+    return prefetch_forward(p->pf, top[0], p->labels ? top[1] : NULL, 1);
 }
 
 static void data_destroy(struct layer *l)
@@ -281,24 +183,11 @@ static void data_destroy(struct layer *l)
     struct data_priv *p = l->priv;
     if (!p)
         return;
-    if (p->started) {
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->thread, NULL);
-    }
-    for (int i = 0; p->slots && i < p->n_slots; i++) {
-        free(p->slots[i].data);
-        free(p->slots[i].label);
-    }
-    free(p->slots);
+    prefetch_free(p->pf); /* joins the thread before its state goes */
     db_cursor_close(p->cur);
     db_close(p->db);
     datum_free(&p->dt);
     transformer_free(&p->tf);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
     free(p);
     l->priv = NULL;
 }
@@ -313,4 +202,5 @@ const struct layer_kind data_layer = {
     .reshape = data_reshape,
     .forward = data_forward,
     .destroy = data_destroy,
+    .set_shard = data_set_shard,
 };

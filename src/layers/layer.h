@@ -39,6 +39,9 @@ struct layer_kind {
     void (*destroy)(struct layer *l);
     /* Caffe's AllowForceBackward; NULL means true for every bottom. */
     bool (*allow_force_backward)(const struct layer *l, int bottom_index);
+    /* Layers that read a source: keep only rank's share of it (see
+     * data_layer_set_shard). NULL: the layer cannot be sharded. */
+    int (*set_shard)(struct layer *l, int rank, int size);
 };
 
 struct layer {

@@ -1,0 +1,41 @@
+/* Batch prefetching shared by the data layers: a thread fills batches of
+ * transformed items into a ring of slots ahead of the forward pass. */
+#ifndef CREMA_DATA_PREFETCH_H
+#define CREMA_DATA_PREFETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "net/tensor.h"
+
+/* One batch: batch_size items of c x h x w floats, and batch_size labels. */
+struct prefetch_batch {
+    float *data, *label;
+    int c, h, w;
+    size_t cap; /* floats allocated in data */
+};
+
+/* Fills one batch; runs on the prefetch thread, so it may only touch state
+ * the layer's forward does not. Returns a status; its message is kept and
+ * every later prefetch_forward returns it. */
+typedef int (*prefetch_fill_fn)(void *ctx, struct prefetch_batch *b);
+
+struct prefetch;
+
+/* n_slots batches are filled ahead (at least 1). The thread starts at the
+ * first prefetch_forward, so the fill state may be changed (sharding, a
+ * position) until then. */
+int prefetch_new(int batch_size, int n_slots, prefetch_fill_fn fill, void *ctx, struct prefetch **out);
+/* Stops and joins the thread, frees the slots. NULL is allowed. */
+void prefetch_free(struct prefetch *pf);
+bool prefetch_started(const struct prefetch *pf);
+
+/* For fill functions: gives b room for its batch of c x h x w items. */
+int prefetch_reserve(struct prefetch_batch *b, int batch_size, int c, int h, int w);
+
+/* Waits for the next filled batch and copies it into data (reshaped to
+ * batch x c x h x w) and, when label is not NULL, label (reshaped to
+ * label_axes == 1 ? [batch] : [batch, 1, 1, 1]). */
+int prefetch_forward(struct prefetch *pf, struct tensor *data, struct tensor *label, int label_axes);
+
+#endif
