@@ -73,6 +73,15 @@ void prefetch_free(struct prefetch *pf)
     free(pf);
 }
 
+int prefetch_slots(const Caffe__LayerParameter *lp)
+{
+    static const Caffe__DataParameter def = CAFFE__DATA_PARAMETER__INIT;
+    const Caffe__DataParameter *dp = lp && lp->data_param ? lp->data_param : &def;
+    if (dp->prefetch == 0)
+        return 1;
+    return dp->prefetch < 64 ? (int)dp->prefetch : 64;
+}
+
 bool prefetch_started(const struct prefetch *pf)
 {
     return pf && pf->started;

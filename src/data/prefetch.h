@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "caffe.pb-c.h"
 #include "net/tensor.h"
 
 /* One batch: batch_size items of c x h x w floats, and batch_size labels. */
@@ -29,6 +30,10 @@ int prefetch_new(int batch_size, int n_slots, prefetch_fill_fn fill, void *ctx, 
 /* Stops and joins the thread, frees the slots. NULL is allowed. */
 void prefetch_free(struct prefetch *pf);
 bool prefetch_started(const struct prefetch *pf);
+
+/* How many batches to fill ahead: data_param.prefetch (default 4, at most
+ * 64), which Caffe's prefetching layers all read, whatever their kind. */
+int prefetch_slots(const Caffe__LayerParameter *lp);
 
 /* For fill functions: gives b room for its batch of c x h x w items. */
 int prefetch_reserve(struct prefetch_batch *b, int batch_size, int c, int h, int w);

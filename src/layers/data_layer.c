@@ -159,8 +159,7 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
         rc = tensor_reshape(top[1], 1, &p->batch_size);
     if (rc)
         return rc;
-    int n_slots = dp->prefetch > 0 ? (int)(dp->prefetch < 64 ? dp->prefetch : 64) : 1;
-    return prefetch_new(p->batch_size, n_slots, fill_batch, p, &p->pf);
+    return prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
 }
 
 static int data_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
