@@ -172,14 +172,6 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
     return prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
 }
 
-static int image_data_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
-{
-    (void)l;
-    (void)bottom;
-    (void)top;
-    return CREMA_OK; /* each batch's shape is set in forward */
-}
-
 static int image_data_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     (void)bottom;
@@ -206,7 +198,6 @@ const struct layer_kind image_data_layer = {
     .min_tops = 2,
     .max_tops = 2,
     .setup = image_data_setup,
-    .reshape = image_data_reshape,
     .forward = image_data_forward,
     .destroy = image_data_destroy,
     .set_shard = image_data_set_shard,

@@ -438,14 +438,6 @@ static int window_setup(struct layer *l, struct tensor **bottom, struct tensor *
     return prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
 }
 
-static int window_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
-{
-    (void)l;
-    (void)bottom;
-    (void)top;
-    return CREMA_OK;
-}
-
 static int window_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     (void)bottom;
@@ -467,7 +459,6 @@ const struct layer_kind window_data_layer = {
     .min_tops = 2,
     .max_tops = 2,
     .setup = window_setup,
-    .reshape = window_reshape,
     .forward = window_forward,
     .destroy = window_destroy,
 };
