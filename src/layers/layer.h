@@ -51,6 +51,9 @@ struct layer_kind {
      * has no position (every non-data layer). */
     int (*get_position)(struct layer *l, Caffe__CremaDataPosition *pos);
     int (*set_position)(struct layer *l, const Caffe__CremaDataPosition *pos);
+    /* Layers that read a source: keep only rank's share of it (see
+     * data_layer_set_shard). NULL: the layer cannot be sharded. */
+    int (*set_shard)(struct layer *l, int rank, int size);
 };
 
 struct layer {
