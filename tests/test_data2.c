@@ -1,6 +1,6 @@
 /* The ImageData and WindowData layers, and CaffeOnSpark's MemoryData
- * sources: reading, shuffling, sharding, Caffe's window arithmetic, and the
- * errors for missing, corrupt and empty input. */
+ * sources: reading, shuffling, sharding, Caffe's window arithmetic, exact
+ * resume positions, and the errors for missing, corrupt and empty input. */
 #include "check.h"
 #include "crema.h"
 #include "data/datum.h"
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A layer built alone from its text parameters; free with drop_layer. */
 struct built {
@@ -741,6 +742,167 @@ static void cos_spark_sources(void)
     free(dir);
 }
 
+/* ---- resume positions ---- */
+
+/* n forwards of the layer `text` (seed, shard rank of size), each batch's
+ * data and labels kept in order. */
+struct batches {
+    float *data, *label;
+    size_t per; /* floats of data per batch */
+};
+
+static void build_sharded(struct built *b, const char *text, uint64_t seed, int rank, int size)
+{
+    CHECK_OK(build(b, text, CAFFE__PHASE__TRAIN, seed));
+    if (b->l && size > 1)
+        CHECK_OK(data_layer_set_shard(b->l, rank, size));
+}
+
+/* Runs n forwards of b and checks each against want's batches from `from` on. */
+static int check_forwards(struct built *b, const struct batches *want, int from, int n, const char *what)
+{
+    int bad = 0;
+    for (int i = from; b->l && i < n; i++) {
+        int rc = fwd(b);
+        CHECK_MSG(rc == 0, "%s: forward %d: %s", what, i, crema_errmsg());
+        if (rc)
+            return -1;
+        size_t nb = (size_t)b->tops[1]->count;
+        bool same = (size_t)b->tops[0]->count == want->per &&
+                    memcmp(tensor_data(b->tops[0]), want->data + (size_t)i * want->per, want->per * sizeof(float)) == 0 &&
+                    memcmp(tensor_data(b->tops[1]), want->label + (size_t)i * nb, nb * sizeof(float)) == 0;
+        if (!same && bad++ == 0)
+            CHECK_MSG(false, "%s: batch %d differs from the straight run's (first label %g, expected %g)", what, i,
+                      tensor_data(b->tops[1])[0], want->label[(size_t)i * nb]);
+    }
+    return bad;
+}
+
+/* A layer resumed from its position after k forwards — in a fresh layer
+ * with a different seed, and in the same layer after it read on — gives the
+ * straight run's batches k, k+1, ... exactly, whatever the prefetch thread
+ * had read ahead. The position goes through the wire format. */
+static void resume_case(const char *text, int rank, int size, int n, const int *ks, int n_k, const char *what)
+{
+    struct built b;
+    build_sharded(&b, text, 7, rank, size);
+    struct batches want = { 0 };
+    for (int i = 0; b.l && i < n; i++) {
+        CHECK_OK(fwd(&b));
+        size_t per = (size_t)b.tops[0]->count, nb = (size_t)b.tops[1]->count;
+        if (!want.data) {
+            want.per = per;
+            want.data = malloc((size_t)n * per * sizeof(float));
+            want.label = malloc((size_t)n * nb * sizeof(float));
+        }
+        memcpy(want.data + (size_t)i * per, tensor_data(b.tops[0]), per * sizeof(float));
+        memcpy(want.label + (size_t)i * nb, tensor_data(b.tops[1]), nb * sizeof(float));
+    }
+    drop(&b);
+    for (int c = 0; want.data && c < n_k; c++) {
+        int k = ks[c];
+        char tag[160];
+        snprintf(tag, sizeof tag, "%s, resumed after %d", what, k);
+        struct built a, f;
+        build_sharded(&a, text, 7, rank, size);
+        for (int i = 0; a.l && i < k; i++)
+            CHECK_OK(fwd(&a));
+        /* let the thread fill its slots, so the position is not simply the reader's */
+        nanosleep(&(struct timespec){ .tv_nsec = 30 * 1000 * 1000 }, NULL);
+        Caffe__CremaDataPosition got = CAFFE__CREMA_DATA_POSITION__INIT;
+        CHECK(a.l && a.l->kind->get_position);
+        if (!a.l || !a.l->kind->get_position) {
+            drop(&a);
+            break;
+        }
+        CHECK_OK(a.l->kind->get_position(a.l, &got));
+        size_t len = caffe__crema_data_position__get_packed_size(&got);
+        uint8_t *buf = malloc(len ? len : 1);
+        caffe__crema_data_position__pack(&got, buf);
+        free(got.rng_state);
+        free(got.shuffle_rng_state);
+        Caffe__CremaDataPosition *pos = caffe__crema_data_position__unpack(NULL, len, buf);
+        free(buf);
+        CHECK(pos != NULL);
+        if (!pos) {
+            drop(&a);
+            break;
+        }
+        build_sharded(&f, text, 99, rank, size); /* another seed: the position must carry every generator */
+        CHECK_OK(f.l->kind->set_position(f.l, pos));
+        CHECK_EQ_INT(check_forwards(&f, &want, k, n, tag), 0);
+        drop(&f);
+        /* the same layer, its thread reading ahead, sent back */
+        for (int i = 0; i < 2; i++)
+            CHECK_OK(fwd(&a));
+        CHECK_OK(a.l->kind->set_position(a.l, pos));
+        snprintf(tag, sizeof tag, "%s, sent back to %d", what, k);
+        CHECK_EQ_INT(check_forwards(&a, &want, k, n, tag), 0);
+        drop(&a);
+        caffe__crema_data_position__free_unpacked(pos, NULL);
+    }
+    free(want.data);
+    free(want.label);
+}
+
+static void image_data_resume(void)
+{
+    char *cd = check_shared("corpus/caffeonspark/images_catdog");
+    char *dir = check_tmpdir("imgresume");
+    char *list = indexed_list(dir, cd);
+    char text[2048];
+    const int ks[] = { 0, 6, 15 };
+    for (int shuffle = 0; shuffle < 2; shuffle++) {
+        snprintf(text, sizeof text,
+                 "name: 'img' type: 'ImageData' top: 'data' top: 'label' "
+                 "transform_param { crop_size: 6 mirror: true scale: 0.00390625 } "
+                 "image_data_param { source: '%s' root_folder: '%s/' batch_size: 4 new_height: 8 new_width: 8 "
+                 "shuffle: %s }",
+                 list, cd, shuffle ? "true" : "false");
+        /* 20 batches of 4: a pass and a half over 53 images; rank 1 of 3, over four passes */
+        resume_case(text, 0, 1, 20, ks, 3, shuffle ? "ImageData shuffled" : "ImageData");
+        resume_case(text, 1, 3, 20, ks, 3, shuffle ? "ImageData shuffled, rank 1 of 3" : "ImageData, rank 1 of 3");
+    }
+    /* errors: past the list, and a shuffled layer given no shuffle state */
+    struct built b;
+    CHECK_OK(build(&b, text, CAFFE__PHASE__TRAIN, 7));
+    Caffe__CremaDataPosition pos = CAFFE__CREMA_DATA_POSITION__INIT;
+    pos.has_record = true;
+    pos.record = 53;
+    CHECK(b.l && b.l->kind->set_position(b.l, &pos) != 0);
+    CHECK_MSG(has("record 53") && has("53 images"), "message: %s", crema_errmsg());
+    pos.record = 3;
+    CHECK(b.l && b.l->kind->set_position(b.l, &pos) != 0);
+    CHECK_MSG(has("shuffle_rng_state"), "message: %s", crema_errmsg());
+    uint64_t words[3] = { 1, 2, 3 };
+    pos.n_shuffle_rng_state = 3;
+    pos.shuffle_rng_state = words;
+    CHECK(b.l && b.l->kind->set_position(b.l, &pos) != 0);
+    CHECK_MSG(has("shuffle_rng_state has 3 values"), "message: %s", crema_errmsg());
+    CHECK_OK(fwd(&b)); /* a refused position leaves the layer as it was */
+    drop(&b);
+    free(list);
+    free(dir);
+    free(cd);
+}
+
+/* MemoryData reading CaffeOnSpark's LMDB source: its position is its inner
+ * Data layer's (prefetch, crops, mirrors). */
+static void cos_lmdb_resume(void)
+{
+    char *lmdb = check_shared("golden/data/lmdb_test_crop/lmdb");
+    char text[2048];
+    snprintf(text, sizeof text,
+             "name: 'cos' type: 'MemoryData' top: 'data' top: 'label' source_class: 'com.yahoo.ml.caffe.LMDB' "
+             "transform_param { crop_size: 20 mirror: true scale: 0.00390625 } "
+             "memory_data_param { source: 'file:%s' batch_size: 7 channels: 1 height: 20 width: 20 }",
+             lmdb);
+    const int ks[] = { 0, 5, 12 };
+    resume_case(text, 0, 1, 16, ks, 3, "MemoryData LMDB source");
+    resume_case(text, 2, 3, 16, ks, 3, "MemoryData LMDB source, rank 2 of 3");
+    free(lmdb);
+}
+
 CHECK_MAIN(CASE(image_data_catdog), CASE(image_data_shuffle_and_shard), CASE(image_data_paths_and_errors),
            CASE(window_data_sample), CASE(window_data_context), CASE(window_data_errors), CASE(cos_lmdb_lenet),
-           CASE(cos_spark_sources))
+           CASE(cos_spark_sources), CASE(image_data_resume), CASE(cos_lmdb_resume))

@@ -21,9 +21,24 @@ struct image_data_priv {
     struct transformer tf;
     struct rng rng;         /* the prefetch thread's: crops and mirrors */
     struct rng shuffle_rng; /* only shuffles: every rank draws the same order */
+    /* With shuffle, every pass's order is drawn afresh from the list's file
+     * order (file_order), so that pass_rng, the shuffle generator as it was
+     * before drawing this pass's order, is enough to redraw it on resume.
+     * (Caffe reshuffles the previous order in place; either way each pass
+     * is a uniform permutation.) */
+    struct image_list_entry *file_order;
+    struct rng pass_rng;
     size_t index;           /* position of the next entry within the pass */
+    uint64_t epoch;         /* passes completed */
     int rank, size;
     struct prefetch *pf;
+};
+
+/* Where the reader stands; the prefetch ring keeps one per batch. */
+struct image_data_mark {
+    size_t index;
+    uint64_t epoch;
+    struct rng rng, pass_rng;
 };
 
 /* Reads entry i as the layer's images are: root + file, colour or gray,
@@ -50,13 +65,23 @@ static int load_entry(const struct image_data_priv *p, size_t i, struct image *o
     return CREMA_OK;
 }
 
+/* Draws this pass's order: the file order shuffled by the next draws of
+ * shuffle_rng. */
+static void draw_order(struct image_data_priv *p)
+{
+    p->pass_rng = p->shuffle_rng;
+    memcpy(p->list.items, p->file_order, p->list.n * sizeof *p->list.items);
+    image_list_shuffle(&p->list, &p->shuffle_rng);
+}
+
 static void advance(struct image_data_priv *p)
 {
     if (++p->index < p->list.n)
         return;
     p->index = 0;
+    p->epoch++;
     if (p->shuffle)
-        image_list_shuffle(&p->list, &p->shuffle_rng);
+        draw_order(p);
 }
 
 static int fill_batch(void *ctx, struct prefetch_batch *b)
@@ -110,6 +135,12 @@ static int image_data_set_shard(struct layer *l, int rank, int size)
     return CREMA_OK;
 }
 
+static void image_data_take_mark(const void *ctx, void *out)
+{
+    const struct image_data_priv *p = ctx;
+    *(struct image_data_mark *)out = (struct image_data_mark){ p->index, p->epoch, p->rng, p->pass_rng };
+}
+
 static int image_data_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     (void)bottom;
@@ -144,8 +175,14 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
         return err_prefix(rc, "image_data_param.source");
     rng_seed(&p->rng, l->rng ? rng_next(l->rng) : 0x5eed);
     rng_seed(&p->shuffle_rng, l->rng ? rng_next(l->rng) : 0x5eed5);
-    if (p->shuffle)
-        image_list_shuffle(&p->list, &p->shuffle_rng);
+    if (p->shuffle) {
+        /* shallow: the names stay owned by the list */
+        p->file_order = malloc(p->list.n * sizeof *p->file_order);
+        if (!p->file_order)
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+        memcpy(p->file_order, p->list.items, p->list.n * sizeof *p->file_order);
+        draw_order(p);
+    }
     if (ip->rand_skip > 0) {
         uint32_t skip = rng_below(&p->rng, ip->rand_skip);
         if (skip >= p->list.n)
@@ -169,7 +206,10 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
         rc = tensor_reshape(top[1], 1, &p->batch_size);
     if (rc)
         return rc;
-    return prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
+    rc = prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
+    if (!rc)
+        rc = prefetch_track(p->pf, sizeof(struct image_data_mark), image_data_take_mark);
+    return rc;
 }
 
 static int image_data_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -179,6 +219,51 @@ static int image_data_forward(struct layer *l, struct tensor **bottom, struct te
     return prefetch_forward(p->pf, top[0], top[1], 1);
 }
 
+/* Where the batch the next forward returns began: entry index within the
+ * pass, passes made, the crop/mirror generator and, with shuffle, the
+ * generator this pass's order was drawn with. */
+static int image_data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
+{
+    struct image_data_priv *p = l->priv;
+    struct image_data_mark m;
+    prefetch_position(p->pf, &m);
+    pos->has_record = pos->has_epoch = true;
+    pos->record = m.index;
+    pos->epoch = m.epoch;
+    int rc = layer_position_put_rng(pos, &m.rng);
+    if (!rc && p->shuffle)
+        rc = layer_position_put_shuffle_rng(pos, &m.pass_rng);
+    return rc;
+}
+
+/* Drops what was read ahead, redraws the pass's order and moves to the entry. */
+static int image_data_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
+{
+    struct image_data_priv *p = l->priv;
+    if (pos->record >= p->list.n)
+        return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the %zu images of %s",
+                       l->name, (unsigned long long)pos->record, p->list.n, p->source);
+    if (p->shuffle && pos->n_shuffle_rng_state == 0)
+        return err_set(CREMA_ERR_INVALID,
+                       "layer %s: crema_data_position.shuffle_rng_state is missing, and shuffle is on (a position "
+                       "written by a run without shuffle cannot say this pass's order)", l->name);
+    struct rng r = p->rng, pass = p->pass_rng;
+    int rc = layer_position_get_rng(l, pos, &r);
+    if (!rc && p->shuffle)
+        rc = layer_position_get_shuffle_rng(l, pos, &pass);
+    if (rc)
+        return rc;
+    prefetch_stop(p->pf);
+    p->rng = r;
+    if (p->shuffle) {
+        p->shuffle_rng = pass;
+        draw_order(p);
+    }
+    p->index = (size_t)pos->record;
+    p->epoch = pos->epoch;
+    return CREMA_OK;
+}
+
 static void image_data_destroy(struct layer *l)
 {
     struct image_data_priv *p = l->priv;
@@ -186,6 +271,7 @@ static void image_data_destroy(struct layer *l)
         return;
     prefetch_free(p->pf); /* joins the thread before its state goes */
     image_list_free(&p->list);
+    free(p->file_order);
     transformer_free(&p->tf);
     free(p);
     l->priv = NULL;
@@ -200,5 +286,7 @@ const struct layer_kind image_data_layer = {
     .setup = image_data_setup,
     .forward = image_data_forward,
     .destroy = image_data_destroy,
+    .get_position = image_data_get_position,
+    .set_position = image_data_set_position,
     .set_shard = image_data_set_shard,
 };

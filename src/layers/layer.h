@@ -93,6 +93,9 @@ int layer_check_counts(const struct layer *l);
  * state of the wrong length is an error naming the layer). */
 int layer_position_put_rng(Caffe__CremaDataPosition *pos, const struct rng *r);
 int layer_position_get_rng(const struct layer *l, const Caffe__CremaDataPosition *pos, struct rng *r);
+/* The same for pos->shuffle_rng_state (a generator used only to shuffle). */
+int layer_position_put_shuffle_rng(Caffe__CremaDataPosition *pos, const struct rng *r);
+int layer_position_get_shuffle_rng(const struct layer *l, const Caffe__CremaDataPosition *pos, struct rng *r);
 
 /* Fill a tensor with a Caffe FillerParameter (constant, uniform, gaussian
  * with sparse, positive_unitball, xavier, msra, bilinear). */
