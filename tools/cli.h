@@ -112,4 +112,27 @@ struct progress;
 int cli_progress_attach(const char *cmd, struct solver *s, const char *tensorboard, struct progress **out);
 int cli_progress_finish(struct progress *p);
 
+/* Distributed training (dist_launch.c). The flags a training command takes;
+ * unset ones come from the environment (mpirun, srun, CREMA_*). */
+struct dist_config;
+struct dist_comm;
+struct cli_dist_opts {
+    long long cluster_size; /* 0: from the environment, else 1 */
+    long long rank;         /* -1: from the environment, or start every rank here */
+    long long timeout_s;
+    const char *rendezvous, *secret, *iface, *connection;
+};
+enum { CLI_DIST_NONE = 0, CLI_DIST_LAUNCH = 1, CLI_DIST_RANK = 2 };
+/* Fills cfg; returns CLI_DIST_NONE (one process), CLI_DIST_LAUNCH (start
+ * cfg->size ranks here with cli_dist_launch), CLI_DIST_RANK (this process is
+ * cfg->rank), or -1 after printing why the flags are wrong. */
+int cli_dist_setup(const char *cmd, const struct cli_dist_opts *o, struct dist_config *cfg);
+/* Runs argv again as ranks 0..size-1 (CREMA_RANK/SIZE/MASTER/SECRET in their
+ * environment), waits for all; when one fails, the others are given the
+ * timeout to report it, then killed. Returns the exit code, naming the rank
+ * that failed first. */
+int cli_dist_launch(const char *cmd, int argc, char **argv, const struct dist_config *cfg);
+/* dist_comm_create, printing the error with the rank. */
+int cli_dist_connect(const char *cmd, const struct dist_config *cfg, struct dist_comm **out);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "net/net.h"
 #include "proto/proto_io.h"
 #include "solvers/solver.h"
@@ -29,10 +30,12 @@ static struct flag cos_flags[] = {
     { "snapshot", FLAG_STRING, "", "solver state to resume training from (needs -weights, as CaffeOnSpark)", NULL,
       false },
     { "weights", FLAG_STRING, "", "model to start training from (finetune), or the model of -snapshot", NULL, false },
-    { "connection", FLAG_STRING, "infiniband", "ethernet or infiniband between executors (Spark only)", NULL,
+    { "connection", FLAG_STRING, "ethernet",
+      "ethernet (TCP) or infiniband (ibverbs) between ranks; CaffeOnSpark defaulted to infiniband (RDMA)", NULL,
       false },
     { "resize", FLAG_BOOL, "false", "resize input images of Spark image sources (crema.spark)", NULL, false },
-    { "clusterSize", FLAG_INT, "1", "number of training processes", NULL, false },
+    { "clusterSize", FLAG_INT, "1",
+      "number of training ranks: all start here, or come from mpirun/srun (batch sizes are per rank)", NULL, false },
     { "lmdb_partitions", FLAG_INT, "0", "partitions of the LMDB RDD (Spark only; default: cluster size)", NULL,
       false },
     { "imageRoot", FLAG_STRING, "", "conversion tools only (not the trainer)", NULL, false },
@@ -95,8 +98,10 @@ static int set_snapshot_prefix(Caffe__SolverParameter *p, const char *model)
 }
 
 static int train(const char *conf, const char *model, const char *weights, const char *snapshot,
-                 const char *tensorboard)
+                 const char *tensorboard, struct dist_comm *comm)
 {
+    /* with ranks, rank 0 logs and writes the model; the others only train */
+    bool lead = !comm || dist_rank(comm) == 0;
     Caffe__SolverParameter *param = NULL;
     if (solver_read_param(io_strip_file_uri(conf), &param)) {
         fprintf(stderr, "crema cos: -conf %s: %s\n", conf, crema_errmsg());
@@ -122,23 +127,30 @@ static int train(const char *conf, const char *model, const char *weights, const
         return 1;
     }
     struct solver *s = NULL;
-    rc = solver_create(param, stderr, &s);
+    rc = solver_create(param, lead ? stderr : NULL, &s);
     proto_free(&param->base);
+    if (!rc && comm)
+        rc = solver_set_dist(s, comm);
     if (rc) {
         fprintf(stderr, "crema cos: %s\n", crema_errmsg());
+        solver_free(s);
         return 1;
     }
     struct progress *pr = NULL;
-    if (cli_progress_attach("cos", s, tensorboard, &pr)) {
+    if (lead && cli_progress_attach("cos", s, tensorboard, &pr)) {
         solver_free(s);
         return 1;
     }
     rc = solver_solve(s, *snapshot ? io_strip_file_uri(snapshot) : NULL);
-    int prc = cli_progress_finish(pr);
+    int prc = pr ? cli_progress_finish(pr) : 0;
     if (rc || prc) {
-        fprintf(stderr, "crema cos: %s\n", crema_errmsg());
+        fprintf(stderr, "crema cos: %s%s\n", comm ? (lead ? "rank 0: " : "rank > 0: ") : "", crema_errmsg());
         solver_free(s);
         return 1;
+    }
+    if (!lead) {
+        solver_free(s);
+        return 0;
     }
     Caffe__NetParameter *np = NULL;
     const char *out = io_strip_file_uri(model);
@@ -226,16 +238,27 @@ int cmd_cos(int argc, char **argv)
         fprintf(stderr, "crema cos: -clusterSize must be at least 1, got %lld\n", cluster);
         return 1;
     }
-    if (cluster > 1) {
-        fprintf(stderr, "crema cos: -clusterSize %lld: distributed training is not yet in this build\n", cluster);
-        return 1;
+    struct dist_config dcfg;
+    struct dist_comm *comm = NULL;
+    if (do_train) {
+        struct cli_dist_opts dopt = { .cluster_size = cluster, .rank = -1, .timeout_s = 30, .rendezvous = "",
+                                      .secret = "", .iface = "", .connection = cli_str(fl, n, "connection") };
+        int mode = cli_dist_setup("cos", &dopt, &dcfg);
+        if (mode < 0)
+            return 1;
+        if (mode == CLI_DIST_LAUNCH)
+            return cli_dist_launch("cos", argc, argv, &dcfg);
+        if (mode == CLI_DIST_RANK && cli_dist_connect("cos", &dcfg, &comm))
+            return 1;
+    } else if (cluster > 1) {
+        fprintf(stderr, "crema cos: note: -clusterSize applies to training; testing and features run here\n");
     }
     if (flag_set("devices"))
         fprintf(stderr, "crema cos: note: -devices: this build computes on the CPU with every core\n");
     if (flag_set("persistent"))
         fprintf(stderr, "crema cos: note: -persistent has no meaning without Spark (no RDD to persist)\n");
-    if (flag_set("connection"))
-        fprintf(stderr, "crema cos: note: -connection has no meaning without Spark executors to connect\n");
+    if (flag_set("connection") && !comm)
+        fprintf(stderr, "crema cos: note: -connection matters only between ranks (-clusterSize > 1)\n");
     if (flag_set("resize"))
         fprintf(stderr, "crema cos: note: -resize applies to Spark image sources (crema.spark), not to LMDBs\n");
     if (flag_set("lmdb_partitions"))
@@ -248,6 +271,7 @@ int cmd_cos(int argc, char **argv)
     Caffe__SolverParameter *param = NULL;
     if (solver_read_param(io_strip_file_uri(conf), &param)) {
         fprintf(stderr, "crema cos: -conf %s: %s\n", conf, crema_errmsg());
+        dist_comm_free(comm);
         return 1;
     }
     const char *nf = net_file(param);
@@ -255,12 +279,16 @@ int cmd_cos(int argc, char **argv)
     proto_free(&param->base);
     if (!net) {
         fprintf(stderr, "crema cos: -conf %s: the solver names no net file (net:)\n", conf);
+        dist_comm_free(comm);
         return 1;
     }
     int rc = 0;
     if (do_train)
-        rc = train(conf, model, weights, snapshot, cli_str(fl, n, "tensorboard"));
-    if (!rc && (do_test || do_features)) {
+        rc = train(conf, model, weights, snapshot, cli_str(fl, n, "tensorboard"), comm);
+    /* after distributed training, rank 0 alone tests or extracts */
+    bool lead = !comm || dist_rank(comm) == 0;
+    dist_comm_free(comm);
+    if (!rc && lead && (do_test || do_features)) {
         struct extract_job job = { 0 };
         job.model = net;
         job.weights = model;

@@ -1,11 +1,13 @@
 /* crema train: Caffe's `caffe train` (solver, -weights or -snapshot,
- * SIGINT/SIGHUP effects), plus -iterations to override max_iter. */
+ * SIGINT/SIGHUP effects), plus -iterations to override max_iter, and
+ * data-parallel training over ranks (-clusterSize, mpirun, srun, by hand). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "proto/proto_io.h"
 #include "solvers/solver.h"
 #include "util/err.h"
@@ -21,6 +23,19 @@ static struct flag train_flags[] = {
     { "sighup_effect", FLAG_STRING, "snapshot", "what SIGHUP does: stop, snapshot or none", NULL, false },
     { "level", FLAG_INT, "0", "the train net state's level", NULL, false },
     { "stage", FLAG_STRING, "", "comma-separated stages of the train net state", NULL, false },
+    { "clusterSize", FLAG_INT, "0",
+      "ranks of a data-parallel job; without -rank all start here (0: from mpirun/srun/CREMA_SIZE, else 1)", NULL,
+      false },
+    { "rank", FLAG_INT, "-1", "this process's rank, when ranks are started by hand (default: environment)", NULL,
+      false },
+    { "rendezvous", FLAG_STRING, "", "tcp://host:port of rank 0, or file:///shared/dir (default: CREMA_MASTER)",
+      NULL, false },
+    { "secret", FLAG_STRING, "", "rendezvous secret shared by the ranks (default: CREMA_SECRET)", NULL, false },
+    { "iface", FLAG_STRING, "", "network interface the ranks talk over (default: the route to rank 0)", NULL,
+      false },
+    { "connection", FLAG_STRING, "ethernet", "transport between ranks: ethernet (TCP) or infiniband (ibverbs)",
+      NULL, false },
+    { "dist_timeout", FLAG_INT, "30", "seconds before a silent or lost rank fails the job", NULL, false },
     { "help", FLAG_BOOL, "false", "print this list", NULL, false },
 };
 #define N_TRAIN_FLAGS ((int)(sizeof train_flags / sizeof train_flags[0]))
@@ -131,6 +146,32 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "crema train: give a snapshot to resume training or weights to finetune but not both\n");
         return 1;
     }
+    struct cli_dist_opts dopt = {
+        .cluster_size = cli_int(train_flags, N_TRAIN_FLAGS, "clusterSize"),
+        .rank = cli_int(train_flags, N_TRAIN_FLAGS, "rank"),
+        .timeout_s = cli_int(train_flags, N_TRAIN_FLAGS, "dist_timeout"),
+        .rendezvous = cli_str(train_flags, N_TRAIN_FLAGS, "rendezvous"),
+        .secret = cli_str(train_flags, N_TRAIN_FLAGS, "secret"),
+        .iface = cli_str(train_flags, N_TRAIN_FLAGS, "iface"),
+        .connection = cli_str(train_flags, N_TRAIN_FLAGS, "connection"),
+    };
+    struct dist_config dcfg;
+    int mode = cli_dist_setup("train", &dopt, &dcfg);
+    if (mode < 0)
+        return 1;
+    if (mode == CLI_DIST_LAUNCH) {
+        if (cli_check_file("train", "solver", solver_file))
+            return 1;
+        return cli_dist_launch("train", argc, argv, &dcfg);
+    }
+    /* ranks other than 0 log nothing but errors */
+    FILE *log = mode == CLI_DIST_RANK && dcfg.rank != 0 ? NULL : stderr;
+    const char *who = "";
+    char who_buf[32];
+    if (mode == CLI_DIST_RANK) {
+        snprintf(who_buf, sizeof who_buf, "rank %d: ", dcfg.rank);
+        who = who_buf;
+    }
     struct effects eff;
     if (parse_effect("sigint_effect", cli_str(train_flags, N_TRAIN_FLAGS, "sigint_effect"), &eff.sigint) ||
         parse_effect("sighup_effect", cli_str(train_flags, N_TRAIN_FLAGS, "sighup_effect"), &eff.sighup))
@@ -139,7 +180,7 @@ int cmd_train(int argc, char **argv)
     Caffe__SolverParameter *param = NULL;
     int rc = solver_read_param(solver_file, &param);
     if (rc) {
-        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+        fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
         return 1;
     }
     long long iterations = cli_int(train_flags, N_TRAIN_FLAGS, "iterations");
@@ -170,36 +211,51 @@ int cmd_train(int argc, char **argv)
     }
     char *text = NULL;
     size_t len = 0;
-    if (proto_print_text(&param->base, &text, &len) == 0)
-        fprintf(stderr, "Initializing solver from parameters: \n%s", text);
+    if (log && proto_print_text(&param->base, &text, &len) == 0)
+        fprintf(log, "Initializing solver from parameters: \n%s", text);
     free(text);
 
+    /* Connect first: a rank that cannot build its solver then leaves the
+     * job at once and the others name it, instead of waiting to time out. */
+    struct dist_comm *comm = NULL;
+    if (mode == CLI_DIST_RANK && cli_dist_connect("train", &dcfg, &comm)) {
+        proto_free(&param->base);
+        return 1;
+    }
     struct solver *s = NULL;
-    rc = solver_create(param, stderr, &s);
+    rc = solver_create(param, log, &s);
     proto_free(&param->base);
+    if (!rc && comm)
+        rc = solver_set_dist(s, comm);
     if (rc) {
-        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+        fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
+        solver_free(s);
+        dist_comm_free(comm);
         return 1;
     }
     got_sigint = got_sighup = 0;
     if (install(SIGINT) || install(SIGHUP)) {
         solver_free(s);
+        dist_comm_free(comm);
         fprintf(stderr, "crema train: cannot install the signal handlers\n");
         return 1;
     }
     s->action = check_signals;
     s->action_ctx = &eff;
-    fprintf(stderr, "Starting Optimization\n");
-    if (*snapshot)
-        fprintf(stderr, "Resuming from %s\n", snapshot);
+    if (log)
+        fprintf(log, "Starting Optimization\n");
+    if (*snapshot && log)
+        fprintf(log, "Resuming from %s\n", snapshot);
     rc = solver_solve(s, *snapshot ? snapshot : NULL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    if (rc)
+        fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
     solver_free(s);
-    if (rc) {
-        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+    dist_comm_free(comm);
+    if (rc)
         return 1;
-    }
-    fprintf(stderr, "Optimization Done.\n");
+    if (log)
+        fprintf(log, "Optimization Done.\n");
     return 0;
 }

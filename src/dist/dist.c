@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -338,6 +339,11 @@ int dist_comm_create(const struct dist_config *cfg, struct dist_comm **out)
         *out = c; /* one rank: every collective is trivial */
         return CREMA_OK;
     }
+    /* A peer that dies closes its sockets; writing to one must fail the
+     * call (and name the rank), not kill this process with SIGPIPE. */
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     int rc = CREMA_OK;
     char ip[INET6_ADDRSTRLEN] = "";
     const char *rdv = cfg->rendezvous;

@@ -872,19 +872,22 @@ int net_backward_from_to(struct net *net, int start, int end)
     for (int i = start; i >= end; i--) {
         struct net_layer *nl = &net->layers[i];
         struct layer *l = nl->layer;
-        if (!nl->need_backward)
-            continue;
-        if (!l->kind->backward) {
+        if (nl->need_backward && !l->kind->backward) {
             for (int j = 0; j < nl->n_bottom; j++)
                 if (nl->bottom_need_backward[j])
                     return err_set(CREMA_ERR_UNSUPPORTED,
                                    "layer %s (%s) has no backward, but bottom %d (\"%s\") needs a gradient", l->name,
                                    l->kind->type, j, net->blob_names[nl->bottom_id[j]]);
-            continue;
+        } else if (nl->need_backward) {
+            int rc = l->kind->backward(l, nl->top, nl->bottom_need_backward, nl->bottom);
+            if (rc)
+                return net_layer_fail(rc, l, "backward");
         }
-        int rc = l->kind->backward(l, nl->top, nl->bottom_need_backward, nl->bottom);
-        if (rc)
-            return net_layer_fail(rc, l, "backward");
+        if (net->on_backward_layer) {
+            int rc = net->on_backward_layer(net, i, net->on_backward_ctx);
+            if (rc)
+                return rc;
+        }
     }
     return CREMA_OK;
 }

@@ -62,6 +62,13 @@ struct net {
 
     int n_learnable;
     struct net_learnable *learnable;
+
+    /* Called by net_backward_from_to after layer i's backward (or its skip),
+     * when the diffs of the parameters only layers >= i use are final: the
+     * solver starts summing gradients across ranks from here. NULL: none.
+     * A non-zero return stops backward with that status. */
+    int (*on_backward_layer)(struct net *net, int layer, void *ctx);
+    void *on_backward_ctx;
 };
 
 /* Builds a net as Caffe's Net::Init does: filter layers by the state (NULL:

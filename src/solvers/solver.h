@@ -11,6 +11,9 @@
 #include "net/net.h"
 #include "solvers/solver_update.h"
 
+struct dist_comm;
+struct solver_dist;
+
 /* What a request from outside (a signal) asks the loop to do. */
 enum solver_action { SOLVER_ACTION_NONE = 0, SOLVER_ACTION_STOP, SOLVER_ACTION_SNAPSHOT };
 
@@ -43,6 +46,9 @@ struct solver {
                       void *ctx);
     void *after_test_ctx;
     float rate; /* the learning rate of the last update */
+    /* Set by solver_set_dist: this solver is one rank of a data-parallel
+     * job. NULL: one process. */
+    struct solver_dist *dist;
 };
 
 /* Reads a solver prototxt as Caffe's ReadSolverParamsFromTextFileOrDie:
@@ -55,6 +61,18 @@ int solver_read_param(const char *path, Caffe__SolverParameter **out);
  * LoadNetWeights). random_seed < 0 seeds from the clock. log may be NULL. */
 int solver_create(const Caffe__SolverParameter *param, FILE *log, struct solver **out);
 void solver_free(struct solver *s);
+
+/* Makes the solver one rank of a synchronous data-parallel job over comm
+ * (not owned; it must outlive the solver), CaffeOnSpark's semantics: checks
+ * that every rank has the same solver and nets (dist_check_same), makes
+ * every Data layer of the train and test nets read its rank's shard, and
+ * gives every rank rank 0's weights, history and iteration. From then on
+ * each iteration's gradients (the batch size is per rank) are summed across
+ * ranks in buckets while backward runs and divided by the number of ranks,
+ * so every rank applies the same update; tests average every output over
+ * the ranks' shards; signals are agreed on by all ranks; only rank 0 writes
+ * snapshots; solver_solve restores a -snapshot on rank 0 and broadcasts it. */
+int solver_set_dist(struct solver *s, struct dist_comm *comm);
 
 /* Caffe's Solver::Step: iters iterations (tests, updates, snapshots). */
 int solver_step(struct solver *s, int iters);
