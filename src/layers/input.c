@@ -207,9 +207,10 @@ static int memory_open_source(struct layer *l, struct memory_priv *mp, struct te
 static int memory_set_shard(struct layer *l, int rank, int size)
 {
     struct memory_priv *mp = l->priv;
+    /* Arrays fed through the API are already this rank's own (crema.spark
+     * feeds each rank its partition): nothing to split. */
     if (!mp->reader)
-        return err_set(CREMA_ERR_INVALID, "MemoryData layer %s is fed through the API: give each rank its own "
-                       "arrays instead of sharding it", l->name);
+        return CREMA_OK;
     return data_layer_set_shard(mp->reader, rank, size);
 }
 
