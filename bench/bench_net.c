@@ -8,7 +8,14 @@
  * for the weight gradient plus 2 x MACs for the bottom gradient when the
  * bottom needs one (not for the first convolution, whose input is data).
  * Everything else (pooling, ReLU, LRN, softmax, im2col) counts as zero, so
- * the GFLOP/s is a lower bound of the work done. */
+ * the GFLOP/s is a lower bound of the work done.
+ *
+ * On a machine other jobs share, wall times stretch with the load. The
+ * process's CPU time does much less (it stops while we are descheduled), so
+ * with one BLAS thread the run also reports CPU times and an sgemm rate
+ * measured by CPU time, and the ratio to Caffe scaled by that. */
+#include <cblas.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +39,13 @@ static const struct bench_case cases[] = {
 /* The same machine's sgemm (2048^3, 1 thread) when Caffe was timed: scaling
  * our time by (our sgemm / this) compares on a shared or different machine. */
 #define CAFFE_MACHINE_SGEMM_GFLOPS 95.0
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -73,6 +87,25 @@ static void count_flops(const struct net *net, double *fwd, double *bwd)
     }
 }
 
+/* sgemm GFLOP/s by process CPU time, best of reps (n^3, n = 2048). */
+static double sgemm_cpu_gflops(int n, int reps)
+{
+    size_t sz = (size_t)n * n;
+    float *a = calloc(sz, sizeof *a), *b = calloc(sz, sizeof *b), *c = calloc(sz, sizeof *c);
+    double best = 0;
+    for (int r = 0; a && b && c && r <= reps; r++) {
+        double t0 = cpu_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+        double rate = 2.0 * n * (double)n * n / (cpu_now() - t0) * 1e-9;
+        if (r > 0 && rate > best) /* the first run warms up */
+            best = rate;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
 static int load_net(const char *path, struct net **out)
 {
     Caffe__NetParameter *p = NULL;
@@ -99,11 +132,13 @@ int main(int argc, char **argv)
     /* BENCH_NETS=lenet,cifar10_quick limits the run (CaffeNet takes minutes). */
     const char *only = getenv("BENCH_NETS");
 
-    double sgemm = bench_sgemm_gflops(2048, 5);
-    printf("bench_net: nets from %s; sgemm 2048^3 on this machine: %.1f GFLOP/s\n", dir, sgemm);
+    double sgemm = bench_sgemm_gflops(2048, 5), sgemm_cpu = sgemm_cpu_gflops(2048, 5);
+    printf("bench_net: nets from %s; sgemm 2048^3 on this machine: %.1f GFLOP/s (wall), %.1f (CPU time)\n",
+           dir, sgemm, sgemm_cpu);
     printf("Caffe 1.0 figures: `caffe time`, 1 BLAS thread, 2-vCPU AMD EPYC (shared/bench/README.md)\n\n");
-    printf("%-20s %9s %9s %10s %8s %8s %8s %10s %11s %9s\n", "net (batch)", "fwd ms", "bwd ms", "fwd+bwd ms",
-           "GFLOP", "GFLOP/s", "of sgemm", "caffe ms", "crema/caffe", "scaled");
+    printf("%-20s %9s %9s %10s %8s %8s %8s %10s %11s %9s %9s %8s %10s\n", "net (batch)", "fwd ms", "bwd ms",
+           "fwd+bwd ms", "GFLOP", "GFLOP/s", "of sgemm", "caffe ms", "crema/caffe", "scaled", "cpu ms",
+           "cpu/sgemm", "cpu scaled");
     int status = 0;
     for (int c = 0; c < N_CASES; c++) {
         const struct bench_case *bc = &cases[c];
@@ -125,18 +160,19 @@ int main(int argc, char **argv)
         count_flops(net, &ffl, &bfl);
         int n = bc->iterations;
         double *tf = malloc((size_t)n * sizeof *tf), *tb = malloc((size_t)n * sizeof *tb),
-               *tt = malloc((size_t)n * sizeof *tt);
-        int rc = !tf || !tb || !tt;
+               *tt = malloc((size_t)n * sizeof *tt), *tc = malloc((size_t)n * sizeof *tc);
+        int rc = !tf || !tb || !tt || !tc;
         float loss;
         /* warm-up: allocates every buffer */
         if (!rc)
             rc = net_forward(net, &loss) || net_backward(net);
         for (int i = 0; i < n && !rc; i++) {
-            double t0 = bench_now();
+            double c0 = cpu_now(), t0 = bench_now();
             rc = net_forward(net, &loss);
             double t1 = bench_now();
             rc = rc || net_backward(net);
             double t2 = bench_now();
+            tc[i] = (cpu_now() - c0) * 1e3;
             tf[i] = (t1 - t0) * 1e3;
             tb[i] = (t2 - t1) * 1e3;
             tt[i] = (t2 - t0) * 1e3;
@@ -145,22 +181,27 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_net: %s: %s\n", path, crema_errmsg());
             status = 1;
         } else {
-            double mf = median(tf, n), mb = median(tb, n), mt = median(tt, n);
-            double gflop = (ffl + bfl) * 1e-9, rate = gflop / (mt * 1e-3);
-            printf("%-20s %9.2f %9.2f %10.2f %8.3f %8.1f %7.0f%% %10.1f %11.2f %9.2f\n", bc->label, mf, mb, mt,
-                   gflop, rate, 100 * rate / sgemm, bc->caffe_ms, mt / bc->caffe_ms,
-                   mt * (sgemm / CAFFE_MACHINE_SGEMM_GFLOPS) / bc->caffe_ms);
+            double mf = median(tf, n), mb = median(tb, n), mt = median(tt, n), mc = median(tc, n);
+            double gflop = (ffl + bfl) * 1e-9, rate = gflop / (mt * 1e-3), crate = gflop / (mc * 1e-3);
+            printf("%-20s %9.2f %9.2f %10.2f %8.3f %8.1f %7.0f%% %10.1f %11.2f %9.2f %9.2f %7.0f%% %10.2f\n",
+                   bc->label, mf, mb, mt, gflop, rate, 100 * rate / sgemm, bc->caffe_ms, mt / bc->caffe_ms,
+                   mt * (sgemm / CAFFE_MACHINE_SGEMM_GFLOPS) / bc->caffe_ms, mc, 100 * crate / sgemm_cpu,
+                   mc * (sgemm_cpu / CAFFE_MACHINE_SGEMM_GFLOPS) / bc->caffe_ms);
         }
         fflush(stdout);
         free(tf);
         free(tb);
         free(tt);
+        free(tc);
         net_free(net);
     }
     printf("\nmedian of timed iterations after one warm-up; GFLOP counts conv/IP multiply-adds x2 (forward)\n"
            "and x2 per gradient computed (backward: weights, and bottom where needed). scaled: crema/caffe\n"
            "with our time scaled by (sgemm here / %.0f GFLOP/s, Caffe's machine's sgemm), for busy or\n"
-           "different machines. Caffe 1.0 ran at 41%% (LeNet), 45%% (CIFAR10-quick), 75%% (CaffeNet) of sgemm.\n",
+           "different machines. Caffe 1.0 ran at 41%% (LeNet), 45%% (CIFAR10-quick), 75%% (CaffeNet) of sgemm.\n"
+           "cpu ms: process CPU time per iteration (all threads; equals wall time on one quiet thread);\n"
+           "cpu/sgemm and cpu scaled use the sgemm rate measured by CPU time: the load-independent figures\n"
+           "with OPENBLAS_NUM_THREADS=1.\n",
            CAFFE_MACHINE_SGEMM_GFLOPS);
     return status;
 }

@@ -42,6 +42,39 @@ static int compare(const char *what, int index, size_t i, double a, double n, fl
     return 0;
 }
 
+/* What each central difference needs: the layer, its blobs and the
+ * objective's weights. */
+struct probe {
+    struct layer *l;
+    struct tensor **bottom, **top;
+    int n_top;
+    float **w;
+    const struct gradcheck_opts *opts;
+};
+
+/* Compares t's analytic gradient (its diff after backward) with central
+ * differences of the objective, value by value, while fewer than 10 have
+ * disagreed; returns bad plus the new disagreements. */
+static int probe_tensor(const struct probe *pr, struct tensor *t, const char *what, int index, int bad)
+{
+    const struct gradcheck_opts *o = pr->opts;
+    size_t n = t->count;
+    float *g = malloc((n ? n : 1) * sizeof(float));
+    memcpy(g, tensor_diff(t), n * sizeof(float));
+    float *x = tensor_data(t);
+    for (size_t i = 0; i < n && bad < 10; i++) {
+        float keep = x[i];
+        x[i] = keep + o->step;
+        double ep = objective(pr->l, pr->bottom, pr->top, pr->n_top, pr->w, o->top_only);
+        x[i] = keep - o->step;
+        double em = objective(pr->l, pr->bottom, pr->top, pr->n_top, pr->w, o->top_only);
+        x[i] = keep;
+        bad += compare(what, index, i, g[i], (ep - em) / (2.0 * o->step), o->threshold);
+    }
+    free(g);
+    return bad;
+}
+
 int gradcheck_layer(const Caffe__LayerParameter *param, Caffe__Phase phase, struct tensor **bottom,
                     int n_bottom, int n_top, const struct gradcheck_opts *o)
 {
@@ -93,40 +126,12 @@ int gradcheck_layer(const Caffe__LayerParameter *param, Caffe__Phase phase, stru
         rc = 1;
     }
     int bad = 0;
-    for (int b = 0; !rc && b < n_bottom; b++) {
-        if (!pd[b])
-            continue;
-        size_t n = bottom[b]->count;
-        float *g = malloc(n * sizeof(float));
-        memcpy(g, tensor_diff(bottom[b]), n * sizeof(float));
-        float *x = tensor_data(bottom[b]);
-        for (size_t i = 0; i < n && bad < 10; i++) {
-            float keep = x[i];
-            x[i] = keep + opts.step;
-            double ep = objective(l, bottom, top, n_top, w, opts.top_only);
-            x[i] = keep - opts.step;
-            double em = objective(l, bottom, top, n_top, w, opts.top_only);
-            x[i] = keep;
-            bad += compare("bottom", b, i, g[i], (ep - em) / (2.0 * opts.step), opts.threshold);
-        }
-        free(g);
-    }
-    for (int p = 0; !rc && !opts.skip_params && p < l->n_blobs; p++) {
-        size_t n = l->blobs[p]->count;
-        float *g = malloc((n ? n : 1) * sizeof(float));
-        memcpy(g, tensor_diff(l->blobs[p]), n * sizeof(float));
-        float *x = tensor_data(l->blobs[p]);
-        for (size_t i = 0; i < n && bad < 10; i++) {
-            float keep = x[i];
-            x[i] = keep + opts.step;
-            double ep = objective(l, bottom, top, n_top, w, opts.top_only);
-            x[i] = keep - opts.step;
-            double em = objective(l, bottom, top, n_top, w, opts.top_only);
-            x[i] = keep;
-            bad += compare("param", p, i, g[i], (ep - em) / (2.0 * opts.step), opts.threshold);
-        }
-        free(g);
-    }
+    const struct probe pr = { l, bottom, top, n_top, w, &opts };
+    for (int b = 0; !rc && b < n_bottom; b++)
+        if (pd[b])
+            bad = probe_tensor(&pr, bottom[b], "bottom", b, bad);
+    for (int p = 0; !rc && !opts.skip_params && p < l->n_blobs; p++)
+        bad = probe_tensor(&pr, l->blobs[p], "param", p, bad);
     if (bad)
         rc = 1;
     for (int t = 0; t < n_top; t++)

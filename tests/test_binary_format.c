@@ -2,68 +2,16 @@
  * of the corpus and golden data reads and packs back to the same bytes;
  * damaged files give clear errors; legacy 4-D blobs; files over 2 GiB. */
 #include "check.h"
+#include "proto_testing.h"
 #include "net/blob_proto.h"
 #include "proto/proto_io.h"
 #include "util/io.h"
 
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct paths {
-    char **v;
-    size_t n, cap;
-};
-
-static void collect(const char *dir, const char *suffix, struct paths *out)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        size_t n = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = malloc(n);
-        snprintf(p, n, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-            collect(p, suffix, out);
-            free(p);
-            continue;
-        }
-        size_t pl = strlen(p), sl = strlen(suffix);
-        if (pl >= sl && strcmp(p + pl - sl, suffix) == 0) {
-            if (out->n == out->cap) {
-                out->cap = out->cap ? out->cap * 2 : 64;
-                out->v = realloc(out->v, out->cap * sizeof *out->v);
-            }
-            out->v[out->n++] = p;
-        } else {
-            free(p);
-        }
-    }
-    closedir(d);
-}
-
-static void paths_free(struct paths *p)
-{
-    for (size_t i = 0; i < p->n; i++)
-        free(p->v[i]);
-    free(p->v);
-}
-
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = malloc(*len + 1);
-    CHECK_EQ_INT(protobuf_c_message_pack(m, b), *len);
-    return b;
-}
 
 static const struct {
     const char *suffix;
@@ -81,10 +29,10 @@ static void corpus_binaries(void)
     const char *roots[] = { "corpus", "golden" };
     size_t total = 0, exact = 0;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        struct paths ps = { 0 };
+        struct pt_files ps = { 0 };
         for (int r = 0; r < 2; r++) {
             char *root = check_shared(roots[r]);
-            collect(root, kinds[k].suffix, &ps);
+            pt_collect(root, kinds[k].suffix, &ps);
             free(root);
         }
         CHECK_MSG(ps.n > 0, "no %s files found", kinds[k].suffix);
@@ -99,7 +47,7 @@ static void corpus_binaries(void)
             if (m) {
                 total++;
                 size_t plen;
-                uint8_t *packed = pack(m, &plen);
+                uint8_t *packed = pt_pack(m, &plen);
                 if (plen == len && memcmp(packed, data, len) == 0)
                     exact++;
                 else
@@ -110,7 +58,7 @@ static void corpus_binaries(void)
             }
             free(data);
         }
-        paths_free(&ps);
+        pt_files_free(&ps);
     }
     printf("  %zu binary files read, %zu packed back byte for byte\n", total, exact);
     CHECK(total > 300);

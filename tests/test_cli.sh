@@ -4,29 +4,8 @@
 # CaffeOnSpark modes on a small net trained here on Fashion-MNIST, the
 # TensorBoard file read back by tensorboard's own reader, crema plot.
 set -u
-BIN=$(realpath "${CREMA_BIN:-build/bin/crema}")
-SHARED=$(realpath "${CREMA_SHARED:-../shared}")
-TMP=${CREMA_TMP:-build/tmp}/cli.$$
-rm -rf "$TMP"
-mkdir -p "$TMP"
-TMP=$(realpath "$TMP")
-fails=0
-checks=0
-ok() { checks=$((checks + 1)); }
-fail() {
-    checks=$((checks + 1))
-    fails=$((fails + 1))
-    echo "FAIL: $*"
-}
-run() { "$@" >"$TMP/out" 2>"$TMP/err"; }
-expect_rc() {
-    want=$1
-    shift
-    run "$@"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else fail "$* exited $got, expected $want: $(head -3 "$TMP/err")"; fi
-}
-has() { if grep -q -- "$2" "$1"; then ok; else fail "$1 should contain \"$2\" (has: $(head -3 "$1"))"; fi; }
+NAME=cli
+. "$(dirname "$0")/cli_testing.sh"
 # bad CMD... TEXT: exit 1, exactly one line on stderr naming TEXT, nothing on stdout
 bad() {
     eval "text=\${$#}"

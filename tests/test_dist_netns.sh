@@ -3,7 +3,8 @@
 # 10.99.0.2, inside the namespaces only) sum buffers over TCP. Exits 77
 # (ctest: skipped) where namespaces cannot be made, e.g. not root.
 set -u
-BIN=${CREMA_TEST_DIST:-build/test_dist}
+# the test_dist binary of the build this test belongs to
+BIN=${CREMA_TEST_DIST:-$(dirname "$(dirname "${CREMA_BIN:-build/bin/crema}")")/test_dist}
 skip() { echo "skipped: $*"; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "network namespaces need root (uid $(id -u))"

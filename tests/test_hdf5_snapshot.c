@@ -2,6 +2,7 @@
  * the same run, survive HDF5 and binary round trips, and bad files give
  * errors naming the file. */
 #include "check.h"
+#include "proto_testing.h"
 #include "proto/hdf5_snapshot.h"
 #include "util/io.h"
 
@@ -30,26 +31,6 @@ static char *join(const char *dir, const char *name)
     char *p = malloc(n);
     snprintf(p, n, "%s/%s", dir, name);
     return p;
-}
-
-/* Packed bytes of a message: equal bytes means equal messages here (no
- * maps, fields written in number order). */
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, b);
-    return b;
-}
-
-static bool same_message(const ProtobufCMessage *a, const ProtobufCMessage *b)
-{
-    size_t la, lb;
-    uint8_t *pa = pack(a, &la), *pb = pack(b, &lb);
-    bool same = la == lb && memcmp(pa, pb, la) == 0;
-    free(pa);
-    free(pb);
-    return same;
 }
 
 static const Caffe__LayerParameter *find_layer(const Caffe__NetParameter *net, const char *name)
@@ -144,7 +125,7 @@ static void cifar_round_trips(void)
             CHECK_OK(hdf5_write_net(out, net, false));
             CHECK_OK(hdf5_read_net(out, &again));
             if (again) {
-                CHECK_MSG(same_message(&net->base, &again->base), "%s: HDF5 round trip changed the net", p);
+                CHECK_MSG(pt_same_message(&net->base, &again->base), "%s: HDF5 round trip changed the net", p);
                 /* crema's files keep the order layers were written in */
                 CHECK_EQ_INT(again->n_layer, net->n_layer);
                 for (size_t i = 0; i < net->n_layer && i < again->n_layer; i++)
@@ -153,7 +134,7 @@ static void cifar_round_trips(void)
             }
             /* binary .caffemodel */
             size_t len;
-            uint8_t *b = pack(&net->base, &len);
+            uint8_t *b = pt_pack(&net->base, &len);
             char *bin = join(dir, "m.caffemodel");
             CHECK_OK(io_write_atomic(bin, b, len));
             free(b);
@@ -162,13 +143,13 @@ static void cifar_round_trips(void)
             Caffe__NetParameter *fromb = data ? caffe__net_parameter__unpack(NULL, len, data) : NULL;
             CHECK(fromb != NULL);
             if (fromb) {
-                CHECK_MSG(same_message(&net->base, &fromb->base), "binary round trip changed the net");
+                CHECK_MSG(pt_same_message(&net->base, &fromb->base), "binary round trip changed the net");
                 /* and from binary back to HDF5 */
                 CHECK_OK(hdf5_write_net(out, fromb, false));
                 Caffe__NetParameter *third = NULL;
                 CHECK_OK(hdf5_read_net(out, &third));
                 if (third) {
-                    CHECK(same_message(&net->base, &third->base));
+                    CHECK(pt_same_message(&net->base, &third->base));
                     protobuf_c_message_free_unpacked(&third->base, NULL);
                 }
                 caffe__net_parameter__free_unpacked(fromb, NULL);
@@ -188,13 +169,13 @@ static void cifar_round_trips(void)
             CHECK_OK(hdf5_write_solver_state(out, st));
             CHECK_OK(hdf5_read_solver_state(out, &st2));
             if (st2) {
-                CHECK_MSG(same_message(&st->base, &st2->base), "%s: solver state round trip changed it", p);
+                CHECK_MSG(pt_same_message(&st->base, &st2->base), "%s: solver state round trip changed it", p);
                 protobuf_c_message_free_unpacked(&st2->base, NULL);
             }
             size_t len;
-            uint8_t *b = pack(&st->base, &len);
+            uint8_t *b = pt_pack(&st->base, &len);
             Caffe__SolverState *fromb = caffe__solver_state__unpack(NULL, len, b);
-            CHECK(fromb && same_message(&st->base, &fromb->base));
+            CHECK(fromb && pt_same_message(&st->base, &fromb->base));
             if (fromb)
                 caffe__solver_state__free_unpacked(fromb, NULL);
             free(b);

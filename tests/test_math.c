@@ -121,6 +121,38 @@ static void im2col_definition(void)
     free(back_nd);
 }
 
+/* Stride 1 with out_w == width takes im2col's whole-run copy; it must give
+ * the N-D path's matrix exactly, whatever the vertical padding (including
+ * rows wholly outside the image) and dilation. */
+static void im2col_same_width_runs(void)
+{
+    /* C, H, W, kh, kw, ph, pw, dh, dw; pw * 2 == dw * (kw - 1) */
+    const int geo[][9] = {
+        { 3, 7, 5, 3, 3, 1, 1, 1, 1 }, { 2, 6, 6, 5, 5, 2, 2, 1, 1 }, { 2, 5, 4, 3, 3, 0, 2, 1, 2 },
+        { 1, 3, 8, 3, 5, 4, 2, 2, 1 }, { 2, 4, 3, 1, 3, 0, 1, 1, 1 }, { 1, 2, 9, 5, 1, 6, 0, 1, 1 },
+        { 2, 8, 1, 3, 1, 1, 0, 1, 1 },
+    };
+    for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
+        const int *g = geo[gi];
+        int C = g[0], H = g[1], W = g[2], kh = g[3], kw = g[4], ph = g[5], pw = g[6], dh = g[7], dw = g[8];
+        int OH = H + 2 * ph - (dh * (kh - 1) + 1) + 1, OW = W + 2 * pw - (dw * (kw - 1) + 1) + 1;
+        CHECK_EQ_INT(OW, W);
+        if (OH <= 0)
+            continue;
+        size_t n = (size_t)C * kh * kw * OH * OW;
+        float *im = randoms((size_t)C * H * W, 20 + (unsigned)gi), *col = malloc(n * sizeof(float)),
+              *col_nd = malloc(n * sizeof(float));
+        im2col(im, C, H, W, kh, kw, ph, pw, 1, 1, dh, dw, col);
+        int im_shape[3] = { C, H, W }, col_shape[3] = { C * kh * kw, OH, OW };
+        int k[2] = { kh, kw }, p[2] = { ph, pw }, s[2] = { 1, 1 }, d[2] = { dh, dw };
+        im2col_nd(im, 2, im_shape, col_shape, k, p, s, d, col_nd);
+        CHECK_MSG(memcmp(col, col_nd, n * sizeof(float)) == 0, "geometry %zu: im2col differs from im2col_nd", gi);
+        free(im);
+        free(col);
+        free(col_nd);
+    }
+}
+
 static void im2col_3d(void)
 {
     const int C = 2, D = 3, H = 4, W = 5;
@@ -163,4 +195,4 @@ static void im2col_3d(void)
     free(back);
 }
 
-CHECK_MAIN(CASE(gemm_all_transposes), CASE(im2col_definition), CASE(im2col_3d))
+CHECK_MAIN(CASE(gemm_all_transposes), CASE(im2col_definition), CASE(im2col_same_width_runs), CASE(im2col_3d))

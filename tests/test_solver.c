@@ -1,6 +1,7 @@
 /* The solver beyond the golden cases: crema's snapshot files are valid Caffe
  * messages and load back; a seeded run repeats bit for bit; a Data layer
- * (prefetch thread, random crops and mirrors) resumes mid-epoch exactly; and
+ * (prefetch thread, random crops and mirrors) and an ImageData layer (shuffled
+ * passes) resume mid-epoch exactly; and
  * SIGKILL during training never leaves a broken file under a final name. */
 #define _GNU_SOURCE
 #include "check.h"
@@ -60,6 +61,31 @@ static char *data_net(const char *dir, int prefetch)
     write_text(net, text);
     free(abs);
     free(lmdb);
+    return net;
+}
+
+/* The same with an ImageData input: shuffled each pass, cropped, mirrored,
+ * over the CaffeOnSpark cat/dog images (53 of them: batches of 8 wrap). */
+static char *image_net(const char *dir)
+{
+    char *cd = check_shared("corpus/caffeonspark/images_catdog");
+    char *abs = realpath(cd, NULL);
+    CHECK_MSG(abs, "no %s", cd);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "name: \"tiny_img\"\n"
+             "layer { name: \"d\" type: \"ImageData\" top: \"data\" top: \"label\"\n"
+             "  transform_param { scale: 0.00390625 crop_size: 10 mirror: true }\n"
+             "  image_data_param { source: \"%s/labels.txt\" root_folder: \"%s/\" batch_size: 8\n"
+             "    new_height: 12 new_width: 12 shuffle: true } }\n"
+             "layer { name: \"ip\" type: \"InnerProduct\" bottom: \"data\" top: \"ip\"\n"
+             "  inner_product_param { num_output: 2 weight_filler { type: \"xavier\" } } }\n"
+             "layer { name: \"loss\" type: \"SoftmaxWithLoss\" bottom: \"ip\" bottom: \"label\" top: \"loss\" }\n",
+             abs ? abs : cd, abs ? abs : cd);
+    char *net = fmt("%s/net.prototxt", dir, NULL);
+    write_text(net, text);
+    free(abs);
+    free(cd);
     return net;
 }
 
@@ -250,6 +276,31 @@ static void test_data_layer_resume_equals_straight(void)
     free(straight), free(net), free(dir);
 }
 
+/* The same for ImageData: the resumed runs must redraw the pass's shuffled
+ * order and restore the crop/mirror generator, across pass boundaries
+ * (53 images, batches of 8: iterations 6 and 13 straddle a pass). */
+static void test_image_data_resume_equals_straight(void)
+{
+    char *dir = abs_tmpdir("solver_resume_img");
+    char *net = image_net(dir);
+    char *straight = fmt("%s/straight", dir, NULL);
+    CHECK_OK(train(net, straight, 16, 1, "BINARYPROTO", NULL));
+    const int at[] = { 2, 7, 13 };
+    for (int k = 0; k < 3; k++) {
+        char state[512], pre[512];
+        snprintf(state, sizeof state, "%s_iter_%d.solverstate", straight, at[k]);
+        snprintf(pre, sizeof pre, "%s/resumed%d", dir, at[k]);
+        CHECK_OK(train(net, pre, 16, 1, "BINARYPROTO", state));
+        for (int n = at[k] + 1; n <= 16; n++) {
+            char ma[600], mb[600];
+            snprintf(ma, sizeof ma, "%s_iter_%d.caffemodel", pre, n);
+            snprintf(mb, sizeof mb, "%s_iter_%d.caffemodel", straight, n);
+            CHECK_MSG(same_bytes(ma, mb), "resumed at %d: %s differs from the straight run's %s", at[k], ma, mb);
+        }
+    }
+    free(straight), free(net), free(dir);
+}
+
 static bool ends_with(const char *s, const char *suf)
 {
     size_t n = strlen(s), m = strlen(suf);
@@ -347,4 +398,5 @@ static void test_sigkill_leaves_snapshots_loadable(void)
 }
 
 CHECK_MAIN(CASE(test_snapshot_files_are_caffe_messages), CASE(test_seeded_runs_repeat),
-           CASE(test_data_layer_resume_equals_straight), CASE(test_sigkill_leaves_snapshots_loadable))
+           CASE(test_data_layer_resume_equals_straight), CASE(test_image_data_resume_equals_straight),
+           CASE(test_sigkill_leaves_snapshots_loadable))

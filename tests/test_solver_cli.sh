@@ -3,22 +3,9 @@
 # SIGHUP snapshots and SIGINT stops (Caffe's default effects, and -none),
 # -iterations, resume with -snapshot, one-line errors with exit status 1.
 set -u
-BIN=${CREMA_BIN:-build/bin/crema}
-SHARED=${CREMA_SHARED:-../shared}
-TMP=${CREMA_TMP:-build/tmp}/solver_cli.$$
-rm -rf "$TMP"
-mkdir -p "$TMP"
-TMP=$(cd "$TMP" && pwd)
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-CASE=$(cd "$SHARED/golden/solvers/sgd_momentum_step" && pwd)
-fails=0
-checks=0
-ok() { checks=$((checks + 1)); }
-fail() {
-    checks=$((checks + 1))
-    fails=$((fails + 1))
-    echo "FAIL: $*"
-}
+NAME=solver_cli
+. "$(dirname "$0")/cli_testing.sh"
+CASE=$SHARED/golden/solvers/sgd_momentum_step
 
 # The golden case, snapshots redirected to $TMP (never into the case folder).
 sed "s|snapshot_prefix: \"snap\"|snapshot_prefix: \"$TMP/g\"|; s|net: \"net.prototxt\"|net: \"$CASE/net.prototxt\"|" \

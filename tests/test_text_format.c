@@ -1,82 +1,23 @@
 /* The protobuf text format: every prototxt of the corpus, read-print-read
  * round trips, each syntax form, and the errors bad input must give. */
 #include "check.h"
+#include "proto_testing.h"
 #include "proto/proto_io.h"
 #include "util/io.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ------------------------------------------------------------ helpers */
-
-struct paths {
-    char **v;
-    size_t n, cap;
-};
-
-static void collect(const char *dir, const char *suffix, struct paths *out)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        size_t n = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = malloc(n);
-        snprintf(p, n, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-            collect(p, suffix, out);
-            free(p);
-            continue;
-        }
-        size_t pl = strlen(p), sl = strlen(suffix);
-        if (pl >= sl && strcmp(p + pl - sl, suffix) == 0) {
-            if (out->n == out->cap) {
-                out->cap = out->cap ? out->cap * 2 : 64;
-                out->v = realloc(out->v, out->cap * sizeof *out->v);
-            }
-            out->v[out->n++] = p;
-        } else {
-            free(p);
-        }
-    }
-    closedir(d);
-}
-
-static void paths_free(struct paths *p)
-{
-    for (size_t i = 0; i < p->n; i++)
-        free(p->v[i]);
-    free(p->v);
-}
 
 static const ProtobufCMessageDescriptor *desc_for(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     return strstr(base, "solver") ? &caffe__solver_parameter__descriptor : &caffe__net_parameter__descriptor;
-}
-
-static bool same_message(const ProtobufCMessage *a, const ProtobufCMessage *b)
-{
-    size_t na = protobuf_c_message_get_packed_size(a), nb = protobuf_c_message_get_packed_size(b);
-    if (na != nb)
-        return false;
-    uint8_t *ba = malloc(na + 1), *bb = malloc(nb + 1);
-    protobuf_c_message_pack(a, ba);
-    protobuf_c_message_pack(b, bb);
-    bool same = memcmp(ba, bb, na) == 0;
-    free(ba);
-    free(bb);
-    return same;
 }
 
 /* Fields that only Caffe forks define. */
@@ -148,11 +89,11 @@ static void parse_fails(const ProtobufCMessageDescriptor *d, const char *text, c
 
 static void corpus_prototxts(void)
 {
-    struct paths ps = { 0 };
+    struct pt_files ps = { 0 };
     char *corpus = check_shared("corpus");
     char *golden = check_shared("golden");
-    collect(corpus, ".prototxt", &ps);
-    collect(golden, ".prototxt", &ps);
+    pt_collect(corpus, ".prototxt", &ps);
+    pt_collect(golden, ".prototxt", &ps);
     CHECK_MSG(ps.n > 300, "expected the corpus and golden prototxts, found %zu under %s", ps.n, corpus);
     size_t parsed = 0, rejected = 0, round_tripped = 0, v0 = 0, v1 = 0;
     for (size_t i = 0; i < ps.n; i++) {
@@ -196,7 +137,7 @@ static void corpus_prototxts(void)
             int rc2 = proto_parse_text(d, printed, plen, "printed", &m2);
             CHECK_MSG(rc2 == 0, "%s: printed text did not parse back: %s", path, crema_errmsg());
             if (rc2 == 0) {
-                CHECK_MSG(same_message(m, m2), "%s: read-print-read changed the message", path);
+                CHECK_MSG(pt_same_message(m, m2), "%s: read-print-read changed the message", path);
                 char *printed2;
                 size_t plen2;
                 CHECK_OK(proto_print_text(m2, &printed2, &plen2));
@@ -219,7 +160,7 @@ static void corpus_prototxts(void)
     CHECK_EQ_INT(rejected, 37);
     CHECK_EQ_INT(parsed + rejected, ps.n);
     CHECK(v0 >= 3 && v1 > v0);
-    paths_free(&ps);
+    pt_files_free(&ps);
     free(corpus);
     free(golden);
 }
@@ -581,7 +522,7 @@ static void files(void)
         CHECK_OK(proto_write_text(uri, &s->base));
         ProtobufCMessage *r = NULL;
         CHECK_OK(proto_read_text(path, SOLVER, &r));
-        CHECK(r && same_message(r, &s->base));
+        CHECK(r && pt_same_message(r, &s->base));
         proto_free(r);
         proto_free(&s->base);
     }

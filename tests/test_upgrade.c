@@ -3,25 +3,16 @@
  * upgrades are idempotent; hand-made nets cover padding layers, inputs,
  * BatchNorm, V1 param specs and the error cases. */
 #include "check.h"
+#include "proto_testing.h"
 #include "proto/proto_io.h"
 #include "proto/upgrade.h"
 
-#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* ---- helpers ---- */
-
-static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, b);
-    return b;
-}
 
 static bool same_net_or_quiet(const Caffe__NetParameter *a, const Caffe__NetParameter *b, const char *what,
                               bool quiet);
@@ -31,11 +22,7 @@ static bool same_net_or_quiet(const Caffe__NetParameter *a, const Caffe__NetPara
 static bool same_net_or_quiet(const Caffe__NetParameter *a, const Caffe__NetParameter *b, const char *what,
                               bool quiet)
 {
-    size_t la, lb;
-    uint8_t *pa = pack(&a->base, &la), *pb = pack(&b->base, &lb);
-    bool same = la == lb && memcmp(pa, pb, la) == 0;
-    free(pa);
-    free(pb);
+    bool same = pt_same_message(&a->base, &b->base);
     if (!same && !quiet) {
         char *ta = NULL, *tb = NULL;
         size_t n;
@@ -72,48 +59,6 @@ static void free_net(Caffe__NetParameter *n)
         proto_free(&n->base);
 }
 
-/* All *.prototxt under dir (recursive), as paths relative to root. */
-struct list {
-    char **v;
-    size_t n;
-};
-
-static void walk(const char *root, const char *rel, struct list *out)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", root, rel);
-    DIR *d = opendir(path);
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4096], full[8192];
-        snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", e->d_name);
-        snprintf(full, sizeof full, "%s/%s", root, sub);
-        struct stat st;
-        if (stat(full, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            walk(root, sub, out);
-        } else {
-            size_t L = strlen(sub);
-            if (L > 9 && strcmp(sub + L - 9, ".prototxt") == 0) {
-                out->v = realloc(out->v, (out->n + 1) * sizeof *out->v);
-                out->v[out->n++] = strdup(sub);
-            }
-        }
-    }
-    closedir(d);
-}
-
-static void list_free(struct list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
 static char *join(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -128,11 +73,11 @@ static void check_fixed_point(Caffe__NetParameter *net, const char *what)
 {
     CHECK_MSG(!upgrade_net_needed(net), "%s: still needs an upgrade", what);
     size_t l1, l2;
-    uint8_t *p1 = pack(&net->base, &l1);
+    uint8_t *p1 = pt_pack(&net->base, &l1);
     bool changed = true;
     CHECK_OK(upgrade_net(net, what, &changed));
     CHECK_MSG(!changed, "%s: a second upgrade reported a change", what);
-    uint8_t *p2 = pack(&net->base, &l2);
+    uint8_t *p2 = pt_pack(&net->base, &l2);
     CHECK_MSG(l1 == l2 && memcmp(p1, p2, l1) == 0, "%s: a second upgrade changed the net", what);
     free(p1);
     free(p2);
@@ -150,6 +95,41 @@ static void check_fixed_point(Caffe__NetParameter *net, const char *what)
 
 /* ---- the corpus pairs ---- */
 
+/* One before/after pair: its path relative to the roots, both paths, and
+ * both nets as read. */
+struct net_pair {
+    const char *rel, *bp, *ap;
+    Caffe__NetParameter *b, *a;
+};
+
+/* Runs check on every *.prototxt under before_root whose namesake under
+ * after_root also reads; check says whether the pair matched Caffe's. Returns
+ * the number of before files; *matched counts the matching pairs. */
+static size_t for_each_pair(const char *before_root, const char *after_root, bool (*check)(struct net_pair *, void *),
+                            void *ctx, int *matched)
+{
+    struct pt_files files = { 0 };
+    pt_collect(before_root, ".prototxt", &files);
+    *matched = 0;
+    for (size_t i = 0; i < files.n; i++) {
+        struct net_pair p = { .rel = files.v[i] + strlen(before_root) + 1 };
+        char *bp = join(before_root, p.rel), *ap = join(after_root, p.rel);
+        p.bp = bp;
+        p.ap = ap;
+        p.b = read_net(bp);
+        p.a = read_net(ap);
+        if (p.b && p.a)
+            *matched += check(&p, ctx);
+        free_net(p.b);
+        free_net(p.a);
+        free(bp);
+        free(ap);
+    }
+    size_t n = files.n;
+    pt_files_free(&files);
+    return n;
+}
+
 /* V0 -> V1 (Caffe commit 1fbb5bb3 ran upgrade_net_proto_text over the V0
  * examples). Caffe of that day put scale/mean_file/crop_size/mirror in the
  * data-layer parameters; the current V0 upgrade puts them straight into
@@ -157,48 +137,42 @@ static void check_fixed_point(Caffe__NetParameter *net, const char *what)
  * check compares our V0 -> V1 output with the after file once both have had
  * the data-transform step; the full check upgrades both to the current
  * format. */
+static bool v0_pair(struct net_pair *p, void *ctx)
+{
+    (void)ctx;
+    Caffe__NetParameter *b = p->b, *a = p->a;
+    CHECK_MSG(upgrade_net_needs_v0(b), "%s: not recognised as V0", p->bp);
+    CHECK_MSG(!upgrade_net_needs_v0(a) && upgrade_net_needs_v1(a), "%s: not V1", p->ap);
+    /* the comparison tells them apart before the upgrade */
+    CHECK(!same_net_or_quiet(b, a, p->rel, true));
+    /* stage: V0 -> V1 */
+    struct upgrade_notes notes = { 0 };
+    CHECK_OK(upgrade_net_v0(b, p->bp, &notes));
+    CHECK_MSG(notes.count == 0, "%s: %s", p->bp, notes.text);
+    CHECK_OK(upgrade_net_data_transform(b, p->bp));
+    CHECK_OK(upgrade_net_data_transform(a, p->ap));
+    bool ok = same_net(b, a, p->rel);
+    CHECK_MSG(ok, "%s: V0 -> V1 differs from Caffe's", p->rel);
+    /* full, from both ends */
+    bool changed = false;
+    CHECK_OK(upgrade_net(b, p->bp, &changed));
+    CHECK(changed);
+    CHECK_OK(upgrade_net(a, p->ap, &changed));
+    CHECK(changed);
+    bool ok2 = same_net(b, a, p->rel);
+    CHECK_MSG(ok2, "%s: full upgrades of before and after differ", p->rel);
+    check_fixed_point(b, p->bp);
+    return ok && ok2;
+}
+
 static void v0_pairs(void)
 {
     char *before_root = check_shared("corpus/upgrade/V0_before");
     char *after_root = check_shared("corpus/upgrade/V1_after_upgrade_net_proto");
-    struct list files = { 0 };
-    walk(before_root, "", &files);
-    CHECK_MSG(files.n >= 10, "expected the 10 V0 example nets, found %zu", files.n);
-    int matched = 0;
-    for (size_t i = 0; i < files.n; i++) {
-        char *bp = join(before_root, files.v[i]), *ap = join(after_root, files.v[i]);
-        Caffe__NetParameter *b = read_net(bp), *a = read_net(ap);
-        if (b && a) {
-            CHECK_MSG(upgrade_net_needs_v0(b), "%s: not recognised as V0", bp);
-            CHECK_MSG(!upgrade_net_needs_v0(a) && upgrade_net_needs_v1(a), "%s: not V1", ap);
-            /* the comparison tells them apart before the upgrade */
-            CHECK(!same_net_or_quiet(b, a, files.v[i], true));
-            /* stage: V0 -> V1 */
-            struct upgrade_notes notes = { 0 };
-            CHECK_OK(upgrade_net_v0(b, bp, &notes));
-            CHECK_MSG(notes.count == 0, "%s: %s", bp, notes.text);
-            CHECK_OK(upgrade_net_data_transform(b, bp));
-            CHECK_OK(upgrade_net_data_transform(a, ap));
-            bool ok = same_net(b, a, files.v[i]);
-            CHECK_MSG(ok, "%s: V0 -> V1 differs from Caffe's", files.v[i]);
-            /* full, from both ends */
-            bool changed = false;
-            CHECK_OK(upgrade_net(b, bp, &changed));
-            CHECK(changed);
-            CHECK_OK(upgrade_net(a, ap, &changed));
-            CHECK(changed);
-            bool ok2 = same_net(b, a, files.v[i]);
-            CHECK_MSG(ok2, "%s: full upgrades of before and after differ", files.v[i]);
-            check_fixed_point(b, bp);
-            matched += ok && ok2;
-        }
-        free_net(b);
-        free_net(a);
-        free(bp);
-        free(ap);
-    }
-    printf("    %d of %zu V0 nets match Caffe's upgrade\n", matched, files.n);
-    list_free(&files);
+    int matched;
+    size_t n = for_each_pair(before_root, after_root, v0_pair, NULL, &matched);
+    CHECK_MSG(n >= 10, "expected the 10 V0 example nets, found %zu", n);
+    printf("    %d of %zu V0 nets match Caffe's upgrade\n", matched, n);
     free(before_root);
     free(after_root);
 }
@@ -207,45 +181,39 @@ static void v0_pairs(void)
  * examples and models). Its UpgradeNetAsNeeded then did V0, data transform
  * and V1 -> V2, which is the stage check; the deploy nets still had `input:`
  * fields then, which the full upgrade also turns into Input layers. */
+static bool v1_pair(struct net_pair *p, void *ctx)
+{
+    int *inputs = ctx;
+    Caffe__NetParameter *b = p->b, *a = p->a;
+    CHECK_MSG(upgrade_net_needs_v1(b) && !upgrade_net_needs_v0(b), "%s: not V1", p->bp);
+    CHECK_MSG(!upgrade_net_needs_v1(a), "%s: not V2", p->ap);
+    CHECK(!same_net_or_quiet(b, a, p->rel, true));
+    if (upgrade_net_needs_data_transform(b))
+        CHECK_OK(upgrade_net_data_transform(b, p->bp));
+    struct upgrade_notes notes = { 0 };
+    CHECK_OK(upgrade_net_v1(b, p->bp, &notes));
+    CHECK_MSG(notes.count == 0, "%s: %s", p->bp, notes.text);
+    bool ok = same_net(b, a, p->rel);
+    CHECK_MSG(ok, "%s: V1 -> V2 differs from Caffe's", p->rel);
+    *inputs += upgrade_net_needs_input(a);
+    bool changed = false;
+    CHECK_OK(upgrade_net(b, p->bp, &changed));
+    CHECK_OK(upgrade_net(a, p->ap, &changed));
+    bool ok2 = same_net(b, a, p->rel);
+    CHECK_MSG(ok2, "%s: full upgrades of before and after differ", p->rel);
+    check_fixed_point(b, p->bp);
+    return ok && ok2;
+}
+
 static void v1_pairs(void)
 {
     char *before_root = check_shared("corpus/upgrade/V1_before_2015");
     char *after_root = check_shared("corpus/upgrade/V2_after_upgrade_net_proto_text");
-    struct list files = { 0 };
-    walk(before_root, "", &files);
-    CHECK_MSG(files.n >= 21, "expected the 21 V1 nets, found %zu", files.n);
-    int matched = 0, inputs = 0;
-    for (size_t i = 0; i < files.n; i++) {
-        char *bp = join(before_root, files.v[i]), *ap = join(after_root, files.v[i]);
-        Caffe__NetParameter *b = read_net(bp), *a = read_net(ap);
-        if (b && a) {
-            CHECK_MSG(upgrade_net_needs_v1(b) && !upgrade_net_needs_v0(b), "%s: not V1", bp);
-            CHECK_MSG(!upgrade_net_needs_v1(a), "%s: not V2", ap);
-            CHECK(!same_net_or_quiet(b, a, files.v[i], true));
-            if (upgrade_net_needs_data_transform(b))
-                CHECK_OK(upgrade_net_data_transform(b, bp));
-            struct upgrade_notes notes = { 0 };
-            CHECK_OK(upgrade_net_v1(b, bp, &notes));
-            CHECK_MSG(notes.count == 0, "%s: %s", bp, notes.text);
-            bool ok = same_net(b, a, files.v[i]);
-            CHECK_MSG(ok, "%s: V1 -> V2 differs from Caffe's", files.v[i]);
-            inputs += upgrade_net_needs_input(a);
-            bool changed = false;
-            CHECK_OK(upgrade_net(b, bp, &changed));
-            CHECK_OK(upgrade_net(a, ap, &changed));
-            bool ok2 = same_net(b, a, files.v[i]);
-            CHECK_MSG(ok2, "%s: full upgrades of before and after differ", files.v[i]);
-            check_fixed_point(b, bp);
-            matched += ok && ok2;
-        }
-        free_net(b);
-        free_net(a);
-        free(bp);
-        free(ap);
-    }
-    printf("    %d of %zu V1 nets match Caffe's upgrade (%d with input fields)\n", matched, files.n, inputs);
+    int matched, inputs = 0;
+    size_t n = for_each_pair(before_root, after_root, v1_pair, &inputs, &matched);
+    CHECK_MSG(n >= 21, "expected the 21 V1 nets, found %zu", n);
+    printf("    %d of %zu V1 nets match Caffe's upgrade (%d with input fields)\n", matched, n, inputs);
     CHECK_MSG(inputs >= 5, "expected several deploy nets with input fields, found %d", inputs);
-    list_free(&files);
     free(before_root);
     free(after_root);
 }
@@ -530,10 +498,10 @@ static void solver_types(void)
         CHECK(!s->has_solver_type && !upgrade_solver_needed(s));
         /* again: nothing to do */
         size_t l1, l2;
-        uint8_t *p1 = pack(&s->base, &l1);
+        uint8_t *p1 = pt_pack(&s->base, &l1);
         CHECK_OK(upgrade_solver(s, "solver.prototxt", &changed));
         CHECK(!changed);
-        uint8_t *p2 = pack(&s->base, &l2);
+        uint8_t *p2 = pt_pack(&s->base, &l2);
         CHECK(l1 == l2 && memcmp(p1, p2, l1) == 0);
         free(p1);
         free(p2);

@@ -2,30 +2,8 @@
 # crema upgrade-net / upgrade-solver end to end: formats picked by name or
 # flag, a second run changes nothing, Caffe's exit codes, readable errors.
 set -u
-BIN=${CREMA_BIN:-build/bin/crema}
-SHARED=${CREMA_SHARED:-../shared}
-TMP=${CREMA_TMP:-build/tmp}/upgrade_cli.$$
-rm -rf "$TMP"
-mkdir -p "$TMP"
-fails=0
-checks=0
-
-ok() { checks=$((checks + 1)); }
-fail() {
-    checks=$((checks + 1))
-    fails=$((fails + 1))
-    echo "FAIL: $*"
-}
-# expect_rc WANT CMD...: runs CMD, stderr to $TMP/err, checks the exit status
-expect_rc() {
-    want=$1
-    shift
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else fail "$* exited $got, expected $want: $(cat "$TMP/err")"; fi
-}
-# has FILE TEXT: FILE contains TEXT
-has() { if grep -q -- "$2" "$1"; then ok; else fail "$1 should contain \"$2\""; fi; }
+NAME=upgrade_cli
+. "$(dirname "$0")/cli_testing.sh"
 hasnt() { if grep -q -- "$2" "$1"; then fail "$1 should not contain \"$2\""; else ok; fi; }
 same() { if cmp -s "$1" "$2"; then ok; else fail "$1 and $2 differ"; fi; }
 

@@ -38,6 +38,11 @@ bool cli_bool(const struct flag *flags, int n, const char *name);
 int cli_list(const char *cmd, int argc, char **argv, int start, struct flag *flags, int n_flags,
              const char *name, const char **out, int max_out);
 void cli_print_flags(const char *cmd, const char *usage, const struct flag *flags, int n);
+/* A command's start: cli_parse_flags from argv[2], then -help (the flag list
+ * under usage). Returns 1 when the arguments are bad (the message printed),
+ * 0 when help was printed, -1 when the command goes on. */
+int cli_parse_command(const char *cmd, const char *usage, int argc, char **argv, struct flag *flags, int n_flags,
+                      const char **pos, int max_pos, int *n_pos);
 
 /* Subcommands: each returns the process exit code. */
 int cmd_upgrade_net(int argc, char **argv);

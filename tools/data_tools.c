@@ -13,6 +13,7 @@
 #include "data/datum.h"
 #include "data/db.h"
 #include "data/image.h"
+#include "data/image_list.h"
 #include "proto/proto_io.h"
 #include "util/err.h"
 #include "util/rng.h"
@@ -338,69 +339,6 @@ int cmd_db_info(int argc, char **argv)
 
 /* ---- convert-imageset ---- */
 
-struct list_line {
-    char *file;
-    int label;
-};
-
-static int read_list(const char *path, struct list_line **out, size_t *n_out)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return err_set(CREMA_ERR_IO, "%s: cannot open the list file", path);
-    struct list_line *lines = NULL;
-    size_t n = 0, cap = 0, lineno = 0;
-    char *buf = NULL;
-    size_t bcap = 0;
-    ssize_t len;
-    int rc = CREMA_OK;
-    while ((len = getline(&buf, &bcap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-            buf[--len] = 0;
-        if (len == 0)
-            continue;
-        /* As Caffe: the label follows the last space; the file name may hold spaces. */
-        char *sp = strrchr(buf, ' ');
-        char *end;
-        long label = sp ? strtol(sp + 1, &end, 10) : 0;
-        if (!sp || sp == buf || !sp[1] || *end) {
-            rc = err_set(CREMA_ERR_PARSE, "%s:%zu: expected \"FILE LABEL\", got \"%s\"", path, lineno, buf);
-            break;
-        }
-        *sp = 0;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct list_line *nl = realloc(lines, cap * sizeof *nl);
-            if (!nl) {
-                rc = err_set(CREMA_ERR_NOMEM, "out of memory");
-                break;
-            }
-            lines = nl;
-        }
-        lines[n].file = strdup(buf);
-        lines[n].label = (int)label;
-        if (!lines[n].file) {
-            rc = err_set(CREMA_ERR_NOMEM, "out of memory");
-            break;
-        }
-        n++;
-    }
-    free(buf);
-    fclose(f);
-    if (!rc && n == 0)
-        rc = err_set(CREMA_ERR_INVALID, "%s: no images listed", path);
-    if (rc) {
-        for (size_t i = 0; i < n; i++)
-            free(lines[i].file);
-        free(lines);
-        return rc;
-    }
-    *out = lines;
-    *n_out = n;
-    return CREMA_OK;
-}
-
 /* Caffe's matchExt: the extension equals the encoding (jpeg counts as jpg). */
 static bool ext_matches(const char *file, const char *enc)
 {
@@ -416,7 +354,7 @@ struct imageset_opts {
     uint64_t seed;
 };
 
-static int convert_one(const char *root, const struct list_line *ln, size_t index, const struct imageset_opts *o,
+static int convert_one(const char *root, const struct image_list_entry *ln, size_t index, const struct imageset_opts *o,
                        struct db *db, size_t *first_size)
 {
     char *path = malloc(strlen(root) + strlen(ln->file) + 1);
@@ -505,27 +443,23 @@ static int convert_one(const char *root, const struct list_line *ln, size_t inde
 static int convert_imageset(const char *root, const char *list, const char *out, enum db_backend be,
                             const struct imageset_opts *o)
 {
-    struct list_line *lines = NULL;
-    size_t n = 0, first_size = 0;
-    int rc = read_list(list, &lines, &n);
+    struct image_list lines;
+    size_t first_size = 0;
+    int rc = image_list_read(list, &lines);
     if (rc)
         return rc;
+    size_t n = lines.n;
     if (o->shuffle) {
         struct rng r;
         rng_seed(&r, o->seed);
-        for (size_t i = n - 1; i > 0; i--) {
-            size_t j = rng_below(&r, (uint32_t)(i + 1));
-            struct list_line t = lines[i];
-            lines[i] = lines[j];
-            lines[j] = t;
-        }
+        image_list_shuffle(&lines, &r);
     }
     struct db *db = NULL;
     rc = db_create(out, be, &db);
     for (size_t i = 0; !rc && i < n; i++) {
-        rc = convert_one(root, &lines[i], i, o, db, &first_size);
+        rc = convert_one(root, &lines.items[i], i, o, db, &first_size);
         if (rc)
-            err_prefix(rc, "%s:%zu", list, i + 1);
+            err_prefix(rc, "%s:%zu", list, lines.items[i].line);
     }
     if (db) {
         int crc = db_close(db);
@@ -533,9 +467,7 @@ static int convert_imageset(const char *root, const char *list, const char *out,
     }
     if (!rc)
         printf("wrote %zu records to %s (%s)\n", n, out, db_backend_name(be));
-    for (size_t i = 0; i < n; i++)
-        free(lines[i].file);
-    free(lines);
+    image_list_free(&lines);
     return rc;
 }
 

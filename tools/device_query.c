@@ -43,13 +43,10 @@ int cmd_device_query(int argc, char **argv)
 {
     const char *pos[1];
     int n_pos;
-    if (cli_parse_flags("device_query", argc, argv, 2, dq_flags, N_DQ_FLAGS, pos, 0, &n_pos))
-        return 1;
-    if (cli_bool(dq_flags, N_DQ_FLAGS, "help")) {
-        cli_print_flags("device_query", "[-gpu IDS]\n\nDescribes the devices crema computes on.", dq_flags,
-                        N_DQ_FLAGS);
-        return 0;
-    }
+    int rc = cli_parse_command("device_query", "[-gpu IDS]\n\nDescribes the devices crema computes on.", argc, argv,
+                               dq_flags, N_DQ_FLAGS, pos, 0, &n_pos);
+    if (rc >= 0)
+        return rc;
     const char *gpu = cli_str(dq_flags, N_DQ_FLAGS, "gpu");
     if (*gpu) {
         fprintf(stderr, "crema device_query: -gpu %s: this build has no CUDA; it computes on the CPU\n", gpu);

@@ -548,14 +548,12 @@ int cmd_features(int argc, char **argv)
     int n_pos;
     struct flag *fl = features_flags;
     const int nf = N_FEATURES_FLAGS;
-    if (cli_parse_flags("features", argc, argv, 2, fl, nf, pos, 0, &n_pos))
-        return 1;
-    if (cli_bool(fl, nf, "help")) {
-        cli_print_flags("features", "-model NET -weights W -features b1,b2 [flags]\n\nWrites the named blobs of every "
-                                    "sample of the net's test source, one record per sample (as CaffeOnSpark).",
-                        fl, nf);
-        return 0;
-    }
+    int start = cli_parse_command("features",
+                                  "-model NET -weights W -features b1,b2 [flags]\n\nWrites the named blobs of every "
+                                  "sample of the net's test source, one record per sample (as CaffeOnSpark).",
+                                  argc, argv, fl, nf, pos, 0, &n_pos);
+    if (start >= 0)
+        return start;
     struct extract_job job = { 0 };
     job.model = cli_str(fl, nf, "model");
     job.weights = cli_str(fl, nf, "weights");

@@ -156,3 +156,15 @@ void cli_print_flags(const char *cmd, const char *usage, const struct flag *flag
     for (int i = 0; i < n; i++)
         printf("  -%-22s %s (default: \"%s\")\n", flags[i].name, flags[i].help, flags[i].def);
 }
+
+int cli_parse_command(const char *cmd, const char *usage, int argc, char **argv, struct flag *flags, int n_flags,
+                      const char **pos, int max_pos, int *n_pos)
+{
+    if (cli_parse_flags(cmd, argc, argv, 2, flags, n_flags, pos, max_pos, n_pos))
+        return 1;
+    if (cli_bool(flags, n_flags, "help")) {
+        cli_print_flags(cmd, usage, flags, n_flags);
+        return 0;
+    }
+    return -1;
+}

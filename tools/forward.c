@@ -147,14 +147,12 @@ int cmd_forward(int argc, char **argv)
     const char *pos[1];
     int n_pos;
     struct flag *fl = forward_flags;
-    if (cli_parse_flags("forward", argc, argv, 2, fl, N_FORWARD_FLAGS, pos, 0, &n_pos))
-        return 1;
-    if (cli_bool(fl, N_FORWARD_FLAGS, "help")) {
-        cli_print_flags("forward", "-model NET [-weights W] -input NAME=FILE.npy ... -output DIR [flags]\n\n"
-                                   "Runs the net forward once and writes each requested blob to DIR/<blob>.npy.",
-                        fl, N_FORWARD_FLAGS);
-        return 0;
-    }
+    int start = cli_parse_command("forward",
+                                  "-model NET [-weights W] -input NAME=FILE.npy ... -output DIR [flags]\n\n"
+                                  "Runs the net forward once and writes each requested blob to DIR/<blob>.npy.",
+                                  argc, argv, fl, N_FORWARD_FLAGS, pos, 0, &n_pos);
+    if (start >= 0)
+        return start;
     const char *dir = cli_str(fl, N_FORWARD_FLAGS, "output");
     if (!*dir) {
         fprintf(stderr, "crema forward: -output DIR is required\n");

@@ -127,14 +127,12 @@ int cmd_plot(int argc, char **argv)
 {
     const char *pos[1];
     int n_pos;
-    if (cli_parse_flags("plot", argc, argv, 2, plot_flags, N_PLOT, pos, 1, &n_pos))
-        return 1;
-    if (cli_bool(plot_flags, N_PLOT, "help")) {
-        cli_print_flags("plot", "LOG_OR_EVENTS -o curve.png [flags]\n\nDraws the train loss and the test outputs "
-                                "against iteration from a Caffe-style log or a TensorBoard event file.",
-                        plot_flags, N_PLOT);
-        return 0;
-    }
+    int start = cli_parse_command("plot",
+                                  "LOG_OR_EVENTS -o curve.png [flags]\n\nDraws the train loss and the test outputs "
+                                  "against iteration from a Caffe-style log or a TensorBoard event file.",
+                                  argc, argv, plot_flags, N_PLOT, pos, 1, &n_pos);
+    if (start >= 0)
+        return start;
     const char *out = cli_str(plot_flags, N_PLOT, "o");
     if (n_pos != 1) {
         fprintf(stderr, "crema plot: expected one log or event file (crema help plot lists the flags)\n");

@@ -108,14 +108,12 @@ int cmd_test(int argc, char **argv)
     const char *pos[1];
     int n_pos;
     struct flag *fl = test_flags;
-    if (cli_parse_flags("test", argc, argv, 2, fl, N_TEST_FLAGS, pos, 0, &n_pos))
-        return 1;
-    if (cli_bool(fl, N_TEST_FLAGS, "help")) {
-        cli_print_flags("test", "-model NET -weights W [flags]\n\nScores a trained net as caffe test: per-batch "
-                                "outputs, then their means.",
-                        fl, N_TEST_FLAGS);
-        return 0;
-    }
+    int start = cli_parse_command("test",
+                                  "-model NET -weights W [flags]\n\nScores a trained net as caffe test: per-batch "
+                                  "outputs, then their means.",
+                                  argc, argv, fl, N_TEST_FLAGS, pos, 0, &n_pos);
+    if (start >= 0)
+        return start;
     long long iters = cli_int(fl, N_TEST_FLAGS, "iterations");
     if (iters <= 0 || iters > 1000000000) {
         fprintf(stderr, "crema test: -iterations must be positive, got %lld\n", iters);

@@ -37,13 +37,10 @@ int cmd_time(int argc, char **argv)
     const char *pos[1];
     int n_pos;
     struct flag *fl = time_flags;
-    if (cli_parse_flags("time", argc, argv, 2, fl, N_TIME_FLAGS, pos, 0, &n_pos))
-        return 1;
-    if (cli_bool(fl, N_TIME_FLAGS, "help")) {
-        cli_print_flags("time", "-model NET [flags]\n\nTimes forward and backward per layer, as caffe time.", fl,
-                        N_TIME_FLAGS);
-        return 0;
-    }
+    int start = cli_parse_command("time", "-model NET [flags]\n\nTimes forward and backward per layer, as caffe time.",
+                                  argc, argv, fl, N_TIME_FLAGS, pos, 0, &n_pos);
+    if (start >= 0)
+        return start;
     long long iters = cli_int(fl, N_TIME_FLAGS, "iterations");
     if (iters <= 0 || iters > 1000000000) {
         fprintf(stderr, "crema time: -iterations must be positive, got %lld\n", iters);

@@ -104,6 +104,50 @@ static int conv_out_extent(int in, int kernel, int pad, int stride, int dilation
     return (in + 2 * pad - (dilation * (kernel - 1) + 1)) / stride + 1;
 }
 
+/* Stride 1 with as many output columns as input columns ("same" padding
+ * along the width, as in CaffeNet's conv2-5 and CIFAR10-quick): output row
+ * oh of a column row reads image row row0 + oh shifted by x0, so the valid
+ * rows of a column row are one contiguous run of the image, copied at once;
+ * the few columns that fall off a row's ends (padding) are zeroed after. */
+static void im2col_same(const float *im, int channels, int height, int width, int kernel_h,
+                        int kernel_w, int pad_h, int pad_w, int dilation_h, int dilation_w,
+                        int out_h, float *col)
+{
+    const long plane = (long)height * width, len = (long)out_h * width;
+    for (int c = 0; c < channels; c++, im += plane) {
+        for (int kr = 0; kr < kernel_h; kr++) {
+            int row0 = kr * dilation_h - pad_h;
+            int oh_lo = row0 < 0 ? -row0 : 0;
+            int oh_hi = height - row0 < out_h ? height - row0 : out_h;
+            if (oh_lo > out_h)
+                oh_lo = out_h;
+            if (oh_hi < oh_lo)
+                oh_hi = oh_lo;
+            for (int kc = 0; kc < kernel_w; kc++, col += len) {
+                int x0 = kc * dilation_w - pad_w, lo, hi;
+                inside_range(x0, 1, width, width, &lo, &hi);
+                long base = (long)row0 * width + x0;
+                long j0 = (long)oh_lo * width, j1 = (long)oh_hi * width;
+                long a = j0 > -base ? j0 : -base, b = j1 < plane - base ? j1 : plane - base;
+                if (b < a)
+                    b = a;
+                memset(col, 0, (size_t)a * sizeof *col);
+                memcpy(col + a, im + base + a, (size_t)(b - a) * sizeof *col);
+                memset(col + b, 0, (size_t)(len - b) * sizeof *col);
+                if (lo == 0 && hi == width)
+                    continue;
+                for (int oh = oh_lo; oh < oh_hi; oh++) {
+                    float *r = col + (long)oh * width;
+                    for (int ow = 0; ow < lo; ow++)
+                        r[ow] = 0.f;
+                    for (int ow = hi; ow < width; ow++)
+                        r[ow] = 0.f;
+                }
+            }
+        }
+    }
+}
+
 /* Both walk channel, kernel row, kernel column, output row, output column,
  * as Caffe's loops do; col2im therefore adds into every pixel in Caffe's
  * order. The column range that lies inside the image is computed once per
@@ -115,6 +159,11 @@ void im2col(const float *im, int channels, int height, int width, int kernel_h, 
     int out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h);
     int out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w);
     size_t plane = (size_t)height * (size_t)width;
+    if (stride_h == 1 && stride_w == 1 && out_w == width) {
+        im2col_same(im, channels, height, width, kernel_h, kernel_w, pad_h, pad_w, dilation_h,
+                    dilation_w, out_h, col);
+        return;
+    }
     for (int c = 0; c < channels; c++, im += plane) {
         for (int kr = 0; kr < kernel_h; kr++) {
             for (int kc = 0; kc < kernel_w; kc++) {

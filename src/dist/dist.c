@@ -281,7 +281,15 @@ static int dist_explain(struct dist_comm *c, const char *op, uint64_t my_seq, in
             break;
         }
         if (rdv_now_ms() >= until) {
-            snprintf(msg, sizeof msg, "%s failed: %s", op, gloo_msg);
+            /* Nobody is lost but a peer hung up: it gave up waiting, and a
+             * rank that is behind is the one everybody was waiting for. */
+            if (late >= 0)
+                snprintf(msg, sizeof msg,
+                         "timed out after %.0f s waiting for rank %d (in %s: a peer gave up first; rank %d is at "
+                         "collective %llu, this rank at %llu)",
+                         secs, late, op, late, (unsigned long long)peers[late].seq, (unsigned long long)my_seq);
+            else
+                snprintf(msg, sizeof msg, "%s failed: %s", op, gloo_msg);
             break;
         }
         usleep(100000);

@@ -4,27 +4,20 @@
 #include "layers/data_layer.h"
 #include "data/datum.h"
 #include "data/db.h"
+#include "data/prefetch.h"
 #include "data/transformer.h"
 #include "util/io.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Where the reader stands: the next record to read, passes made, and the
- * generator that crops and mirrors. */
+ * generator that crops and mirrors. The prefetch ring keeps one per batch. */
 struct data_mark {
     size_t index;
     uint64_t epoch;
     struct rng rng;
-};
-
-struct data_batch {
-    struct data_mark start; /* the reader's state when this batch began */
-    float *data, *label;
-    int c, h, w; /* transformed item shape of this batch */
-    size_t cap;  /* floats allocated in data */
 };
 
 struct data_priv {
@@ -33,23 +26,12 @@ struct data_priv {
     struct transformer tf;
     struct rng rng; /* the prefetch thread's own: TRAIN crops and mirrors */
     struct datum dt;
-    int batch_size, n_slots;
+    int batch_size;
     bool labels;
     size_t index; /* position of the cursor's record within the database */
     uint64_t epoch;
-    /* Where the prefetch thread will begin its next batch; written by the
-     * thread under mu, so the net's thread can name the batch it consumes
-     * next while the reader runs ahead. */
-    struct data_mark next;
     int rank, size;
-    struct data_batch *slots;
-    int head, n_full;
-    bool started, stop, failed;
-    int fail_rc;
-    char fail_msg[1024];
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    struct prefetch *pf;
 };
 
 static int advance(struct data_priv *p)
@@ -84,22 +66,9 @@ static int read_record(struct data_priv *p)
     return rc;
 }
 
-/* Only the prefetch thread grows a slot, and only the slot it is filling. */
-static int slot_reserve(struct data_priv *p, struct data_batch *b, size_t item)
+static int fill_batch(void *ctx, struct prefetch_batch *b)
 {
-    size_t need = item * (size_t)p->batch_size;
-    if (need > b->cap) {
-        float *d = realloc(b->data, need * sizeof(float));
-        if (!d)
-            return err_set(CREMA_ERR_NOMEM, "out of memory for a batch of %zu floats", need);
-        b->data = d;
-        b->cap = need;
-    }
-    return CREMA_OK;
-}
-
-static int fill_batch(struct data_priv *p, struct data_batch *b)
-{
+    struct data_priv *p = ctx;
     for (int i = 0; i < p->batch_size; i++) {
         int rc = read_record(p);
         if (rc)
@@ -109,12 +78,9 @@ static int fill_batch(struct data_priv *p, struct data_batch *b)
         if (rc)
             return err_prefix(rc, "%s: record %zu", db_path(p->db), p->index ? p->index - 1 : 0);
         if (i == 0) {
-            rc = slot_reserve(p, b, (size_t)p->dt.channels * (size_t)oh * (size_t)ow);
+            rc = prefetch_reserve(b, p->batch_size, p->dt.channels, oh, ow);
             if (rc)
                 return rc;
-            b->c = p->dt.channels;
-            b->h = oh;
-            b->w = ow;
         } else if (b->c != p->dt.channels || b->h != oh || b->w != ow) {
             return err_set(CREMA_ERR_SHAPE, "%s: record %zu is %dx%dx%d but the batch's first is %dx%dx%d",
                            db_path(p->db), p->index ? p->index - 1 : 0, p->dt.channels, oh, ow, b->c, b->h, b->w);
@@ -130,50 +96,30 @@ static int fill_batch(struct data_priv *p, struct data_batch *b)
     return CREMA_OK;
 }
 
-static void *prefetch_main(void *arg)
-{
-    struct data_priv *p = arg;
-    int tail = 0;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->n_full == p->n_slots)
-            pthread_cond_wait(&p->cv, &p->mu);
-        bool stop = p->stop;
-        tail = (p->head + p->n_full) % p->n_slots;
-        p->slots[tail].start = p->next;
-        pthread_mutex_unlock(&p->mu);
-        if (stop)
-            break;
-        int rc = fill_batch(p, &p->slots[tail]);
-        pthread_mutex_lock(&p->mu);
-        p->next = (struct data_mark){ p->index, p->epoch, p->rng };
-        if (rc) {
-            p->failed = true;
-            p->fail_rc = rc;
-            snprintf(p->fail_msg, sizeof p->fail_msg, "%s", err_msg());
-        } else {
-            p->n_full++;
-        }
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        if (rc)
-            break;
-    }
-    return NULL;
-}
-
 int data_layer_set_shard(struct layer *l, int rank, int size)
 {
-    if (!l || !l->kind || strcmp(l->kind->type, "Data") != 0)
-        return err_set(CREMA_ERR_INVALID, "data_layer_set_shard: not a Data layer");
-    struct data_priv *p = l->priv;
+    if (!l || !l->kind || !l->kind->set_shard)
+        return err_set(CREMA_ERR_INVALID, "layer %s (%s) cannot be sharded: only layers that read a source can",
+                       l && l->name ? l->name : "?", l && l->kind ? l->kind->type : "?");
     if (size < 1 || rank < 0 || rank >= size)
         return err_set(CREMA_ERR_INVALID, "layer %s: shard rank %d of %d is out of range", l->name, rank, size);
-    if (p->started)
+    return l->kind->set_shard(l, rank, size);
+}
+
+static int data_set_shard(struct layer *l, int rank, int size)
+{
+    struct data_priv *p = l->priv;
+    if (prefetch_started(p->pf))
         return err_set(CREMA_ERR_INVALID, "layer %s: set the shard before the first forward", l->name);
     p->rank = rank;
     p->size = size;
     return CREMA_OK;
+}
+
+static void data_take_mark(const void *ctx, void *out)
+{
+    const struct data_priv *p = ctx;
+    *(struct data_mark *)out = (struct data_mark){ p->index, p->epoch, p->rng };
 }
 
 static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -185,8 +131,6 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (!p)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = p;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
     p->size = 1;
     p->labels = l->n_top > 1;
     if (!dp->source || !*dp->source)
@@ -194,7 +138,6 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (dp->batch_size == 0 || dp->batch_size > (1u << 24))
         return err_set(CREMA_ERR_INVALID, "data_param.batch_size %u must be positive", dp->batch_size);
     p->batch_size = (int)dp->batch_size;
-    p->n_slots = dp->prefetch > 0 ? (int)(dp->prefetch < 64 ? dp->prefetch : 64) : 1;
     int rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
     if (rc)
         return rc;
@@ -232,16 +175,10 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
         rc = tensor_reshape(top[1], 1, &p->batch_size);
     if (rc)
         return rc;
-    p->next = (struct data_mark){ p->index, p->epoch, p->rng };
-    p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
-    if (!p->slots)
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < p->n_slots; i++) {
-        p->slots[i].label = calloc((size_t)p->batch_size, sizeof(float));
-        if (!p->slots[i].label)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-    }
-    return CREMA_OK;
+    rc = prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
+    if (!rc)
+        rc = prefetch_track(p->pf, sizeof(struct data_mark), data_take_mark);
+    return rc;
 }
 
 static int data_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -256,65 +193,16 @@ static int data_forward(struct layer *l, struct tensor **bottom, struct tensor *
 {
     (void)bottom;
     struct data_priv *p = l->priv;
-    pthread_mutex_lock(&p->mu);
-    if (!p->started) {
-        if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
-            pthread_mutex_unlock(&p->mu);
-            return err_set(CREMA_ERR_NOMEM, "cannot start the prefetch thread");
-        }
-        p->started = true;
-    }
-    while (p->n_full == 0 && !p->failed)
-        pthread_cond_wait(&p->cv, &p->mu);
-    if (p->n_full == 0) {
-        pthread_mutex_unlock(&p->mu);
-        return err_set(p->fail_rc, "%s", p->fail_msg);
-    }
-    struct data_batch *b = &p->slots[p->head];
-    pthread_mutex_unlock(&p->mu);
-    int rc = tensor_reshape4(top[0], p->batch_size, b->c, b->h, b->w);
-    float *d = rc ? NULL : tensor_data(top[0]);
-    if (d)
-        memcpy(d, b->data, top[0]->count * sizeof(float));
-    if (d && p->labels) {
-        rc = tensor_reshape(top[1], 1, &p->batch_size);
-        float *lab = rc ? NULL : tensor_data(top[1]);
-        if (lab)
-            memcpy(lab, b->label, (size_t)p->batch_size * sizeof(float));
-        else if (!rc)
-            rc = CREMA_ERR_NOMEM;
-    } else if (!d && !rc) {
-        rc = CREMA_ERR_NOMEM;
-    }
-    pthread_mutex_lock(&p->mu);
-    p->head = (p->head + 1) % p->n_slots;
-    p->n_full--;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return rc;
+    return prefetch_forward(p->pf, top[0], p->labels ? top[1] : NULL, 1);
 }
 
-static void prefetch_stop(struct data_priv *p)
-{
-    if (!p->started)
-        return;
-    pthread_mutex_lock(&p->mu);
-    p->stop = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    pthread_join(p->thread, NULL);
-    p->started = p->stop = p->failed = false;
-    p->head = p->n_full = 0;
-}
-
-/* The batch the next forward returns began at: the oldest full slot's start,
- * else where the reader begins (or is filling) the next one. */
+/* Where the batch the next forward returns began, however far the prefetch
+ * thread has read ahead. */
 static int data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 {
     struct data_priv *p = l->priv;
-    pthread_mutex_lock(&p->mu);
-    struct data_mark m = p->n_full > 0 ? p->slots[p->head].start : p->next;
-    pthread_mutex_unlock(&p->mu);
+    struct data_mark m;
+    prefetch_position(p->pf, &m);
     pos->has_record = pos->has_epoch = true;
     pos->record = m.index;
     pos->epoch = m.epoch;
@@ -326,7 +214,7 @@ static int data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 static int data_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
 {
     struct data_priv *p = l->priv;
-    prefetch_stop(p);
+    prefetch_stop(p->pf);
     struct rng r = p->rng;
     int rc = layer_position_get_rng(l, pos, &r);
     if (rc)
@@ -343,7 +231,6 @@ static int data_set_position(struct layer *l, const Caffe__CremaDataPosition *po
     }
     p->epoch = pos->epoch;
     p->rng = r;
-    p->next = (struct data_mark){ p->index, p->epoch, p->rng };
     return CREMA_OK;
 }
 
@@ -352,18 +239,11 @@ static void data_destroy(struct layer *l)
     struct data_priv *p = l->priv;
     if (!p)
         return;
-    prefetch_stop(p);
-    for (int i = 0; p->slots && i < p->n_slots; i++) {
-        free(p->slots[i].data);
-        free(p->slots[i].label);
-    }
-    free(p->slots);
+    prefetch_free(p->pf); /* joins the thread before its state goes */
     db_cursor_close(p->cur);
     db_close(p->db);
     datum_free(&p->dt);
     transformer_free(&p->tf);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
     free(p);
     l->priv = NULL;
 }
@@ -380,4 +260,5 @@ const struct layer_kind data_layer = {
     .destroy = data_destroy,
     .get_position = data_get_position,
     .set_position = data_set_position,
+    .set_shard = data_set_shard,
 };

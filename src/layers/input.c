@@ -1,6 +1,8 @@
 /* The input layers: Input (tops set from outside), DummyData (filled by
  * fillers) and MemoryData (arrays handed in through the API). */
 #include "layers/input.h"
+#include "data/cos_source.h"
+#include "layers/data_layer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -170,7 +172,47 @@ struct memory_priv {
     size_t size; /* floats per item */
     float *data, *labels;
     int n, pos;
+    /* CaffeOnSpark sources (source_class): an LMDB is read by a Data layer
+     * standing in for the arrays; other classes are fed by crema.spark. */
+    enum cos_source_kind source;
+    struct cos_lmdb lmdb;
+    struct layer *reader;
 };
+
+static int memory_check_reader_shape(const struct layer *l, const struct memory_priv *mp, const struct tensor *t)
+{
+    if (t->num_axes == 4 && t->shape[1] == mp->channels && t->shape[2] == mp->height && t->shape[3] == mp->width)
+        return CREMA_OK;
+    char buf[128];
+    return err_set(CREMA_ERR_SHAPE,
+                   "MemoryData layer %s: the records of %s give %s after transform_param, but memory_data_param "
+                   "says channels %d height %d width %d", l->name, mp->lmdb.data.source,
+                   tensor_shape_string(t, buf, sizeof buf), mp->channels, mp->height, mp->width);
+}
+
+static int memory_open_source(struct layer *l, struct memory_priv *mp, struct tensor **top)
+{
+    int rc = cos_source_resolve(l->param, &mp->source, &mp->lmdb);
+    if (rc || mp->source != COS_SOURCE_LMDB)
+        return rc;
+    rc = layer_create(&mp->lmdb.layer, l->phase, l->rng, NULL, 0, top, 2, &mp->reader);
+    if (rc)
+        return err_prefix(rc, "MemoryData layer %s: source_class %s", l->name, l->param->source_class);
+    rc = memory_check_reader_shape(l, mp, top[0]);
+    if (!rc)
+        rc = tensor_reshape4(top[1], mp->batch, 1, 1, 1);
+    return rc;
+}
+
+static int memory_set_shard(struct layer *l, int rank, int size)
+{
+    struct memory_priv *mp = l->priv;
+    /* Arrays fed through the API are already this rank's own (crema.spark
+     * feeds each rank its partition): nothing to split. */
+    if (!mp->reader)
+        return CREMA_OK;
+    return data_layer_set_shard(mp->reader, rank, size);
+}
 
 static int memory_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
@@ -189,6 +231,11 @@ static int memory_setup(struct layer *l, struct tensor **bottom, struct tensor *
                        "memory_data_param: batch_size, channels, height and width must be given and positive "
                        "(got %d, %d, %d, %d)", mp->batch, mp->channels, mp->height, mp->width);
     mp->size = (size_t)mp->channels * (size_t)mp->height * (size_t)mp->width;
+    if (l->param->source_class && *l->param->source_class) {
+        int rc = memory_open_source(l, mp, top);
+        if (rc || mp->reader)
+            return rc;
+    }
     int rc = tensor_reshape4(top[0], mp->batch, mp->channels, mp->height, mp->width);
     if (!rc)
         rc = tensor_reshape(top[1], 1, &mp->batch);
@@ -198,6 +245,16 @@ static int memory_setup(struct layer *l, struct tensor **bottom, struct tensor *
 static int memory_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct memory_priv *mp = l->priv;
+    if (mp->reader) {
+        int rc = mp->reader->kind->forward(mp->reader, bottom, top);
+        if (!rc)
+            rc = memory_check_reader_shape(l, mp, top[0]);
+        if (!rc)
+            rc = tensor_reshape4(top[1], mp->batch, 1, 1, 1);
+        return rc;
+    }
+    if (!mp->data && mp->source == COS_SOURCE_SPARK)
+        return cos_source_spark_only(l->param);
     if (!mp->data)
         return err_set(CREMA_ERR_INVALID, "MemoryData layer %s has no data: feed it first "
                        "(crema_net_set_memory_data)", l->name);
@@ -220,15 +277,19 @@ static void memory_destroy(struct layer *l)
     struct memory_priv *mp = l->priv;
     if (!mp)
         return;
+    layer_free(mp->reader);
     free(mp->data);
     free(mp->labels);
     free(mp);
     l->priv = NULL;
 }
 
+/* With an LMDB source the position is the inner Data layer's. */
 static int memory_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 {
     struct memory_priv *mp = l->priv;
+    if (mp->reader)
+        return mp->reader->kind->get_position(mp->reader, pos);
     pos->has_record = true;
     pos->record = (uint64_t)mp->pos;
     return CREMA_OK;
@@ -238,6 +299,8 @@ static int memory_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 static int memory_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
 {
     struct memory_priv *mp = l->priv;
+    if (mp->reader)
+        return mp->reader->kind->set_position(mp->reader, pos); /* it carries this layer's name */
     if (mp->data ? pos->record >= (uint64_t)mp->n : pos->record != 0)
         return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the %d items fed",
                        l->name, (unsigned long long)pos->record, mp->data ? mp->n : 0);
@@ -250,6 +313,9 @@ int memory_data_reset(struct layer *l, const float *data, const float *labels, i
     if (l->kind != &memory_data_layer)
         return err_set(CREMA_ERR_INVALID, "layer %s is a %s layer, not MemoryData", l->name, l->kind->type);
     struct memory_priv *mp = l->priv;
+    if (mp->reader)
+        return err_set(CREMA_ERR_INVALID, "MemoryData layer %s reads its source_class %s itself; it cannot be fed",
+                       l->name, l->param->source_class);
     if (!data || !labels)
         return err_set(CREMA_ERR_INVALID, "MemoryData layer %s: data and labels are both needed", l->name);
     if (n <= 0 || n % mp->batch != 0)
@@ -282,4 +348,5 @@ const struct layer_kind memory_data_layer = {
     .destroy = memory_destroy,
     .get_position = memory_get_position,
     .set_position = memory_set_position,
+    .set_shard = memory_set_shard,
 };

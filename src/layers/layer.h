@@ -51,6 +51,9 @@ struct layer_kind {
      * has no position (every non-data layer). */
     int (*get_position)(struct layer *l, Caffe__CremaDataPosition *pos);
     int (*set_position)(struct layer *l, const Caffe__CremaDataPosition *pos);
+    /* Layers that read a source: keep only rank's share of it (see
+     * data_layer_set_shard). NULL: the layer cannot be sharded. */
+    int (*set_shard)(struct layer *l, int rank, int size);
 };
 
 struct layer {
@@ -90,6 +93,9 @@ int layer_check_counts(const struct layer *l);
  * state of the wrong length is an error naming the layer). */
 int layer_position_put_rng(Caffe__CremaDataPosition *pos, const struct rng *r);
 int layer_position_get_rng(const struct layer *l, const Caffe__CremaDataPosition *pos, struct rng *r);
+/* The same for pos->shuffle_rng_state (a generator used only to shuffle). */
+int layer_position_put_shuffle_rng(Caffe__CremaDataPosition *pos, const struct rng *r);
+int layer_position_get_shuffle_rng(const struct layer *l, const Caffe__CremaDataPosition *pos, struct rng *r);
 
 /* Fill a tensor with a Caffe FillerParameter (constant, uniform, gaussian
  * with sparse, positive_unitball, xavier, msra, bilinear). */

@@ -123,11 +123,35 @@ struct softmax_part {
     float *prob, *scale;
     size_t prob_cap, scale_cap;
     int axis, outer, channels, inner;
+    bool has_ignore;
+    int ignore;
+    Caffe__LossParameter__NormalizationMode norm;
 };
 
-static int softmax_part_reshape(struct softmax_part *s, const struct tensor *x, int axis_param,
-                                const char *field)
+/* Allocates the layer's state (whose first member is a softmax_part) and reads
+ * the ignore label from loss_param. */
+static struct softmax_part *softmax_part_new(struct layer *l, size_t size, const Caffe__LossParameter *p)
 {
+    struct softmax_part *s = calloc(1, size);
+    if (!s) {
+        err_set(CREMA_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    l->priv = s;
+    s->has_ignore = p->has_ignore_label;
+    s->ignore = p->ignore_label;
+    return s;
+}
+
+/* LossLayer::Reshape plus the softmax geometry along axis_param, one label
+ * per item and position, and the optional probability top. */
+static int softmax_part_reshape(const struct layer *l, struct softmax_part *s, struct tensor **bottom,
+                                struct tensor **top, int axis_param, const char *field)
+{
+    int rc = loss_reshape_common(bottom, top);
+    if (rc)
+        return rc;
+    const struct tensor *x = bottom[0];
     int axis = tensor_canonical_axis(x, axis_param);
     if (axis < 0)
         return err_set(CREMA_ERR_INVALID, "%s %d is out of range for a %d-axis bottom", field, axis_param,
@@ -138,7 +162,55 @@ static int softmax_part_reshape(struct softmax_part *s, const struct tensor *x, 
     s->inner = (int)tensor_count_range(x, axis + 1, x->num_axes);
     if (!grow(&s->prob, &s->prob_cap, x->count) || !grow(&s->scale, &s->scale_cap, (size_t)s->inner))
         return CREMA_ERR_NOMEM;
+    if ((size_t)s->outer * (size_t)s->inner != bottom[1]->count) {
+        char a[256];
+        return err_set(CREMA_ERR_SHAPE,
+                       "%zu labels for predictions %s: with softmax axis %d there must be one label per item and position (%d)",
+                       bottom[1]->count, tensor_shape_string(x, a, sizeof a), s->axis, s->outer * s->inner);
+    }
+    if (l->n_top >= 2)
+        rc = tensor_reshape_like(top[1], x);
+    return rc;
+}
+
+/* The label at `at`, or -1 where it is the ignore label. Caffe casts to int
+ * before comparing with the ignore label, and range-checks only the rest. */
+static int softmax_part_label(const struct layer *l, const struct softmax_part *s, float v, size_t at, int *lab)
+{
+    int rc = loss_label(l, v, at, lab);
+    if (rc)
+        return rc;
+    if (s->has_ignore && *lab == s->ignore) {
+        *lab = -1;
+        return CREMA_OK;
+    }
+    return loss_label_in_range(l, v, at, s->channels, lab);
+}
+
+/* The loss top, normalized over the `count` labels used, and the optional
+ * probability top. */
+static int softmax_part_output(const struct layer *l, const struct softmax_part *s, float loss, int count,
+                               struct tensor **top)
+{
+    float *y = tensor_data(top[0]);
+    if (!y)
+        return CREMA_ERR_NOMEM;
+    y[0] = loss / loss_normalizer(s->norm, s->outer, s->inner, count);
+    if (l->n_top == 2) {
+        float *p = tensor_data(top[1]);
+        if (!p)
+            return CREMA_ERR_NOMEM;
+        memcpy(p, s->prob, top[1]->count * sizeof(float));
+    }
     return CREMA_OK;
+}
+
+/* Backward's last step: the loss weight over the normalizer. */
+static void softmax_part_scale(const struct softmax_part *s, float dy, int count, float *dx, size_t n)
+{
+    float w = dy / loss_normalizer(s->norm, s->outer, s->inner, count);
+    for (size_t i = 0; i < n; i++)
+        dx[i] *= w;
 }
 
 static void softmax_part_free(struct softmax_part *s)
@@ -151,9 +223,6 @@ static void softmax_part_free(struct softmax_part *s)
 
 struct softmax_loss {
     struct softmax_part sm;
-    bool has_ignore;
-    int ignore;
-    Caffe__LossParameter__NormalizationMode norm;
 };
 
 static int softmax_loss_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -164,12 +233,9 @@ static int softmax_loss_setup(struct layer *l, struct tensor **bottom, struct te
         return err_set(CREMA_ERR_INVALID,
                        "the probability top (top 1) cannot carry a loss weight (Caffe cannot set this layer up with two weighted tops either)");
     const Caffe__LossParameter *p = loss_param(l);
-    struct softmax_loss *s = calloc(1, sizeof *s);
+    struct softmax_part *s = softmax_part_new(l, sizeof(struct softmax_loss), p);
     if (!s)
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
-    l->priv = s;
-    s->has_ignore = p->has_ignore_label;
-    s->ignore = p->ignore_label;
+        return CREMA_ERR_NOMEM;
     /* The deprecated bool counts only when no normalization is given. */
     if (!p->has_normalization && p->has_normalize)
         s->norm = p->normalize ? CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID
@@ -184,29 +250,14 @@ static int softmax_loss_reshape(struct layer *l, struct tensor **bottom, struct 
     static const Caffe__SoftmaxParameter def = CAFFE__SOFTMAX_PARAMETER__INIT;
     const Caffe__SoftmaxParameter *sp = l->param->softmax_param ? l->param->softmax_param : &def;
     struct softmax_loss *s = l->priv;
-    int rc = loss_reshape_common(bottom, top);
-    if (!rc)
-        rc = softmax_part_reshape(&s->sm, bottom[0], sp->axis, "softmax_param.axis");
-    if (rc)
-        return rc;
-    if ((size_t)s->sm.outer * (size_t)s->sm.inner != bottom[1]->count) {
-        char a[256];
-        return err_set(CREMA_ERR_SHAPE,
-                       "%zu labels for predictions %s: with softmax axis %d there must be one label per item and position (%d)",
-                       bottom[1]->count, tensor_shape_string(bottom[0], a, sizeof a), s->sm.axis,
-                       s->sm.outer * s->sm.inner);
-    }
-    if (l->n_top >= 2)
-        rc = tensor_reshape_like(top[1], bottom[0]);
-    return rc;
+    return softmax_part_reshape(l, &s->sm, bottom, top, sp->axis, "softmax_param.axis");
 }
 
 static int softmax_loss_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct softmax_loss *s = l->priv;
     const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]);
-    float *y = tensor_data(top[0]);
-    if (!x || !label || !y)
+    if (!x || !label)
         return CREMA_ERR_NOMEM;
     struct softmax_part *m = &s->sm;
     softmax_forward_cpu(x, m->prob, m->scale, m->outer, m->channels, m->inner);
@@ -217,24 +268,15 @@ static int softmax_loss_forward(struct layer *l, struct tensor **bottom, struct 
         for (int j = 0; j < m->inner; j++) {
             size_t at = (size_t)i * m->inner + j;
             int lab;
-            int rc = loss_label(l, label[at], at, &lab);
+            int rc = softmax_part_label(l, m, label[at], at, &lab);
             if (rc)
                 return rc;
-            if (s->has_ignore && lab == s->ignore)
+            if (lab < 0)
                 continue;
-            if ((rc = loss_label_in_range(l, label[at], at, m->channels, &lab)))
-                return rc;
             loss -= logf(fmaxf(m->prob[i * dim + (size_t)lab * m->inner + j], FLT_MIN));
             count++;
         }
-    y[0] = loss / loss_normalizer(s->norm, m->outer, m->inner, count);
-    if (l->n_top == 2) {
-        float *p = tensor_data(top[1]);
-        if (!p)
-            return CREMA_ERR_NOMEM;
-        memcpy(p, m->prob, bottom[0]->count * sizeof(float));
-    }
-    return CREMA_OK;
+    return softmax_part_output(l, m, loss, count, top);
 }
 
 static int softmax_loss_backward(struct layer *l, struct tensor **top, const bool *propagate_down,
@@ -256,21 +298,17 @@ static int softmax_loss_backward(struct layer *l, struct tensor **top, const boo
         for (int j = 0; j < m->inner; j++) {
             size_t at = (size_t)i * m->inner + j;
             int lab;
-            if ((rc = loss_label(l, label[at], at, &lab)))
+            if ((rc = softmax_part_label(l, m, label[at], at, &lab)))
                 return rc;
-            if (s->has_ignore && lab == s->ignore) {
+            if (lab < 0) {
                 for (int c = 0; c < m->channels; c++)
                     dx[i * dim + (size_t)c * m->inner + j] = 0.f;
             } else {
-                if ((rc = loss_label_in_range(l, label[at], at, m->channels, &lab)))
-                    return rc;
                 dx[i * dim + (size_t)lab * m->inner + j] -= 1.f;
                 count++;
             }
         }
-    float w = dy[0] / loss_normalizer(s->norm, m->outer, m->inner, count);
-    for (size_t i = 0; i < bottom[0]->count; i++)
-        dx[i] *= w;
+    softmax_part_scale(m, dy[0], count, dx, bottom[0]->count);
     return CREMA_OK;
 }
 
@@ -835,9 +873,6 @@ struct infogain {
     struct tensor *h;       /* H read from infogain_loss_param.source */
     float *sum_rows;        /* row sums of H */
     size_t sum_cap;
-    bool has_ignore;
-    int ignore;
-    Caffe__LossParameter__NormalizationMode norm;
 };
 
 static int infogain_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -849,14 +884,11 @@ static int infogain_setup(struct layer *l, struct tensor **bottom, struct tensor
         return err_set(CREMA_ERR_INVALID, "loss_param.normalize is deprecated for InfogainLoss; use normalization");
     if (l->n_top == 2 && l->loss_weight[1] != 0.f)
         return err_set(CREMA_ERR_INVALID, "the probability top (top 1) cannot carry a loss weight");
-    struct infogain *s = calloc(1, sizeof *s);
-    if (!s)
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
-    l->priv = s;
-    s->has_ignore = p->has_ignore_label;
-    s->ignore = p->ignore_label;
-    s->norm = p->normalization;
-    int rc = loss_check_normalization(s->norm);
+    if (!softmax_part_new(l, sizeof(struct infogain), p))
+        return CREMA_ERR_NOMEM;
+    struct infogain *s = l->priv;
+    s->sm.norm = p->normalization;
+    int rc = loss_check_normalization(s->sm.norm);
     if (rc || l->n_bottom >= 3)
         return rc;
     const Caffe__InfogainLossParameter *ip = l->param->infogain_loss_param;
@@ -894,14 +926,9 @@ static void infogain_sum_rows(struct infogain *s, const float *h, int n)
 static int infogain_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct infogain *s = l->priv;
-    int rc = loss_reshape_common(bottom, top);
-    if (!rc)
-        rc = softmax_part_reshape(&s->sm, bottom[0], INFOGAIN_AXIS, "the infogain axis");
+    int rc = softmax_part_reshape(l, &s->sm, bottom, top, INFOGAIN_AXIS, "the infogain axis");
     if (rc)
         return rc;
-    if ((size_t)s->sm.outer * (size_t)s->sm.inner != bottom[1]->count)
-        return err_set(CREMA_ERR_SHAPE, "%zu labels for %d predictions: one label per item and position is needed",
-                       bottom[1]->count, s->sm.outer * s->sm.inner);
     int n = s->sm.channels;
     struct tensor *h = (struct tensor *)infogain_h(l, bottom);
     if (h->count != (size_t)n * (size_t)n)
@@ -914,9 +941,7 @@ static int infogain_reshape(struct layer *l, struct tensor **bottom, struct tens
             return CREMA_ERR_NOMEM;
         infogain_sum_rows(s, hd, n);
     }
-    if (l->n_top >= 2)
-        rc = tensor_reshape_like(top[1], bottom[0]);
-    return rc;
+    return CREMA_OK;
 }
 
 static int infogain_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -925,8 +950,7 @@ static int infogain_forward(struct layer *l, struct tensor **bottom, struct tens
     struct softmax_part *m = &s->sm;
     const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]);
     const float *h = tensor_data((struct tensor *)infogain_h(l, bottom));
-    float *y = tensor_data(top[0]);
-    if (!x || !label || !h || !y)
+    if (!x || !label || !h)
         return CREMA_ERR_NOMEM;
     softmax_forward_cpu(x, m->prob, m->scale, m->outer, m->channels, m->inner);
     int n = m->channels, count = 0;
@@ -935,26 +959,17 @@ static int infogain_forward(struct layer *l, struct tensor **bottom, struct tens
         for (int j = 0; j < m->inner; j++) {
             size_t at = (size_t)i * m->inner + j;
             int lab;
-            int rc = loss_label(l, label[at], at, &lab);
+            int rc = softmax_part_label(l, m, label[at], at, &lab);
             if (rc)
                 return rc;
-            if (s->has_ignore && lab == s->ignore)
+            if (lab < 0)
                 continue;
-            if ((rc = loss_label_in_range(l, label[at], at, n, &lab)))
-                return rc;
             for (int k = 0; k < n; k++)
                 loss -= h[(size_t)lab * n + k] *
                         logf(fmaxf(m->prob[(size_t)i * m->inner * n + (size_t)k * m->inner + j], LOG_THRESHOLD));
             count++;
         }
-    y[0] = loss / loss_normalizer(s->norm, m->outer, m->inner, count);
-    if (l->n_top == 2) {
-        float *p = tensor_data(top[1]);
-        if (!p)
-            return CREMA_ERR_NOMEM;
-        memcpy(p, m->prob, bottom[0]->count * sizeof(float));
-    }
-    return CREMA_OK;
+    return softmax_part_output(l, m, loss, count, top);
 }
 
 static int infogain_backward(struct layer *l, struct tensor **top, const bool *propagate_down,
@@ -983,24 +998,20 @@ static int infogain_backward(struct layer *l, struct tensor **top, const bool *p
         for (int j = 0; j < m->inner; j++) {
             size_t at = (size_t)i * m->inner + j;
             int lab;
-            if ((rc = loss_label(l, label[at], at, &lab)))
+            if ((rc = softmax_part_label(l, m, label[at], at, &lab)))
                 return rc;
-            if (s->has_ignore && lab == s->ignore) {
+            if (lab < 0) {
                 for (int k = 0; k < n; k++)
                     dx[i * dim + (size_t)k * m->inner + j] = 0.f;
                 continue;
             }
-            if ((rc = loss_label_in_range(l, label[at], at, n, &lab)))
-                return rc;
             for (int k = 0; k < n; k++) {
                 size_t o = i * dim + (size_t)k * m->inner + j;
                 dx[o] = m->prob[o] * s->sum_rows[lab] - h[(size_t)lab * n + k];
             }
             count++;
         }
-    float w = dy[0] / loss_normalizer(s->norm, m->outer, m->inner, count);
-    for (size_t i = 0; i < bottom[0]->count; i++)
-        dx[i] *= w;
+    softmax_part_scale(m, dy[0], count, dx, bottom[0]->count);
     return CREMA_OK;
 }
 

@@ -5,6 +5,9 @@
 #include "layers/vision.h"
 
 #include <math.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +19,8 @@ struct lrn {
     size_t count;
     float *scale;  /* ACROSS: k + alpha/size * window sum; WITHIN: pool output */
     float *power;  /* WITHIN: (1 + alpha * pool)^-beta */
-    float *work;   /* scratch: padded planes (ACROSS), squares (WITHIN) */
-    float *work2;  /* scratch: accumulated ratios (ACROSS), pool diff (WITHIN) */
+    float *work;   /* scratch: one item's scale^-beta or ratios (ACROSS), squares (WITHIN) */
+    float *work2;  /* scratch: window sum and scale^-beta of a plane (ACROSS), pool diff (WITHIN) */
     struct pool_geom pool;
 };
 
@@ -85,67 +88,110 @@ static int lrn_reshape(struct layer *l, struct tensor **bottom, struct tensor **
             (rc = realloc_floats(&s->work2, s->count)))
             return rc;
     } else {
-        size_t padded = ((size_t)s->channels + (size_t)s->size - 1) * plane;
-        if ((rc = realloc_floats(&s->work, padded)) || (rc = realloc_floats(&s->work2, 2 * plane)))
+        size_t item = (size_t)s->channels * plane;
+        if ((rc = realloc_floats(&s->work, item)) || (rc = realloc_floats(&s->work2, 2 * plane)))
             return rc;
     }
     return CREMA_OK;
 }
 
-static void across_forward(struct lrn *s, const float *x, float *y)
+/* scale^-beta for n values. beta 0.75 (AlexNet, CaffeNet, GoogLeNet) is
+ * 1 / sqrt(s * sqrt(s)): three correctly rounded operations instead of a
+ * powf call, within 2 ulp of it. */
+static void neg_pow(size_t n, float beta, const float *restrict s, float *restrict p)
 {
-    int C = s->channels, plane = s->height * s->width;
-    size_t item = (size_t)C * plane;
-    float *scale = s->scale, *padded = s->work;
-    float alpha_over_size = s->alpha / (float)s->size;
-    cpu_set((int)s->count, s->k, scale);
-    memset(padded, 0, ((size_t)C + s->size - 1) * plane * sizeof *padded);
-    for (int n = 0; n < s->num; n++) {
-        const float *xn = x + n * item;
-        float *sq = padded + (size_t)s->pre_pad * plane;
-        for (size_t i = 0; i < item; i++)
-            sq[i] = xn[i] * xn[i];
-        float *sn = scale + n * item;
-        for (int c = 0; c < s->size; c++)
-            cpu_axpy(plane, alpha_over_size, padded + (size_t)c * plane, sn);
-        for (int c = 1; c < C; c++) {
-            float *cur = sn + (size_t)c * plane;
-            memcpy(cur, cur - plane, (size_t)plane * sizeof *cur);
-            cpu_axpy(plane, alpha_over_size, padded + (size_t)(c + s->size - 1) * plane, cur);
-            cpu_axpy(plane, -alpha_over_size, padded + (size_t)(c - 1) * plane, cur);
+    size_t i = 0;
+    if (beta == 0.75f) {
+#ifdef __SSE2__
+        const __m128 one = _mm_set1_ps(1.f);
+        for (; i + 4 <= n; i += 4) {
+            __m128 v = _mm_loadu_ps(s + i);
+            _mm_storeu_ps(p + i, _mm_div_ps(one, _mm_sqrt_ps(_mm_mul_ps(v, _mm_sqrt_ps(v)))));
         }
+#endif
+        for (; i < n; i++)
+            p[i] = 1.f / sqrtf(s[i] * sqrtf(s[i]));
+        return;
     }
-    for (size_t i = 0; i < s->count; i++)
-        y[i] = powf(scale[i], -s->beta) * x[i];
+    for (; i < n; i++)
+        p[i] = powf(s[i], -beta);
 }
 
+/* Caffe's running window over channels: the first channel's scale is k
+ * plus alpha/size times the squares of the channels it covers; each next
+ * one adds the square entering the window, then subtracts the one leaving
+ * it. Channels beyond the edges are zero padding, which adds nothing, so
+ * they are skipped instead of stored. */
+static void across_forward(struct lrn *s, const float *x, float *y)
+{
+    const int C = s->channels, plane = s->height * s->width, pre = s->pre_pad;
+    const size_t item = (size_t)C * plane;
+    const float a = s->alpha / (float)s->size, k = s->k;
+    float *p = s->work;
+    for (int n = 0; n < s->num; n++) {
+        const float *xn = x + n * item;
+        float *sn = s->scale + n * item;
+        for (int i = 0; i < plane; i++)
+            sn[i] = k;
+        for (int c = 0; c <= pre && c < C; c++) {
+            const float *xc = xn + (size_t)c * plane;
+            for (int i = 0; i < plane; i++)
+                sn[i] += a * (xc[i] * xc[i]);
+        }
+        for (int c = 1; c < C; c++) {
+            float *restrict cur = sn + (size_t)c * plane;
+            const float *prev = cur - plane;
+            if (c + pre < C) {
+                const float *h = xn + (size_t)(c + pre) * plane;
+                for (int i = 0; i < plane; i++)
+                    cur[i] = prev[i] + a * (h[i] * h[i]);
+            } else {
+                memcpy(cur, prev, (size_t)plane * sizeof *cur);
+            }
+            if (c - 1 - pre >= 0) {
+                const float *t = xn + (size_t)(c - 1 - pre) * plane;
+                for (int i = 0; i < plane; i++)
+                    cur[i] -= a * (t[i] * t[i]);
+            }
+        }
+        /* After the whole item's scale, so that top may share bottom. */
+        neg_pow(item, s->beta, sn, p);
+        float *yn = y + n * item;
+        for (size_t i = 0; i < item; i++)
+            yn[i] = p[i] * xn[i];
+    }
+}
+
+/* dx = dy * scale^-beta - (2 alpha beta / size) * x * (window sum over
+ * channels of dy * y / scale), the window sliding as in the forward. */
 static void across_backward(struct lrn *s, const float *x, const float *y, const float *dy,
                             float *dx)
 {
-    int C = s->channels, plane = s->height * s->width;
-    size_t item = (size_t)C * plane;
-    const float *scale = s->scale;
-    float *ratio = s->work, *accum = s->work2, *accum_x = s->work2 + plane;
-    float cache_ratio = (float)(2. * s->alpha * s->beta / s->size);
-    memset(ratio, 0, ((size_t)C + s->size - 1) * plane * sizeof *ratio);
-    for (size_t i = 0; i < s->count; i++)
-        dx[i] = dy[i] * powf(scale[i], -s->beta);
-    int inverse_pre_pad = s->size - (s->size + 1) / 2;
+    const int C = s->channels, plane = s->height * s->width, pre = s->pre_pad;
+    const size_t item = (size_t)C * plane;
+    float *ratio = s->work, *accum = s->work2, *p = s->work2 + plane;
+    const float cache_ratio = (float)(2. * s->alpha * s->beta / s->size);
     for (int n = 0; n < s->num; n++) {
-        size_t off = n * item;
-        float *r = ratio + (size_t)inverse_pre_pad * plane;
+        const size_t off = n * item;
+        const float *sn = s->scale + off, *dyn = dy + off, *yn = y + off, *xn = x + off;
+        float *dxn = dx + off;
         for (size_t i = 0; i < item; i++)
-            r[i] = dy[off + i] * y[off + i] / scale[off + i];
+            ratio[i] = dyn[i] * yn[i] / sn[i];
         memset(accum, 0, (size_t)plane * sizeof *accum);
-        for (int c = 0; c < s->size - 1; c++)
-            cpu_axpy(plane, 1.f, ratio + (size_t)c * plane, accum);
-        for (int c = 0; c < C; c++) {
-            size_t co = off + (size_t)c * plane;
-            cpu_axpy(plane, 1.f, ratio + (size_t)(c + s->size - 1) * plane, accum);
+        for (int c = 0; c < pre && c < C; c++)
             for (int i = 0; i < plane; i++)
-                accum_x[i] = x[co + i] * accum[i];
-            cpu_axpy(plane, -cache_ratio, accum_x, dx + co);
-            cpu_axpy(plane, -1.f, ratio + (size_t)c * plane, accum);
+                accum[i] += ratio[(size_t)c * plane + i];
+        for (int c = 0; c < C; c++) {
+            const size_t co = (size_t)c * plane;
+            if (c + pre < C)
+                for (int i = 0; i < plane; i++)
+                    accum[i] += ratio[co + (size_t)pre * plane + i];
+            neg_pow((size_t)plane, s->beta, sn + co, p);
+            for (int i = 0; i < plane; i++)
+                dxn[co + i] = dyn[co + i] * p[i] - cache_ratio * (xn[co + i] * accum[i]);
+            if (c - pre >= 0)
+                for (int i = 0; i < plane; i++)
+                    accum[i] -= ratio[co - (size_t)pre * plane + i];
         }
     }
 }

@@ -33,6 +33,45 @@ static int neuron_alloc(struct layer *l, bool keep_bottom, bool aux)
     return CREMA_OK;
 }
 
+/* The kind's numbers (struct neuron's p). */
+static float *neuron_p(const struct layer *l)
+{
+    return ((struct neuron *)l->priv)->p;
+}
+
+/* Setup for the kinds with a single number. */
+static int neuron_alloc_one(struct layer *l, bool keep_bottom, bool aux, float p0)
+{
+    int rc = neuron_alloc(l, keep_bottom, aux);
+    if (!rc)
+        neuron_p(l)[0] = p0;
+    return rc;
+}
+
+/* shift + scale x, skipping the identity steps as Caffe does (the rounding
+ * stays the same). */
+static float neuron_affine(float x, float scale, float shift)
+{
+    if (scale != 1.f)
+        x *= scale;
+    if (shift != 0.f)
+        x += shift;
+    return x;
+}
+
+/* Exp and Log: the natural log of `base` (-1 meaning e), refused where it is
+ * not a finite number. */
+static int neuron_log_base(float base, const char *field, float *log_base)
+{
+    if (base != -1.f && !(base > 0.f))
+        return err_set(CREMA_ERR_INVALID, "field %s: must be strictly positive (or -1 for e), got %g", field,
+                       base);
+    *log_base = base == -1.f ? 1.f : logf(base);
+    if (isnan(*log_base) || isinf(*log_base))
+        return err_set(CREMA_ERR_INVALID, "field %s: log(%g) is %g", field, base, *log_base);
+    return CREMA_OK;
+}
+
 static void neuron_destroy(struct layer *l)
 {
     struct neuron *n = l->priv;
@@ -99,15 +138,12 @@ static int relu_setup(struct layer *l, struct tensor **bottom, struct tensor **t
 {
     static const Caffe__ReLUParameter def = CAFFE__RE_LUPARAMETER__INIT;
     const Caffe__ReLUParameter *p = l->param->relu_param ? l->param->relu_param : &def;
-    int rc = neuron_alloc(l, false, false);
-    if (!rc)
-        ((struct neuron *)l->priv)->p[0] = p->negative_slope;
-    return rc;
+    return neuron_alloc_one(l, false, false, p->negative_slope);
 }
 
 static int relu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float slope = ((struct neuron *)l->priv)->p[0];
+    const float slope = neuron_p(l)[0];
     NEURON_BUFFERS(x, y);
     /* Caffe's std::max/std::min: selects, not fmaxf/fminf calls, and a NaN
      * passes through as it does in Caffe. */
@@ -122,7 +158,7 @@ static int relu_backward(struct layer *l, struct tensor **top, const bool *pd, s
 {
     if (!pd[0])
         return CREMA_OK;
-    const float slope = ((struct neuron *)l->priv)->p[0];
+    const float slope = neuron_p(l)[0];
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
     for (size_t i = 0; i < count; i++)
@@ -142,7 +178,7 @@ static int prelu_setup(struct layer *l, struct tensor **bottom, struct tensor **
     if (rc)
         return rc;
     bool shared = p->channel_shared;
-    ((struct neuron *)l->priv)->p[0] = shared ? 1.f : 0.f;
+    neuron_p(l)[0] = shared ? 1.f : 0.f;
     int channels = bottom[0]->shape[1];
     if (l->n_blobs == 0) {
         if ((rc = layer_alloc_blobs(l, 1)))
@@ -176,7 +212,7 @@ static int prelu_forward(struct layer *l, struct tensor **bottom, struct tensor 
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
-    const bool shared = ((struct neuron *)l->priv)->p[0] != 0.f;
+    const bool shared = neuron_p(l)[0] != 0.f;
     const float *slope = tensor_data(l->blobs[0]);
     NEURON_BUFFERS(x, y);
     const size_t dim = tensor_count_range(bottom[0], 2, bottom[0]->num_axes);
@@ -190,7 +226,7 @@ static int prelu_forward(struct layer *l, struct tensor **bottom, struct tensor 
 
 static int prelu_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
-    const bool shared = ((struct neuron *)l->priv)->p[0] != 0.f;
+    const bool shared = neuron_p(l)[0] != 0.f;
     const float *x = neuron_x(l, bottom, top);
     const float *slope = tensor_data(l->blobs[0]);
     const float *dy = tensor_diff(top[0]);
@@ -227,15 +263,12 @@ static int elu_setup(struct layer *l, struct tensor **bottom, struct tensor **to
 {
     static const Caffe__ELUParameter def = CAFFE__ELUPARAMETER__INIT;
     const Caffe__ELUParameter *p = l->param->elu_param ? l->param->elu_param : &def;
-    int rc = neuron_alloc(l, false, false);
-    if (!rc)
-        ((struct neuron *)l->priv)->p[0] = p->alpha;
-    return rc;
+    return neuron_alloc_one(l, false, false, p->alpha);
 }
 
 static int elu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float alpha = ((struct neuron *)l->priv)->p[0];
+    const float alpha = neuron_p(l)[0];
     NEURON_BUFFERS(x, y);
     for (size_t i = 0; i < count; i++)
         y[i] = fmaxf(x[i], 0.f) + alpha * (expf(fminf(x[i], 0.f)) - 1.f);
@@ -247,7 +280,7 @@ static int elu_backward(struct layer *l, struct tensor **top, const bool *pd, st
 {
     if (!pd[0])
         return CREMA_OK;
-    const float alpha = ((struct neuron *)l->priv)->p[0];
+    const float alpha = neuron_p(l)[0];
     const float *x = neuron_x(l, bottom, top), *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
     for (size_t i = 0; i < count; i++)
@@ -345,7 +378,7 @@ static int power_setup(struct layer *l, struct tensor **bottom, struct tensor **
     int rc = neuron_alloc(l, true, false);
     if (rc)
         return rc;
-    float *v = ((struct neuron *)l->priv)->p;
+    float *v = neuron_p(l);
     v[POW_POWER] = p->power;
     v[POW_SCALE] = p->scale;
     v[POW_SHIFT] = p->shift;
@@ -358,7 +391,7 @@ static int power_forward(struct layer *l, struct tensor **bottom, struct tensor 
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
-    const float *v = ((struct neuron *)l->priv)->p;
+    const float *v = neuron_p(l);
     const float power = v[POW_POWER], scale = v[POW_SCALE], shift = v[POW_SHIFT];
     NEURON_BUFFERS(x, y);
     if (v[POW_DIFF_SCALE] == 0.f) {
@@ -369,14 +402,8 @@ static int power_forward(struct layer *l, struct tensor **bottom, struct tensor 
         return CREMA_OK;
     }
     for (size_t i = 0; i < count; i++) {
-        float t = x[i];
-        if (scale != 1.f)
-            t *= scale;
-        if (shift != 0.f)
-            t += shift;
-        if (power != 1.f)
-            t = powf(t, power);
-        y[i] = t;
+        float t = neuron_affine(x[i], scale, shift);
+        y[i] = power != 1.f ? powf(t, power) : t;
     }
     return CREMA_OK;
 }
@@ -385,7 +412,7 @@ static int power_backward(struct layer *l, struct tensor **top, const bool *pd, 
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *v = ((struct neuron *)l->priv)->p;
+    const float *v = neuron_p(l);
     const float power = v[POW_POWER], scale = v[POW_SCALE], shift = v[POW_SHIFT];
     const float diff_scale = v[POW_DIFF_SCALE];
     const float *x = neuron_x(l, bottom, top), *y = tensor_data(top[0]);
@@ -401,12 +428,7 @@ static int power_backward(struct layer *l, struct tensor **top, const bool *pd, 
         } else if (shift == 0.f) {
             g = y[i] / x[i] * power;
         } else {
-            g = x[i];
-            if (scale != 1.f)
-                g *= scale;
-            if (shift != 0.f)
-                g += shift;
-            g = y[i] / g;
+            g = y[i] / neuron_affine(x[i], scale, shift);
             if (diff_scale != 1.f)
                 g *= diff_scale;
         }
@@ -425,16 +447,13 @@ static int exp_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     static const Caffe__ExpParameter def = CAFFE__EXP_PARAMETER__INIT;
     const Caffe__ExpParameter *p = l->param->exp_param ? l->param->exp_param : &def;
     const float base = p->base;
-    if (base != -1.f && !(base > 0.f))
-        return err_set(CREMA_ERR_INVALID, "field exp_param.base: must be strictly positive (or -1 for e), got %g",
-                       base);
-    const float log_base = base == -1.f ? 1.f : logf(base);
-    if (isnan(log_base) || isinf(log_base))
-        return err_set(CREMA_ERR_INVALID, "field exp_param.base: log(%g) is %g", base, log_base);
-    int rc = neuron_alloc(l, false, false);
+    float log_base;
+    int rc = neuron_log_base(base, "exp_param.base", &log_base);
     if (rc)
         return rc;
-    float *v = ((struct neuron *)l->priv)->p;
+    if ((rc = neuron_alloc(l, false, false)))
+        return rc;
+    float *v = neuron_p(l);
     v[EXP_INNER] = log_base * p->scale;
     v[EXP_OUTER] = p->shift == 0.f ? 1.f : (base != -1.f ? powf(base, p->shift) : expf(p->shift));
     return CREMA_OK;
@@ -442,7 +461,7 @@ static int exp_setup(struct layer *l, struct tensor **bottom, struct tensor **to
 
 static int exp_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float *v = ((struct neuron *)l->priv)->p;
+    const float *v = neuron_p(l);
     const float inner = v[EXP_INNER], outer = v[EXP_OUTER];
     NEURON_BUFFERS(x, y);
     for (size_t i = 0; i < count; i++) {
@@ -456,7 +475,7 @@ static int exp_backward(struct layer *l, struct tensor **top, const bool *pd, st
 {
     if (!pd[0])
         return CREMA_OK;
-    const float inner = ((struct neuron *)l->priv)->p[EXP_INNER];
+    const float inner = neuron_p(l)[EXP_INNER];
     const float *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
     for (size_t i = 0; i < count; i++) {
@@ -475,19 +494,17 @@ static int log_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     static const Caffe__LogParameter def = CAFFE__LOG_PARAMETER__INIT;
     const Caffe__LogParameter *p = l->param->log_param ? l->param->log_param : &def;
     const float base = p->base;
-    if (base != -1.f && !(base > 0.f))
-        return err_set(CREMA_ERR_INVALID, "field log_param.base: must be strictly positive (or -1 for e), got %g",
-                       base);
-    const float log_base = base == -1.f ? 1.f : logf(base);
-    if (isnan(log_base) || isinf(log_base))
-        return err_set(CREMA_ERR_INVALID, "field log_param.base: log(%g) is %g", base, log_base);
+    float log_base;
+    int rc = neuron_log_base(base, "log_param.base", &log_base);
+    if (rc)
+        return rc;
     const float base_scale = 1.f / log_base;
     if (isnan(base_scale) || isinf(base_scale))
         return err_set(CREMA_ERR_INVALID, "field log_param.base: 1/log(%g) is %g", base, base_scale);
-    int rc = neuron_alloc(l, true, false);
+    rc = neuron_alloc(l, true, false);
     if (rc)
         return rc;
-    float *v = ((struct neuron *)l->priv)->p;
+    float *v = neuron_p(l);
     v[LOG_BASE_SCALE] = base_scale;
     v[LOG_SCALE] = p->scale;
     v[LOG_SHIFT] = p->shift;
@@ -500,15 +517,10 @@ static int log_forward(struct layer *l, struct tensor **bottom, struct tensor **
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
-    const float *v = ((struct neuron *)l->priv)->p;
+    const float *v = neuron_p(l);
     NEURON_BUFFERS(x, y);
     for (size_t i = 0; i < count; i++) {
-        float t = x[i];
-        if (v[LOG_SCALE] != 1.f)
-            t *= v[LOG_SCALE];
-        if (v[LOG_SHIFT] != 0.f)
-            t += v[LOG_SHIFT];
-        t = logf(t);
+        float t = logf(neuron_affine(x[i], v[LOG_SCALE], v[LOG_SHIFT]));
         y[i] = v[LOG_BASE_SCALE] != 1.f ? v[LOG_BASE_SCALE] * t : t;
     }
     return CREMA_OK;
@@ -518,16 +530,11 @@ static int log_backward(struct layer *l, struct tensor **top, const bool *pd, st
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *v = ((struct neuron *)l->priv)->p;
+    const float *v = neuron_p(l);
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
     for (size_t i = 0; i < count; i++) {
-        float t = x[i];
-        if (v[LOG_SCALE] != 1.f)
-            t *= v[LOG_SCALE];
-        if (v[LOG_SHIFT] != 0.f)
-            t += v[LOG_SHIFT];
-        t = 1.f / t;
+        float t = 1.f / neuron_affine(x[i], v[LOG_SCALE], v[LOG_SHIFT]);
         if (v[LOG_BACK_SCALE] != 1.f)
             t *= v[LOG_BACK_SCALE];
         dx[i] = dy[i] * t;
@@ -569,15 +576,12 @@ static int threshold_setup(struct layer *l, struct tensor **bottom, struct tenso
 {
     static const Caffe__ThresholdParameter def = CAFFE__THRESHOLD_PARAMETER__INIT;
     const Caffe__ThresholdParameter *p = l->param->threshold_param ? l->param->threshold_param : &def;
-    int rc = neuron_alloc(l, false, false);
-    if (!rc)
-        ((struct neuron *)l->priv)->p[0] = p->threshold;
-    return rc;
+    return neuron_alloc_one(l, false, false, p->threshold);
 }
 
 static int threshold_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float th = ((struct neuron *)l->priv)->p[0];
+    const float th = neuron_p(l)[0];
     NEURON_BUFFERS(x, y);
     for (size_t i = 0; i < count; i++)
         y[i] = x[i] > th ? 1.f : 0.f;
@@ -598,8 +602,8 @@ static int clip_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (rc)
         return rc;
     /* Like Caffe, min > max is not refused: every output is then min. */
-    ((struct neuron *)l->priv)->p[0] = p->min;
-    ((struct neuron *)l->priv)->p[1] = p->max;
+    neuron_p(l)[0] = p->min;
+    neuron_p(l)[1] = p->max;
     return CREMA_OK;
 }
 
@@ -608,7 +612,7 @@ static int clip_forward(struct layer *l, struct tensor **bottom, struct tensor *
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
-    const float lo = ((struct neuron *)l->priv)->p[0], hi = ((struct neuron *)l->priv)->p[1];
+    const float lo = neuron_p(l)[0], hi = neuron_p(l)[1];
     NEURON_BUFFERS(x, y);
     for (size_t i = 0; i < count; i++)
         y[i] = fmaxf(lo, fminf(x[i], hi));
@@ -619,7 +623,7 @@ static int clip_backward(struct layer *l, struct tensor **top, const bool *pd, s
 {
     if (!pd[0])
         return CREMA_OK;
-    const float lo = ((struct neuron *)l->priv)->p[0], hi = ((struct neuron *)l->priv)->p[1];
+    const float lo = neuron_p(l)[0], hi = neuron_p(l)[1];
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
     for (size_t i = 0; i < count; i++)
@@ -633,10 +637,7 @@ static int swish_setup(struct layer *l, struct tensor **bottom, struct tensor **
 {
     static const Caffe__SwishParameter def = CAFFE__SWISH_PARAMETER__INIT;
     const Caffe__SwishParameter *p = l->param->swish_param ? l->param->swish_param : &def;
-    int rc = neuron_alloc(l, false, true);
-    if (!rc)
-        ((struct neuron *)l->priv)->p[0] = p->beta;
-    return rc;
+    return neuron_alloc_one(l, false, true, p->beta);
 }
 
 static int swish_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -685,7 +686,7 @@ static int dropout_setup(struct layer *l, struct tensor **bottom, struct tensor 
     int rc = neuron_alloc(l, false, true);
     if (rc)
         return rc;
-    float *v = ((struct neuron *)l->priv)->p;
+    float *v = neuron_p(l);
     v[0] = ratio;
     v[1] = (float)(1. / (1. - ratio));
     return CREMA_OK;

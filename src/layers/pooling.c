@@ -4,6 +4,9 @@
 
 #include <float.h>
 #include <math.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,40 +40,147 @@ int pool_geom_shape(struct pool_geom *g, bool ceil_mode)
     return CREMA_OK;
 }
 
-/* MAX over one plane. The comparisons select rather than branch (the
- * winner is data-dependent, so branches mispredict); a strict > keeps the
- * first maximum, as Caffe. */
-static void pool_max_plane(const struct pool_geom *g, const float *bottom, float *top, int *imask,
-                           float *fmask)
+/* Output columns [*lo, *hi) whose windows lie wholly inside a row of
+ * `width`: pw * stride - pad >= 0 and pw * stride - pad + kernel <= width. */
+static void pool_inner_cols(int kernel, int stride, int pad, int width, int pooled, int *lo,
+                            int *hi)
 {
-    const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
-    for (int ph = 0; ph < PH; ph++) {
-        int hs = ph * g->stride_h - g->pad_h;
-        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
-        hs = hs > 0 ? hs : 0;
-        for (int pw = 0; pw < PW; pw++) {
-            int ws = pw * g->stride_w - g->pad_w;
-            int we = ws + g->kernel_w < W ? ws + g->kernel_w : W;
-            ws = ws > 0 ? ws : 0;
-            float best = -FLT_MAX;
-            int arg = -1;
-            for (int h = hs; h < he; h++) {
-                const float *line = bottom + h * W;
-                for (int w = ws; w < we; w++) {
-                    float v = line[w];
-                    bool more = v > best;
-                    arg = more ? h * W + w : arg;
-                    best = more ? v : best;
-                }
+    int a = (pad + stride - 1) / stride;
+    int b = width + pad - kernel < 0 ? 0 : (width + pad - kernel) / stride + 1;
+    a = a < pooled ? a : pooled;
+    b = b < pooled ? b : pooled;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+#define POOL_CHUNK 64
+
+/* One max-pooling comparison: a strict > keeps the first maximum, as
+ * Caffe; the update selects rather than branches (the winner is
+ * data-dependent, so branches mispredict). */
+#define POOL_MAX_STEP(v, idx, best, arg) \
+    do {                                 \
+        float v_ = (v);                  \
+        bool more_ = v_ > (best);        \
+        (arg) = more_ ? (idx) : (arg);   \
+        (best) = more_ ? v_ : (best);    \
+    } while (0)
+
+/* Interior outputs [pw0, pw0 + n) of one output row, four at a time in
+ * SSE lanes: the loops run window row, window column, output, so each
+ * output still sees its inputs in Caffe's order (row-major within the
+ * window), and the four compare chains are independent and branch-free. */
+static void pool_max_run(const struct pool_geom *g, const float *bottom, int hs, int he, int pw0,
+                         int n, float *top, int *imask, float *fmask)
+{
+    const int W = g->width, S = g->stride_w, KW = g->kernel_w;
+    int j = 0;
+#ifdef __SSE2__
+    /* _mm_max_ps(v, b) is v > b ? v : b, the same strict comparison. */
+    for (; n >= 4 && j < n; j += 4) {
+        /* The last block overlaps the one before when n is not a multiple
+         * of 4 (recomputing the same outputs). */
+        if (j + 4 > n)
+            j = n - 4;
+        __m128 best = _mm_set1_ps(-FLT_MAX);
+        __m128i arg = _mm_set1_epi32(-1);
+        for (int h = hs; h < he; h++) {
+            int base = h * W + (pw0 + j) * S - g->pad_w;
+            __m128i idx = _mm_setr_epi32(base, base + S, base + 2 * S, base + 3 * S);
+            for (int kw = 0; kw < KW; kw++, idx = _mm_add_epi32(idx, _mm_set1_epi32(1))) {
+                const float *src = bottom + base + kw;
+                __m128 v;
+                if (S == 1)
+                    v = _mm_loadu_ps(src);
+                else if (S == 2) /* src[0..3], src[3..6]: no read past src[6] */
+                    v = _mm_shuffle_ps(_mm_loadu_ps(src), _mm_loadu_ps(src + 3),
+                                       _MM_SHUFFLE(3, 1, 2, 0));
+                else
+                    v = _mm_setr_ps(src[0], src[S], src[2 * S], src[3 * S]);
+                __m128i more = _mm_castps_si128(_mm_cmpgt_ps(v, best));
+                arg = _mm_or_si128(_mm_and_si128(more, idx), _mm_andnot_si128(more, arg));
+                best = _mm_max_ps(v, best);
             }
-            int o = ph * PW + pw;
-            top[o] = best;
-            if (imask)
-                imask[o] = arg;
-            if (fmask)
-                fmask[o] = (float)arg;
+        }
+        _mm_storeu_ps(top + j, best);
+        if (imask)
+            _mm_storeu_si128((__m128i *)(imask + j), arg);
+        if (fmask)
+            _mm_storeu_ps(fmask + j, _mm_cvtepi32_ps(arg));
+    }
+#endif
+    for (; j < n; j++) {
+        float best = -FLT_MAX;
+        int arg = -1;
+        for (int h = hs; h < he; h++) {
+            int base = h * W + (pw0 + j) * S - g->pad_w;
+            for (int kw = 0; kw < KW; kw++)
+                POOL_MAX_STEP(bottom[base + kw], base + kw, best, arg);
+        }
+        top[j] = best;
+        if (imask)
+            imask[j] = arg;
+        if (fmask)
+            fmask[j] = (float)arg;
+    }
+}
+
+/* The same for AVE: sums in Caffe's order, then one division. */
+static void pool_ave_run(const struct pool_geom *g, const float *bottom, int hs, int he, int pw0,
+                         int n, float pool_size, float *top)
+{
+    const int W = g->width, S = g->stride_w;
+    float sum[POOL_CHUNK];
+    for (int j = 0; j < n; j++)
+        sum[j] = 0.f;
+    for (int h = hs; h < he; h++) {
+        for (int kw = 0; kw < g->kernel_w; kw++) {
+            const float *src = bottom + h * W + pw0 * S - g->pad_w + kw;
+            for (int j = 0; j < n; j++)
+                sum[j] += src[j * S];
         }
     }
+    for (int j = 0; j < n; j++)
+        top[j] = sum[j] / pool_size;
+}
+
+/* One output whose window may be clipped by the image's edges. */
+static void pool_one(const struct pool_geom *g, const float *bottom, int ph, int pw, float *top,
+                     int *imask, float *fmask)
+{
+    const int H = g->height, W = g->width;
+    int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
+    if (g->method == POOL_MAX) {
+        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
+        int we = ws + g->kernel_w < W ? ws + g->kernel_w : W;
+        hs = hs > 0 ? hs : 0;
+        ws = ws > 0 ? ws : 0;
+        float best = -FLT_MAX;
+        int arg = -1;
+        for (int h = hs; h < he; h++) {
+            for (int w = ws; w < we; w++)
+                POOL_MAX_STEP(bottom[h * W + w], h * W + w, best, arg);
+        }
+        *top = best;
+        if (imask)
+            *imask = arg;
+        if (fmask)
+            *fmask = (float)arg;
+        return;
+    }
+    /* The divisor counts padding but not what lies beyond it. */
+    int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+    int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
+    int pool_size = (he - hs) * (we - ws);
+    hs = hs > 0 ? hs : 0;
+    ws = ws > 0 ? ws : 0;
+    he = he < H ? he : H;
+    we = we < W ? we : W;
+    float sum = 0.f;
+    for (int h = hs; h < he; h++)
+        for (int w = ws; w < we; w++)
+            sum += bottom[h * W + w];
+    *top = sum / (float)pool_size;
 }
 
 void pool_forward(const struct pool_geom *g, int planes, const float *bottom, float *top,
@@ -78,30 +188,39 @@ void pool_forward(const struct pool_geom *g, int planes, const float *bottom, fl
 {
     const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
-    if (g->method == POOL_MAX) {
-        for (int p = 0; p < planes; p++)
-            pool_max_plane(g, bottom + p * in_plane, top + p * out_plane,
-                           imask ? imask + p * out_plane : NULL, fmask ? fmask + p * out_plane : NULL);
-        return;
-    }
-    for (int p = 0; p < planes; p++, bottom += in_plane, top += out_plane) {
+    int lo, hi;
+    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
+    for (int p = 0; p < planes; p++, bottom += in_plane) {
         for (int ph = 0; ph < PH; ph++) {
+            size_t o = (size_t)p * out_plane + (size_t)ph * PW;
+            float *t = top + o;
+            int *im = imask ? imask + o : NULL;
+            float *fm = fmask ? fmask + o : NULL;
             for (int pw = 0; pw < PW; pw++) {
-                int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
-                int o = ph * PW + pw;
-                /* The divisor counts padding but not what lies beyond it. */
-                int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
-                int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
-                int pool_size = (he - hs) * (we - ws);
-                hs = hs > 0 ? hs : 0;
-                ws = ws > 0 ? ws : 0;
-                he = he < H ? he : H;
-                we = we < W ? we : W;
-                float sum = 0.f;
-                for (int h = hs; h < he; h++)
-                    for (int w = ws; w < we; w++)
-                        sum += bottom[h * W + w];
-                top[o] = sum / (float)pool_size;
+                if (pw == lo && hi > lo) {
+                    int hs = ph * g->stride_h - g->pad_h;
+                    if (g->method == POOL_MAX) {
+                        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
+                        hs = hs > 0 ? hs : 0;
+                        for (int j = lo; j < hi; j += POOL_CHUNK) {
+                            int n = hi - j < POOL_CHUNK ? hi - j : POOL_CHUNK;
+                            pool_max_run(g, bottom, hs, he, j, n, t + j, im ? im + j : NULL,
+                                         fm ? fm + j : NULL);
+                        }
+                    } else {
+                        int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+                        float pool_size = (float)((he - hs) * g->kernel_w);
+                        hs = hs > 0 ? hs : 0;
+                        he = he < H ? he : H;
+                        for (int j = lo; j < hi; j += POOL_CHUNK) {
+                            int n = hi - j < POOL_CHUNK ? hi - j : POOL_CHUNK;
+                            pool_ave_run(g, bottom, hs, he, j, n, pool_size, t + j);
+                        }
+                    }
+                    pw = hi - 1;
+                    continue;
+                }
+                pool_one(g, bottom, ph, pw, t + pw, im ? im + pw : NULL, fm ? fm + pw : NULL);
             }
         }
     }

@@ -125,7 +125,9 @@ int proto_parse_binary(const ProtobufCMessageDescriptor *desc, const uint8_t *da
     return err_set(CREMA_ERR_PARSE, "%s: not a valid %s (%zu bytes): %s", name, desc->name, len, why);
 }
 
-int proto_read_text(const char *path, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+/* Reads path (a file:// prefix allowed) whole and parses it as text or as
+ * binary. */
+static int proto_read(const char *path, const ProtobufCMessageDescriptor *desc, bool text, ProtobufCMessage **out)
 {
     *out = NULL;
     const char *p = io_strip_file_uri(path);
@@ -134,23 +136,19 @@ int proto_read_text(const char *path, const ProtobufCMessageDescriptor *desc, Pr
     int rc = io_read_file(p, IO_MAX_MESSAGE, &data, &len);
     if (rc)
         return rc;
-    rc = proto_parse_text(desc, (const char *)data, len, p, out);
+    rc = text ? proto_parse_text(desc, (const char *)data, len, p, out) : proto_parse_binary(desc, data, len, p, out);
     free(data);
     return rc;
 }
 
+int proto_read_text(const char *path, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+{
+    return proto_read(path, desc, true, out);
+}
+
 int proto_read_binary(const char *path, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
 {
-    *out = NULL;
-    const char *p = io_strip_file_uri(path);
-    uint8_t *data;
-    size_t len;
-    int rc = io_read_file(p, IO_MAX_MESSAGE, &data, &len);
-    if (rc)
-        return rc;
-    rc = proto_parse_binary(desc, data, len, p, out);
-    free(data);
-    return rc;
+    return proto_read(path, desc, false, out);
 }
 
 int proto_write_text(const char *path, const ProtobufCMessage *msg)

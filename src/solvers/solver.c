@@ -1270,7 +1270,7 @@ static int dist_shard_net(struct solver *s, struct net *net, const char *which)
     struct solver_dist *d = s->dist;
     for (int i = 0; i < net->n_layers; i++) {
         struct layer *l = net->layers[i].layer;
-        if (strcmp(l->kind->type, "Data") == 0) {
+        if (l->kind->set_shard) {
             int rc = data_layer_set_shard(l, d->rank, d->size);
             if (rc)
                 return err_prefix(rc, "%s net", which);

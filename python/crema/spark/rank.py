@@ -229,10 +229,21 @@ def make_feeder(spec, table, rank, size, phase, work):
 # ---- the job's files ----
 
 
+def fed_net(job):
+    """The job's net as the ranks build it: its MemoryData layers lose their
+    source_class, since crema.spark feeds them (libcrema alone would read an
+    LMDB source itself, relative to the executor's directory)."""
+    net = prototxt.parse(job.net_text)
+    for lp in net.get("layer", []):
+        if prototxt.get(lp, "type") == "MemoryData":
+            lp.pop("source_class", None)
+    return net
+
+
 def write_net_file(job, work):
     path = os.path.join(work, "net.prototxt")
     with open(path, "w") as f:
-        f.write(job.net_text)
+        f.write(prototxt.dump(fed_net(job)))
     return path
 
 
@@ -245,7 +256,7 @@ def write_solver_file(job, work):
     for k in ("net", "train_net", "test_net", "net_param", "train_net_param", "test_net_param", "snapshot_prefix",
               "weights", "test_iter", "test_interval", "test_initialization", "test_state"):
         sp.pop(k, None)
-    sp["net_param"] = [prototxt.parse(job.net_text)]
+    sp["net_param"] = [fed_net(job)]
     sp["snapshot_prefix"] = [job.snapshot_prefix]
     sp["snapshot_after_train"] = ["false"]
     path = os.path.join(work, "solver.prototxt")
@@ -428,7 +439,7 @@ def score_partition(job, spec, table, rank, size, mode):
 
 def _tail_net(job, layer, batch, work):
     """The net with its TEST data layer `layer` taking batch samples."""
-    np_ = prototxt.parse(job.net_text)
+    np_ = fed_net(job)
     for lp in np_.get("layer", []):
         if prototxt.get(lp, "name") == layer and "TEST" in prototxt.layer_phases(lp):
             for key in ("memory_data_param", "cos_data_param"):
