@@ -99,7 +99,7 @@ def main():
     ap.add_argument("crema_bin")
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--short", type=int, default=200)
-    ap.add_argument("--only", default="slots,imagedf,lmdb,seq,cos,recovery")
+    ap.add_argument("--only", default="slots,imagedf,lmdb,seq,tools,cos,recovery")
     args = ap.parse_args()
     only = set(args.only.split(","))
     os.makedirs(args.work, exist_ok=True)
@@ -159,7 +159,8 @@ def main():
         dt = time.time() - t0
         ok(p.returncode == 1 and "clusterSize 3 is larger than the 2 task slots" in p.stderr,
            "python -m crema.spark -clusterSize 3 on local-cluster[2,1,1024]: exit 1 with the reason",
-           "%.1f s, rc %d: %s" % (dt, p.returncode, p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""))
+           "%.1f s, rc %d: %s" % (dt, p.returncode, ([ln for ln in p.stderr.splitlines() if ln.startswith("crema.spark:")]
+                                                  or ["no crema.spark line"])[-1]))
 
     spark = session("local-cluster[2,1,2048]")
     cos = CaffeOnSpark(spark)
@@ -254,6 +255,49 @@ def main():
         write_net("net_seq.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.SeqImageDataSource", "file:" + seq, 64),
                   memory_layer("TEST", "com.yahoo.ml.caffe.SeqImageDataSource", "file:" + seqt, 100))
         train_and_check("seq", "net_seq.prototxt", args.short, 0.65)
+
+    if "tools" in only:
+        from crema.spark.sources import SeqImageDataSource
+        from crema.spark.tools import images_to_sequence, lmdb_to_dataframe
+        import pyarrow as pa
+        t = pa.Table.from_batches(lmdb_to_dataframe(spark, "fm_test_lmdb", partitions=2)._collect_as_arrow())
+        order = np.argsort(np.asarray(t.column("id").to_numpy(zero_copy_only=False), np.int64))
+        labels = np.asarray(t.column("label").to_numpy(zero_copy_only=False)).astype(np.int64)[order]
+        first = np.frombuffer(t.column("data")[int(order[0])].as_py(), np.uint8)
+        ok(t.num_rows == 10000 and (labels == yte).all() and (first == xte[0].reshape(-1)).all(),
+           "tools: LMDB2DataFrame gives every record (labels and pixels as in the LMDB)", "%d rows" % t.num_rows)
+        # Binary2Sequence: 3 PNG files and a label file, read back as SeqImageDataSource rows
+        os.makedirs("imgs", exist_ok=True)
+        import struct
+        import zlib
+
+        def png(a):
+            raw = b"".join(b"\x00" + a[i].tobytes() for i in range(a.shape[0]))
+
+            def chunk(tag, d):
+                return struct.pack(">I", len(d)) + tag + d + struct.pack(">I", zlib.crc32(tag + d) & 0xffffffff)
+            return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)) +
+                    chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+        with open("labels.txt", "w") as lf:
+            for i in range(3):
+                with open("imgs/%d.png" % i, "wb") as f:
+                    f.write(png(xte[i]))
+                lf.write("%d.png %d\n" % (i, yte[i]))
+        seqdir = os.path.join(w, "png_seq")
+        shutil.rmtree(seqdir, ignore_errors=True)
+        images_to_sequence(spark, "imgs", "labels.txt", "file:" + seqdir, partitions=1)
+        src = SeqImageDataSource(spark, None, {"name": ["data"], "memory_data_param": [{"source": ["file:" + seqdir],
+                                               "channels": ["1"], "height": ["28"], "width": ["28"],
+                                               "batch_size": ["1"]}]}, True)
+        rows = sorted(src.image_dataframe(spark).collect(), key=lambda r: r.id)
+        ok(len(rows) == 3 and [r.label for r in rows] == [float(y) for y in yte[:3]] and all(r.encoded for r in rows)
+           and bytes(rows[0].data) == png(xte[0]),
+           "tools: Binary2Sequence files read back by SeqImageDataSource (ids, labels, encoded bytes)",
+           "%d rows" % len(rows))
+        from crema.spark.tools import images_to_dataframe
+        rows = sorted(images_to_dataframe(spark, "imgs", "labels.txt", partitions=1).collect(), key=lambda r: r.id)
+        ok(len(rows) == 3 and [r.label for r in rows] == [str(y) for y in yte[:3]] and bytes(rows[2].data) == png(xte[2]),
+           "tools: Binary2DataFrame rows follow the ImageDataFrame contract", "%d rows" % len(rows))
 
     if "cos" in only:
         for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):

@@ -76,6 +76,8 @@ def lmdb_to_dataframe(spark, lmdb_path, partitions=None, batch=256):
 
 
 def _read_label_file(image_root, label_file):
+    # the executors open the files: a relative root is the driver's
+    image_root = os.path.abspath(image_root[len("file:"):] if image_root.startswith("file:") else image_root)
     with open(label_file) as f:
         for ln, line in enumerate(f, 1):
             line = line.strip()
