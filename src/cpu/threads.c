@@ -18,10 +18,10 @@
 #define RANGES_PER_THREAD 4
 
 static struct {
-    pthread_mutex_t mu; /* guards every field below but `next` */
+    pthread_mutex_t mu; /* guards every field below but `want` and `next` */
     pthread_cond_t wake, idle;
     pthread_mutex_t region; /* held by the thread whose region owns the workers */
-    int want;               /* threads per region, caller included; 0: not read yet */
+    atomic_int want;        /* threads per region, caller included; 0: not read yet */
     int n_workers;
     pthread_t *workers;
     unsigned long gen; /* counts regions; a worker joins each one once */
@@ -68,12 +68,13 @@ static int default_threads(void)
 
 int cpu_num_threads(void)
 {
-    pthread_mutex_lock(&pool.mu);
-    if (!pool.want)
-        pool.want = default_threads();
-    int n = pool.want;
-    pthread_mutex_unlock(&pool.mu);
-    return n;
+    int n = atomic_load(&pool.want);
+    if (n)
+        return n;
+    n = default_threads();
+    int unset = 0;
+    /* Another thread may have read (or set) it meanwhile: theirs stands. */
+    return atomic_compare_exchange_strong(&pool.want, &unset, n) ? n : unset;
 }
 
 static void range_bounds(size_t n, size_t k, size_t i, size_t *begin, size_t *end)
@@ -283,9 +284,7 @@ int cpu_set_num_threads(int n)
     int want = n ? n : default_threads();
     pthread_mutex_lock(&pool.region);
     pool_stop();
-    pthread_mutex_lock(&pool.mu);
-    pool.want = want;
-    pthread_mutex_unlock(&pool.mu);
+    atomic_store(&pool.want, want);
     pthread_mutex_unlock(&pool.region);
     return CREMA_OK;
 }
