@@ -212,11 +212,10 @@ int main(int argc, char **argv)
     printf("\nmedian of timed iterations after one warm-up; GFLOP counts conv/IP multiply-adds x2 (forward)\n"
            "and x2 per gradient computed (backward: weights, and bottom where needed). scaled: crema/caffe\n"
            "with our time scaled by (sgemm here / %.0f GFLOP/s, Caffe's machine's sgemm on as many BLAS\n"
-           "threads), for busy or\n"
-           "different machines. Caffe 1.0 ran at 41%% (LeNet), 45%% (CIFAR10-quick), 75%% (CaffeNet) of sgemm.\n"
-           "cpu ms: process CPU time per iteration (all threads; equals wall time on one quiet thread);\n"
-           "cpu/sgemm and cpu scaled use the sgemm rate measured by CPU time: the load-independent figures\n"
-           "with OPENBLAS_NUM_THREADS=1 CREMA_NUM_THREADS=1.\n",
+           "threads), for busy or different machines. Caffe 1.0 ran at 41%% (LeNet), 45%% (CIFAR10-quick),\n"
+           "75%% (CaffeNet) of its 1-thread sgemm. cpu ms: process CPU time per iteration (all threads;\n"
+           "equals wall time on one quiet thread); cpu/sgemm and cpu scaled use the sgemm rate measured by\n"
+           "CPU time: the load-independent figures with OPENBLAS_NUM_THREADS=1 CREMA_NUM_THREADS=1.\n",
            blas_threads >= 2 ? CAFFE_MACHINE_SGEMM2_GFLOPS : CAFFE_MACHINE_SGEMM_GFLOPS);
     return status;
 }
