@@ -141,15 +141,28 @@ static void pool_at_exit(void)
     cpu_threads_shutdown();
 }
 
-/* A forked child has only the thread that forked: forget the workers. */
+/* A forked child has only the thread that forked: it forgets the workers
+ * and makes its own pool when it needs one. The pool's locks are held
+ * across fork() (region first, as everywhere) so the child's are free;
+ * not `region` when a task forks, its region being the one in progress. */
+static _Thread_local bool fork_holds_region;
+
 static void pool_fork_prepare(void)
 {
+    if (!in_task) {
+        pthread_mutex_lock(&pool.region);
+        fork_holds_region = true;
+    }
     pthread_mutex_lock(&pool.mu);
 }
 
 static void pool_fork_parent(void)
 {
     pthread_mutex_unlock(&pool.mu);
+    if (fork_holds_region) {
+        fork_holds_region = false;
+        pthread_mutex_unlock(&pool.region);
+    }
 }
 
 static void pool_fork_child(void)
@@ -159,7 +172,7 @@ static void pool_fork_child(void)
     pool.n_workers = 0;
     pool.active = 0;
     pool.open = false;
-    pthread_mutex_unlock(&pool.mu);
+    pool_fork_parent();
 }
 
 static void pool_register(void)
