@@ -2,6 +2,8 @@
  * sums round the same way (see math.h). */
 #include "cpu/math.h"
 
+#include "cpu/threads.h"
+
 #include <cblas.h>
 #include <string.h>
 
@@ -104,45 +106,56 @@ static int conv_out_extent(int in, int kernel, int pad, int stride, int dilation
     return (in + 2 * pad - (dilation * (kernel - 1) + 1)) / stride + 1;
 }
 
+/* One image's im2col or col2im, with its geometry; the parallel loops below
+ * hand out ranges of (channel, kernel row) units for im2col, whose column
+ * rows are disjoint, and of channels for col2im, whose image planes are. */
+struct im2col_job {
+    const float *im;
+    float *col;
+    float *im_out;
+    int channels, height, width, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w;
+    int dilation_h, dilation_w, out_h, out_w;
+};
+
 /* Stride 1 with as many output columns as input columns ("same" padding
  * along the width, as in CaffeNet's conv2-5 and CIFAR10-quick): output row
  * oh of a column row reads image row row0 + oh shifted by x0, so the valid
  * rows of a column row are one contiguous run of the image, copied at once;
  * the few columns that fall off a row's ends (padding) are zeroed after. */
-static void im2col_same(const float *im, int channels, int height, int width, int kernel_h,
-                        int kernel_w, int pad_h, int pad_w, int dilation_h, int dilation_w,
-                        int out_h, float *col)
+static void im2col_same_units(const struct im2col_job *j, size_t u0, size_t u1)
 {
+    const int height = j->height, width = j->width, out_h = j->out_h, kernel_w = j->kernel_w;
     const long plane = (long)height * width, len = (long)out_h * width;
-    for (int c = 0; c < channels; c++, im += plane) {
-        for (int kr = 0; kr < kernel_h; kr++) {
-            int row0 = kr * dilation_h - pad_h;
-            int oh_lo = row0 < 0 ? -row0 : 0;
-            int oh_hi = height - row0 < out_h ? height - row0 : out_h;
-            if (oh_lo > out_h)
-                oh_lo = out_h;
-            if (oh_hi < oh_lo)
-                oh_hi = oh_lo;
-            for (int kc = 0; kc < kernel_w; kc++, col += len) {
-                int x0 = kc * dilation_w - pad_w, lo, hi;
-                inside_range(x0, 1, width, width, &lo, &hi);
-                long base = (long)row0 * width + x0;
-                long j0 = (long)oh_lo * width, j1 = (long)oh_hi * width;
-                long a = j0 > -base ? j0 : -base, b = j1 < plane - base ? j1 : plane - base;
-                if (b < a)
-                    b = a;
-                memset(col, 0, (size_t)a * sizeof *col);
-                memcpy(col + a, im + base + a, (size_t)(b - a) * sizeof *col);
-                memset(col + b, 0, (size_t)(len - b) * sizeof *col);
-                if (lo == 0 && hi == width)
-                    continue;
-                for (int oh = oh_lo; oh < oh_hi; oh++) {
-                    float *r = col + (long)oh * width;
-                    for (int ow = 0; ow < lo; ow++)
-                        r[ow] = 0.f;
-                    for (int ow = hi; ow < width; ow++)
-                        r[ow] = 0.f;
-                }
+    float *col = j->col + (long)u0 * kernel_w * len;
+    for (size_t u = u0; u < u1; u++) {
+        const float *im = j->im + (long)(u / (size_t)j->kernel_h) * plane;
+        int kr = (int)(u % (size_t)j->kernel_h);
+        int row0 = kr * j->dilation_h - j->pad_h;
+        int oh_lo = row0 < 0 ? -row0 : 0;
+        int oh_hi = height - row0 < out_h ? height - row0 : out_h;
+        if (oh_lo > out_h)
+            oh_lo = out_h;
+        if (oh_hi < oh_lo)
+            oh_hi = oh_lo;
+        for (int kc = 0; kc < kernel_w; kc++, col += len) {
+            int x0 = kc * j->dilation_w - j->pad_w, lo, hi;
+            inside_range(x0, 1, width, width, &lo, &hi);
+            long base = (long)row0 * width + x0;
+            long j0 = (long)oh_lo * width, j1 = (long)oh_hi * width;
+            long a = j0 > -base ? j0 : -base, b = j1 < plane - base ? j1 : plane - base;
+            if (b < a)
+                b = a;
+            memset(col, 0, (size_t)a * sizeof *col);
+            memcpy(col + a, im + base + a, (size_t)(b - a) * sizeof *col);
+            memset(col + b, 0, (size_t)(len - b) * sizeof *col);
+            if (lo == 0 && hi == width)
+                continue;
+            for (int oh = oh_lo; oh < oh_hi; oh++) {
+                float *r = col + (long)oh * width;
+                for (int ow = 0; ow < lo; ow++)
+                    r[ow] = 0.f;
+                for (int ow = hi; ow < width; ow++)
+                    r[ow] = 0.f;
             }
         }
     }
@@ -152,61 +165,63 @@ static void im2col_same(const float *im, int channels, int height, int width, in
  * as Caffe's loops do; col2im therefore adds into every pixel in Caffe's
  * order. The column range that lies inside the image is computed once per
  * row instead of tested per element. */
-void im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w,
-            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
-            float *col)
+static int im2col_units(void *ctx, size_t u0, size_t u1)
 {
-    int out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h);
-    int out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w);
-    size_t plane = (size_t)height * (size_t)width;
-    if (stride_h == 1 && stride_w == 1 && out_w == width) {
-        im2col_same(im, channels, height, width, kernel_h, kernel_w, pad_h, pad_w, dilation_h,
-                    dilation_w, out_h, col);
-        return;
+    const struct im2col_job *j = ctx;
+    if (j->stride_h == 1 && j->stride_w == 1 && j->out_w == j->width) {
+        im2col_same_units(j, u0, u1);
+        return 0;
     }
-    for (int c = 0; c < channels; c++, im += plane) {
-        for (int kr = 0; kr < kernel_h; kr++) {
-            for (int kc = 0; kc < kernel_w; kc++) {
-                int x0 = kc * dilation_w - pad_w, lo, hi;
-                inside_range(x0, stride_w, width, out_w, &lo, &hi);
-                int row = kr * dilation_h - pad_h;
-                for (int oh = 0; oh < out_h; oh++, row += stride_h, col += out_w) {
-                    if (row < 0 || row >= height) {
-                        memset(col, 0, (size_t)out_w * sizeof *col);
-                        continue;
-                    }
-                    const float *line = im + (size_t)row * (size_t)width + x0;
-                    for (int ow = 0; ow < lo; ow++)
-                        col[ow] = 0.f;
-                    if (stride_w == 1) {
-                        copy_row(col + lo, line + lo, hi - lo);
-                    } else {
-                        for (int ow = lo; ow < hi; ow++)
-                            col[ow] = line[(long)ow * stride_w];
-                    }
-                    for (int ow = hi; ow < out_w; ow++)
-                        col[ow] = 0.f;
+    const int height = j->height, width = j->width, out_h = j->out_h, out_w = j->out_w;
+    const int stride_w = j->stride_w;
+    const size_t plane = (size_t)height * (size_t)width;
+    float *col = j->col + u0 * (size_t)j->kernel_w * (size_t)out_h * (size_t)out_w;
+    for (size_t u = u0; u < u1; u++) {
+        const float *im = j->im + (u / (size_t)j->kernel_h) * plane;
+        int kr = (int)(u % (size_t)j->kernel_h);
+        for (int kc = 0; kc < j->kernel_w; kc++) {
+            int x0 = kc * j->dilation_w - j->pad_w, lo, hi;
+            inside_range(x0, stride_w, width, out_w, &lo, &hi);
+            int row = kr * j->dilation_h - j->pad_h;
+            for (int oh = 0; oh < out_h; oh++, row += j->stride_h, col += out_w) {
+                if (row < 0 || row >= height) {
+                    memset(col, 0, (size_t)out_w * sizeof *col);
+                    continue;
                 }
+                const float *line = im + (size_t)row * (size_t)width + x0;
+                for (int ow = 0; ow < lo; ow++)
+                    col[ow] = 0.f;
+                if (stride_w == 1) {
+                    copy_row(col + lo, line + lo, hi - lo);
+                } else {
+                    for (int ow = lo; ow < hi; ow++)
+                        col[ow] = line[(long)ow * stride_w];
+                }
+                for (int ow = hi; ow < out_w; ow++)
+                    col[ow] = 0.f;
             }
         }
     }
+    return 0;
 }
 
-void col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w,
-            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
-            float *im)
+static int col2im_channels(void *ctx, size_t c0, size_t c1)
 {
-    int out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h);
-    int out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w);
-    size_t plane = (size_t)height * (size_t)width;
-    memset(im, 0, plane * (size_t)channels * sizeof *im);
-    for (int c = 0; c < channels; c++, im += plane) {
-        for (int kr = 0; kr < kernel_h; kr++) {
-            for (int kc = 0; kc < kernel_w; kc++) {
-                int x0 = kc * dilation_w - pad_w, lo, hi;
+    const struct im2col_job *j = ctx;
+    const int height = j->height, width = j->width, out_h = j->out_h, out_w = j->out_w;
+    const int stride_w = j->stride_w;
+    const size_t plane = (size_t)height * (size_t)width;
+    const float *col = j->col + c0 * (size_t)j->kernel_h * (size_t)j->kernel_w * (size_t)out_h *
+                                    (size_t)out_w;
+    float *im = j->im_out + c0 * plane;
+    memset(im, 0, plane * (c1 - c0) * sizeof *im);
+    for (size_t c = c0; c < c1; c++, im += plane) {
+        for (int kr = 0; kr < j->kernel_h; kr++) {
+            for (int kc = 0; kc < j->kernel_w; kc++) {
+                int x0 = kc * j->dilation_w - j->pad_w, lo, hi;
                 inside_range(x0, stride_w, width, out_w, &lo, &hi);
-                int row = kr * dilation_h - pad_h;
-                for (int oh = 0; oh < out_h; oh++, row += stride_h, col += out_w) {
+                int row = kr * j->dilation_h - j->pad_h;
+                for (int oh = 0; oh < out_h; oh++, row += j->stride_h, col += out_w) {
                     if (row < 0 || row >= height)
                         continue;
                     float *line = im + (size_t)row * (size_t)width + x0;
@@ -220,6 +235,39 @@ void col2im(const float *col, int channels, int height, int width, int kernel_h,
             }
         }
     }
+    return 0;
+}
+
+void im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w,
+            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+            float *col)
+{
+    struct im2col_job j = {
+        .im = im, .col = col, .channels = channels, .height = height, .width = width,
+        .kernel_h = kernel_h, .kernel_w = kernel_w, .pad_h = pad_h, .pad_w = pad_w,
+        .stride_h = stride_h, .stride_w = stride_w, .dilation_h = dilation_h,
+        .dilation_w = dilation_w,
+        .out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h),
+        .out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w),
+    };
+    size_t per_unit = (size_t)kernel_w * (size_t)j.out_h * (size_t)j.out_w;
+    cpu_parallel_for((size_t)channels * (size_t)kernel_h, cpu_grain(per_unit), im2col_units, &j);
+}
+
+void col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w,
+            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+            float *im)
+{
+    struct im2col_job j = {
+        .col = (float *)col, .im_out = im, .channels = channels, .height = height,
+        .width = width, .kernel_h = kernel_h, .kernel_w = kernel_w, .pad_h = pad_h,
+        .pad_w = pad_w, .stride_h = stride_h, .stride_w = stride_w, .dilation_h = dilation_h,
+        .dilation_w = dilation_w,
+        .out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h),
+        .out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w),
+    };
+    size_t per_channel = (size_t)kernel_h * (size_t)kernel_w * (size_t)j.out_h * (size_t)j.out_w;
+    cpu_parallel_for((size_t)channels, cpu_grain(per_channel), col2im_channels, &j);
 }
 
 #define ND_MAX 32

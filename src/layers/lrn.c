@@ -2,6 +2,7 @@
  * (running window sums), WITHIN_CHANNEL as Caffe's chain of internal layers
  * (square, AVE pool, power, product) fused, with the same roundings. */
 #include "cpu/math.h"
+#include "cpu/threads.h"
 #include "layers/vision.h"
 
 #include <math.h>
@@ -19,8 +20,8 @@ struct lrn {
     size_t count;
     float *scale;  /* ACROSS: k + alpha/size * window sum; WITHIN: pool output */
     float *power;  /* WITHIN: (1 + alpha * pool)^-beta */
-    float *work;   /* scratch: one item's scale^-beta or ratios (ACROSS), squares (WITHIN) */
-    float *work2;  /* scratch: window sum and scale^-beta of a plane (ACROSS), pool diff (WITHIN) */
+    float *work;   /* scratch (WITHIN): squares */
+    float *work2;  /* scratch (WITHIN): pool diff */
     struct pool_geom pool;
 };
 
@@ -71,7 +72,6 @@ static int lrn_reshape(struct layer *l, struct tensor **bottom, struct tensor **
     s->width = b->shape[3];
     s->count = b->count;
     int rc = tensor_reshape_like(top[0], b);
-    size_t plane = (size_t)s->height * s->width;
     if (rc || (rc = realloc_floats(&s->scale, s->count)))
         return rc;
     if (s->within) {
@@ -86,10 +86,6 @@ static int lrn_reshape(struct layer *l, struct tensor **bottom, struct tensor **
             return rc;
         if ((rc = realloc_floats(&s->power, s->count)) || (rc = realloc_floats(&s->work, s->count)) ||
             (rc = realloc_floats(&s->work2, s->count)))
-            return rc;
-    } else {
-        size_t item = (size_t)s->channels * plane;
-        if ((rc = realloc_floats(&s->work, item)) || (rc = realloc_floats(&s->work2, 2 * plane)))
             return rc;
     }
     return CREMA_OK;
@@ -122,14 +118,26 @@ static void neg_pow(size_t n, float beta, const float *restrict s, float *restri
  * one adds the square entering the window, then subtracts the one leaving
  * it. Channels beyond the edges are zero padding, which adds nothing, so
  * they are skipped instead of stored. */
-static void across_forward(struct lrn *s, const float *x, float *y)
+/* The arrays of one ACROSS pass, which runs over ranges of images. */
+struct across_job {
+    struct lrn *s;
+    const float *x, *y, *dy;
+    float *out;
+};
+
+/* Scale^-beta times x, a block at a time from a stack buffer. */
+#define ACROSS_BLOCK 256
+
+static int across_forward_images(void *ctx, size_t n0, size_t n1)
 {
+    const struct across_job *j = ctx;
+    struct lrn *s = j->s;
     const int C = s->channels, plane = s->height * s->width, pre = s->pre_pad;
     const size_t item = (size_t)C * plane;
     const float a = s->alpha / (float)s->size, k = s->k;
-    float *p = s->work;
-    for (int n = 0; n < s->num; n++) {
-        const float *xn = x + n * item;
+    float p[ACROSS_BLOCK];
+    for (size_t n = n0; n < n1; n++) {
+        const float *xn = j->x + n * item;
         float *sn = s->scale + n * item;
         for (int i = 0; i < plane; i++)
             sn[i] = k;
@@ -155,26 +163,44 @@ static void across_forward(struct lrn *s, const float *x, float *y)
             }
         }
         /* After the whole item's scale, so that top may share bottom. */
-        neg_pow(item, s->beta, sn, p);
-        float *yn = y + n * item;
-        for (size_t i = 0; i < item; i++)
-            yn[i] = p[i] * xn[i];
+        float *yn = j->out + n * item;
+        for (size_t b = 0; b < item; b += ACROSS_BLOCK) {
+            size_t m = item - b < ACROSS_BLOCK ? item - b : ACROSS_BLOCK;
+            neg_pow(m, s->beta, sn + b, p);
+            for (size_t i = 0; i < m; i++)
+                yn[b + i] = p[i] * xn[b + i];
+        }
     }
+    return CREMA_OK;
+}
+
+static int across_forward(struct lrn *s, const float *x, float *y)
+{
+    struct across_job j = { .s = s, .x = x, .out = y };
+    size_t work = 8 * (size_t)s->channels * (size_t)s->height * (size_t)s->width;
+    return cpu_parallel_for((size_t)s->num, cpu_grain(work), across_forward_images, &j);
 }
 
 /* dx = dy * scale^-beta - (2 alpha beta / size) * x * (window sum over
- * channels of dy * y / scale), the window sliding as in the forward. */
-static void across_backward(struct lrn *s, const float *x, const float *y, const float *dy,
-                            float *dx)
+ * channels of dy * y / scale), the window sliding as in the forward. Each
+ * range of images has its own scratch: one image's ratios, a plane's
+ * window sum and scale^-beta. */
+static int across_backward_images(void *ctx, size_t n0, size_t n1)
 {
+    const struct across_job *j = ctx;
+    struct lrn *s = j->s;
     const int C = s->channels, plane = s->height * s->width, pre = s->pre_pad;
     const size_t item = (size_t)C * plane;
-    float *ratio = s->work, *accum = s->work2, *p = s->work2 + plane;
+    float *ratio = malloc((item + 2 * (size_t)plane) * sizeof *ratio);
+    if (!ratio)
+        return err_set(CREMA_ERR_NOMEM, "LRN backward: out of memory (%zu floats)",
+                       item + 2 * (size_t)plane);
+    float *accum = ratio + item, *p = accum + plane;
     const float cache_ratio = (float)(2. * s->alpha * s->beta / s->size);
-    for (int n = 0; n < s->num; n++) {
+    for (size_t n = n0; n < n1; n++) {
         const size_t off = n * item;
-        const float *sn = s->scale + off, *dyn = dy + off, *yn = y + off, *xn = x + off;
-        float *dxn = dx + off;
+        const float *sn = s->scale + off, *dyn = j->dy + off, *yn = j->y + off, *xn = j->x + off;
+        float *dxn = j->out + off;
         for (size_t i = 0; i < item; i++)
             ratio[i] = dyn[i] * yn[i] / sn[i];
         memset(accum, 0, (size_t)plane * sizeof *accum);
@@ -194,6 +220,16 @@ static void across_backward(struct lrn *s, const float *x, const float *y, const
                     accum[i] -= ratio[co - (size_t)pre * plane + i];
         }
     }
+    free(ratio);
+    return CREMA_OK;
+}
+
+static int across_backward(struct lrn *s, const float *x, const float *y, const float *dy,
+                           float *dx)
+{
+    struct across_job j = { .s = s, .x = x, .y = y, .dy = dy, .out = dx };
+    size_t work = 8 * (size_t)s->channels * (size_t)s->height * (size_t)s->width;
+    return cpu_parallel_for((size_t)s->num, cpu_grain(work), across_backward_images, &j);
 }
 
 /* Caffe's PowerLayer forward for (shift + scale * x)^power, step by step. */
@@ -275,7 +311,7 @@ static int lrn_forward(struct layer *l, struct tensor **bottom, struct tensor **
     if (s->within)
         within_forward(s, tensor_data(bottom[0]), tensor_data(top[0]));
     else
-        across_forward(s, tensor_data(bottom[0]), tensor_data(top[0]));
+        return across_forward(s, tensor_data(bottom[0]), tensor_data(top[0]));
     return CREMA_OK;
 }
 
@@ -288,8 +324,8 @@ static int lrn_backward(struct layer *l, struct tensor **top, const bool *propag
     if (s->within)
         within_backward(s, tensor_data(bottom[0]), tensor_diff(top[0]), tensor_diff(bottom[0]));
     else
-        across_backward(s, tensor_data(bottom[0]), tensor_data(top[0]), tensor_diff(top[0]),
-                        tensor_diff(bottom[0]));
+        return across_backward(s, tensor_data(bottom[0]), tensor_data(top[0]),
+                               tensor_diff(top[0]), tensor_diff(bottom[0]));
     return CREMA_OK;
 }
 

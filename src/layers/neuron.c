@@ -2,6 +2,8 @@
  * same shape, element by element, each usable in place (top == bottom). */
 #include "layers/layer.h"
 
+#include "cpu/threads.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +134,41 @@ static const float *neuron_x(struct layer *l, struct tensor **bottom, struct ten
         return CREMA_ERR_NOMEM;                                               \
     const size_t count = bottom[0]->count
 
+/* The arrays and numbers of one element-wise pass. Its loop body runs over
+ * ranges of elements on crema's threads: every element is computed as
+ * before and written once, so the thread count changes nothing. */
+struct ew {
+    const float *x, *y, *dy, *aux;
+    float *out, *out2;
+    float p[4];
+    const float *slope; /* PReLU: per channel, or one */
+    size_t dim, channels;
+};
+
+/* Elements per range: `cost` is an element's work in simple steps. */
+static int ew_run(size_t count, size_t cost, cpu_range_fn fn, struct ew *a)
+{
+    return cpu_parallel_for(count, cpu_grain(cost), fn, a);
+}
+
+/* The cost of an element that calls expf, tanh, powf or logf. */
+#define EW_LIBM 16
+
+#define EW_LOOP(name, ...)                                                    \
+    static int name(void *ctx, size_t begin, size_t end)                      \
+    {                                                                         \
+        const struct ew *a = ctx;                                             \
+        const float *x = a->x, *y = a->y, *dy = a->dy, *aux = a->aux;         \
+        float *out = a->out, *out2 = a->out2;                                 \
+        const float p0 = a->p[0], p1 = a->p[1], p2 = a->p[2], p3 = a->p[3];   \
+        (void)x, (void)y, (void)dy, (void)aux, (void)out, (void)out2;         \
+        (void)p0, (void)p1, (void)p2, (void)p3;                               \
+        for (size_t i = begin; i < end; i++) {                                \
+            __VA_ARGS__;                                                      \
+        }                                                                     \
+        return 0;                                                             \
+    }
+
 /* ---- ReLU: max(x,0) + negative_slope min(x,0) ---- */
 
 static int relu_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -141,29 +178,26 @@ static int relu_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return neuron_alloc_one(l, false, false, p->negative_slope);
 }
 
+/* Caffe's std::max/std::min: selects, not fmaxf/fminf calls, and a NaN
+ * passes through as it does in Caffe. */
+EW_LOOP(relu_fwd_range, float v = x[i]; out[i] = (v < 0.f ? 0.f : v) + p0 * (0.f < v ? 0.f : v))
+EW_LOOP(relu_bwd_range, out[i] = dy[i] * ((float)(x[i] > 0) + p0 * (float)(x[i] <= 0)))
+
 static int relu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float slope = neuron_p(l)[0];
     NEURON_BUFFERS(x, y);
-    /* Caffe's std::max/std::min: selects, not fmaxf/fminf calls, and a NaN
-     * passes through as it does in Caffe. */
-    for (size_t i = 0; i < count; i++) {
-        float v = x[i];
-        y[i] = (v < 0.f ? 0.f : v) + slope * (0.f < v ? 0.f : v);
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0] } };
+    return ew_run(count, 1, relu_fwd_range, &a);
 }
 
 static int relu_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float slope = neuron_p(l)[0];
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = dy[i] * ((float)(x[i] > 0) + slope * (float)(x[i] <= 0));
-    return CREMA_OK;
+    struct ew a = { .x = x, .dy = dy, .out = dx, .p = { neuron_p(l)[0] } };
+    return ew_run(count, 1, relu_bwd_range, &a);
 }
 
 /* ---- PReLU: a learned slope per channel (or one shared) ---- */
@@ -207,6 +241,11 @@ static int prelu_reshape(struct layer *l, struct tensor **bottom, struct tensor 
     return neuron_reshape(l, bottom, top);
 }
 
+EW_LOOP(prelu_fwd_range, size_t c = p0 != 0.f ? 0 : (i / a->dim) % a->channels;
+        out[i] = fmaxf(x[i], 0.f) + a->slope[c] * fminf(x[i], 0.f))
+EW_LOOP(prelu_bwd_range, size_t c = p0 != 0.f ? 0 : (i / a->dim) % a->channels;
+        out[i] = dy[i] * ((float)(x[i] > 0) + a->slope[c] * (float)(x[i] <= 0)))
+
 static int prelu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
@@ -217,11 +256,9 @@ static int prelu_forward(struct layer *l, struct tensor **bottom, struct tensor 
     NEURON_BUFFERS(x, y);
     const size_t dim = tensor_count_range(bottom[0], 2, bottom[0]->num_axes);
     const size_t channels = (size_t)bottom[0]->shape[1];
-    for (size_t i = 0; i < count; i++) {
-        size_t c = shared ? 0 : (i / dim) % channels;
-        y[i] = fmaxf(x[i], 0.f) + slope[c] * fminf(x[i], 0.f);
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { shared ? 1.f : 0.f }, .slope = slope, .dim = dim,
+                    .channels = channels };
+    return ew_run(count, 2, prelu_fwd_range, &a);
 }
 
 static int prelu_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -235,7 +272,8 @@ static int prelu_backward(struct layer *l, struct tensor **top, const bool *pd, 
     const size_t count = bottom[0]->count;
     const size_t dim = tensor_count_range(bottom[0], 2, bottom[0]->num_axes);
     const size_t channels = (size_t)bottom[0]->shape[1];
-    /* The slope gradient first: in place, dx below overwrites dy. */
+    /* The slope gradient first: in place, dx below overwrites dy. Its sums
+     * stay on one thread, in Caffe's order. */
     if (l->param_propagate_down[0]) {
         float *ds = tensor_diff(l->blobs[0]);
         if (!ds)
@@ -249,10 +287,9 @@ static int prelu_backward(struct layer *l, struct tensor **top, const bool *pd, 
         float *dx = tensor_diff(bottom[0]);
         if (!dx)
             return CREMA_ERR_NOMEM;
-        for (size_t i = 0; i < count; i++) {
-            size_t c = shared ? 0 : (i / dim) % channels;
-            dx[i] = dy[i] * ((float)(x[i] > 0) + slope[c] * (float)(x[i] <= 0));
-        }
+        struct ew a = { .x = x, .dy = dy, .out = dx, .p = { shared ? 1.f : 0.f }, .slope = slope,
+                        .dim = dim, .channels = channels };
+        return ew_run(count, 2, prelu_bwd_range, &a);
     }
     return CREMA_OK;
 }
@@ -266,13 +303,14 @@ static int elu_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     return neuron_alloc_one(l, false, false, p->alpha);
 }
 
+EW_LOOP(elu_fwd_range, out[i] = fmaxf(x[i], 0.f) + p0 * (expf(fminf(x[i], 0.f)) - 1.f))
+EW_LOOP(elu_bwd_range, out[i] = dy[i] * ((float)(x[i] > 0) + (p0 + y[i]) * (float)(x[i] <= 0)))
+
 static int elu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float alpha = neuron_p(l)[0];
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = fmaxf(x[i], 0.f) + alpha * (expf(fminf(x[i], 0.f)) - 1.f);
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0] } };
+    return ew_run(count, EW_LIBM, elu_fwd_range, &a);
 }
 
 /* Uses y (alpha + y = alpha e^x) and the sign of x, which y keeps: in place works. */
@@ -280,12 +318,10 @@ static int elu_backward(struct layer *l, struct tensor **top, const bool *pd, st
 {
     if (!pd[0])
         return CREMA_OK;
-    const float alpha = neuron_p(l)[0];
     const float *x = neuron_x(l, bottom, top), *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = dy[i] * ((float)(x[i] > 0) + (alpha + y[i]) * (float)(x[i] <= 0));
-    return CREMA_OK;
+    struct ew a = { .x = x, .y = y, .dy = dy, .out = dx, .p = { neuron_p(l)[0] } };
+    return ew_run(count, 1, elu_bwd_range, &a);
 }
 
 /* ---- Sigmoid and TanH: backward from y alone ---- */
@@ -300,12 +336,14 @@ static float sigmoid(float x)
     return (float)(0.5 * tanh(0.5 * (double)x) + 0.5);
 }
 
+EW_LOOP(sigmoid_fwd_range, out[i] = sigmoid(x[i]))
+EW_LOOP(sigmoid_bwd_range, out[i] = (float)(dy[i] * y[i] * (1. - y[i])))
+
 static int sigmoid_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = sigmoid(x[i]);
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y };
+    return ew_run(count, EW_LIBM, sigmoid_fwd_range, &a);
 }
 
 static int sigmoid_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -314,17 +352,18 @@ static int sigmoid_backward(struct layer *l, struct tensor **top, const bool *pd
         return CREMA_OK;
     const float *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = (float)(dy[i] * y[i] * (1. - y[i]));
-    return CREMA_OK;
+    struct ew a = { .y = y, .dy = dy, .out = dx };
+    return ew_run(count, 1, sigmoid_bwd_range, &a);
 }
+
+EW_LOOP(tanh_fwd_range, out[i] = tanhf(x[i]))
+EW_LOOP(tanh_bwd_range, out[i] = dy[i] * (1.f - y[i] * y[i]))
 
 static int tanh_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = tanhf(x[i]);
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y };
+    return ew_run(count, EW_LIBM, tanh_fwd_range, &a);
 }
 
 static int tanh_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -333,9 +372,8 @@ static int tanh_backward(struct layer *l, struct tensor **top, const bool *pd, s
         return CREMA_OK;
     const float *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = dy[i] * (1.f - y[i] * y[i]);
-    return CREMA_OK;
+    struct ew a = { .y = y, .dy = dy, .out = dx };
+    return ew_run(count, 1, tanh_bwd_range, &a);
 }
 
 /* ---- AbsVal ---- */
@@ -345,15 +383,17 @@ static int keep_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return neuron_alloc(l, true, false);
 }
 
+EW_LOOP(absval_fwd_range, out[i] = fabsf(x[i]))
+EW_LOOP(absval_bwd_range, out[i] = (float)((x[i] > 0) - (x[i] < 0)) * dy[i])
+
 static int absval_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = fabsf(x[i]);
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y };
+    return ew_run(count, 1, absval_fwd_range, &a);
 }
 
 static int absval_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -362,9 +402,8 @@ static int absval_backward(struct layer *l, struct tensor **top, const bool *pd,
         return CREMA_OK;
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = (float)((x[i] > 0) - (x[i] < 0)) * dy[i];
-    return CREMA_OK;
+    struct ew a = { .x = x, .dy = dy, .out = dx };
+    return ew_run(count, 1, absval_bwd_range, &a);
 }
 
 /* ---- Power: (shift + scale x)^power ---- */
@@ -386,6 +425,24 @@ static int power_setup(struct layer *l, struct tensor **bottom, struct tensor **
     return CREMA_OK;
 }
 
+EW_LOOP(power_fwd_range, float t = neuron_affine(x[i], p1, p2); out[i] = p0 != 1.f ? powf(t, p0) : t)
+EW_LOOP(power_bwd_range, float g;
+        if (p3 == 0.f || p0 == 1.f) {
+            g = p3;
+        } else if (p0 == 2.f) {
+            g = p3 * p1 * x[i];
+            if (p2 != 0.f)
+                g += p3 * p2;
+        } else if (p2 == 0.f) {
+            g = y[i] / x[i] * p0;
+        } else {
+            g = y[i] / neuron_affine(x[i], p1, p2);
+            if (p3 != 1.f)
+                g *= p3;
+        }
+        /* As Caffe: a constant output passes no top gradient (it is zero). */
+        out[i] = p3 != 0.f ? dy[i] * g : g)
+
 static int power_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
@@ -401,11 +458,8 @@ static int power_forward(struct layer *l, struct tensor **bottom, struct tensor 
             y[i] = value;
         return CREMA_OK;
     }
-    for (size_t i = 0; i < count; i++) {
-        float t = neuron_affine(x[i], scale, shift);
-        y[i] = power != 1.f ? powf(t, power) : t;
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { power, scale, shift } };
+    return ew_run(count, power != 1.f ? EW_LIBM : 1, power_fwd_range, &a);
 }
 
 static int power_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -413,29 +467,11 @@ static int power_backward(struct layer *l, struct tensor **top, const bool *pd, 
     if (!pd[0])
         return CREMA_OK;
     const float *v = neuron_p(l);
-    const float power = v[POW_POWER], scale = v[POW_SCALE], shift = v[POW_SHIFT];
-    const float diff_scale = v[POW_DIFF_SCALE];
     const float *x = neuron_x(l, bottom, top), *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++) {
-        float g;
-        if (diff_scale == 0.f || power == 1.f) {
-            g = diff_scale;
-        } else if (power == 2.f) {
-            g = diff_scale * scale * x[i];
-            if (shift != 0.f)
-                g += diff_scale * shift;
-        } else if (shift == 0.f) {
-            g = y[i] / x[i] * power;
-        } else {
-            g = y[i] / neuron_affine(x[i], scale, shift);
-            if (diff_scale != 1.f)
-                g *= diff_scale;
-        }
-        /* As Caffe: a constant output passes no top gradient (it is zero). */
-        dx[i] = diff_scale != 0.f ? dy[i] * g : g;
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .y = y, .dy = dy, .out = dx,
+                    .p = { v[POW_POWER], v[POW_SCALE], v[POW_SHIFT], v[POW_DIFF_SCALE] } };
+    return ew_run(count, 2, power_bwd_range, &a);
 }
 
 /* ---- Exp: base^(shift + scale x) ---- */
@@ -459,30 +495,26 @@ static int exp_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     return CREMA_OK;
 }
 
+EW_LOOP(exp_fwd_range, float t = p0 == 1.f ? expf(x[i]) : expf(p0 * x[i]);
+        out[i] = p1 != 1.f ? p1 * t : t)
+EW_LOOP(exp_bwd_range, float g = y[i] * dy[i]; out[i] = p0 != 1.f ? p0 * g : g)
+
 static int exp_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     const float *v = neuron_p(l);
-    const float inner = v[EXP_INNER], outer = v[EXP_OUTER];
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++) {
-        float t = inner == 1.f ? expf(x[i]) : expf(inner * x[i]);
-        y[i] = outer != 1.f ? outer * t : t;
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { v[EXP_INNER], v[EXP_OUTER] } };
+    return ew_run(count, EW_LIBM, exp_fwd_range, &a);
 }
 
 static int exp_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float inner = neuron_p(l)[EXP_INNER];
     const float *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++) {
-        float g = y[i] * dy[i];
-        dx[i] = inner != 1.f ? inner * g : g;
-    }
-    return CREMA_OK;
+    struct ew a = { .y = y, .dy = dy, .out = dx, .p = { neuron_p(l)[EXP_INNER] } };
+    return ew_run(count, 1, exp_bwd_range, &a);
 }
 
 /* ---- Log: log_base(shift + scale x) ---- */
@@ -512,6 +544,12 @@ static int log_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     return CREMA_OK;
 }
 
+EW_LOOP(log_fwd_range, float t = logf(neuron_affine(x[i], p1, p2)); out[i] = p0 != 1.f ? p0 * t : t)
+EW_LOOP(log_bwd_range, float t = 1.f / neuron_affine(x[i], p1, p2);
+        if (p3 != 1.f)
+            t *= p3;
+        out[i] = dy[i] * t)
+
 static int log_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
@@ -519,11 +557,8 @@ static int log_forward(struct layer *l, struct tensor **bottom, struct tensor **
         return rc;
     const float *v = neuron_p(l);
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++) {
-        float t = logf(neuron_affine(x[i], v[LOG_SCALE], v[LOG_SHIFT]));
-        y[i] = v[LOG_BASE_SCALE] != 1.f ? v[LOG_BASE_SCALE] * t : t;
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { v[LOG_BASE_SCALE], v[LOG_SCALE], v[LOG_SHIFT] } };
+    return ew_run(count, EW_LIBM, log_fwd_range, &a);
 }
 
 static int log_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -533,18 +568,19 @@ static int log_backward(struct layer *l, struct tensor **top, const bool *pd, st
     const float *v = neuron_p(l);
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++) {
-        float t = 1.f / neuron_affine(x[i], v[LOG_SCALE], v[LOG_SHIFT]);
-        if (v[LOG_BACK_SCALE] != 1.f)
-            t *= v[LOG_BACK_SCALE];
-        dx[i] = dy[i] * t;
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .dy = dy, .out = dx,
+                    .p = { 0.f, v[LOG_SCALE], v[LOG_SHIFT], v[LOG_BACK_SCALE] } };
+    return ew_run(count, 2, log_bwd_range, &a);
 }
 
 /* ---- BNLL: log(1 + e^x), computed without overflow ---- */
 
 #define BNLL_THRESHOLD 50.f
+
+EW_LOOP(bnll_fwd_range, out[i] = x[i] > 0 ? (float)(x[i] + log(1. + expf(-x[i])))
+                                        : (float)log(1. + expf(x[i])))
+EW_LOOP(bnll_bwd_range, float e = expf(fminf(x[i], BNLL_THRESHOLD));
+        out[i] = (float)(dy[i] * e / (e + 1.)))
 
 static int bnll_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
@@ -552,9 +588,8 @@ static int bnll_forward(struct layer *l, struct tensor **bottom, struct tensor *
     if (rc)
         return rc;
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = x[i] > 0 ? (float)(x[i] + log(1. + expf(-x[i]))) : (float)log(1. + expf(x[i]));
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y };
+    return ew_run(count, EW_LIBM, bnll_fwd_range, &a);
 }
 
 static int bnll_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -563,11 +598,8 @@ static int bnll_backward(struct layer *l, struct tensor **top, const bool *pd, s
         return CREMA_OK;
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++) {
-        float e = expf(fminf(x[i], BNLL_THRESHOLD));
-        dx[i] = (float)(dy[i] * e / (e + 1.));
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .dy = dy, .out = dx };
+    return ew_run(count, EW_LIBM, bnll_bwd_range, &a);
 }
 
 /* ---- Threshold: 1 where x > threshold, else 0; no backward (as Caffe) ---- */
@@ -579,13 +611,13 @@ static int threshold_setup(struct layer *l, struct tensor **bottom, struct tenso
     return neuron_alloc_one(l, false, false, p->threshold);
 }
 
+EW_LOOP(threshold_fwd_range, out[i] = x[i] > p0 ? 1.f : 0.f)
+
 static int threshold_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float th = neuron_p(l)[0];
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = x[i] > th ? 1.f : 0.f;
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0] } };
+    return ew_run(count, 1, threshold_fwd_range, &a);
 }
 
 /* ---- Clip: x limited to [min, max] ---- */
@@ -607,28 +639,27 @@ static int clip_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return CREMA_OK;
 }
 
+EW_LOOP(clip_fwd_range, out[i] = fmaxf(p0, fminf(x[i], p1)))
+EW_LOOP(clip_bwd_range, out[i] = dy[i] * (float)(x[i] >= p0 && x[i] <= p1))
+
 static int clip_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
-    const float lo = neuron_p(l)[0], hi = neuron_p(l)[1];
     NEURON_BUFFERS(x, y);
-    for (size_t i = 0; i < count; i++)
-        y[i] = fmaxf(lo, fminf(x[i], hi));
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0], neuron_p(l)[1] } };
+    return ew_run(count, 1, clip_fwd_range, &a);
 }
 
 static int clip_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float lo = neuron_p(l)[0], hi = neuron_p(l)[1];
     const float *x = neuron_x(l, bottom, top);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = dy[i] * (float)(x[i] >= lo && x[i] <= hi);
-    return CREMA_OK;
+    struct ew a = { .x = x, .dy = dy, .out = dx, .p = { neuron_p(l)[0], neuron_p(l)[1] } };
+    return ew_run(count, 1, clip_bwd_range, &a);
 }
 
 /* ---- Swish: x sigmoid(beta x) ---- */
@@ -640,6 +671,10 @@ static int swish_setup(struct layer *l, struct tensor **bottom, struct tensor **
     return neuron_alloc_one(l, false, true, p->beta);
 }
 
+EW_LOOP(swish_fwd_range, out2[i] = sigmoid(x[i] * p0); out[i] = x[i] * out2[i])
+/* From y and sigmoid(beta x): d/dx = beta y + s (1 - beta y). */
+EW_LOOP(swish_bwd_range, float by = p0 * y[i]; out[i] = (float)(dy[i] * (by + aux[i] * (1. - by))))
+
 static int swish_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct neuron *n = l->priv;
@@ -648,14 +683,10 @@ static int swish_forward(struct layer *l, struct tensor **bottom, struct tensor 
     NEURON_BUFFERS(x, y);
     if (!s)
         return CREMA_ERR_NOMEM;
-    for (size_t i = 0; i < count; i++) {
-        s[i] = sigmoid(x[i] * beta);
-        y[i] = x[i] * s[i];
-    }
-    return CREMA_OK;
+    struct ew a = { .x = x, .out = y, .out2 = s, .p = { beta } };
+    return ew_run(count, EW_LIBM, swish_fwd_range, &a);
 }
 
-/* From y and sigmoid(beta x): d/dx = beta y + s (1 - beta y). */
 static int swish_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
@@ -664,11 +695,8 @@ static int swish_backward(struct layer *l, struct tensor **top, const bool *pd, 
     const float beta = n->p[0];
     const float *s = tensor_data(n->aux), *y = tensor_data(top[0]);
     NEURON_GRADS(dy, dx);
-    for (size_t i = 0; i < count; i++) {
-        float by = beta * y[i];
-        dx[i] = (float)(dy[i] * (by + s[i] * (1. - by)));
-    }
-    return CREMA_OK;
+    struct ew a = { .y = y, .dy = dy, .aux = s, .out = dx, .p = { beta } };
+    return ew_run(count, 1, swish_bwd_range, &a);
 }
 
 /* ---- Dropout: TRAIN keeps each value with probability 1 - ratio and scales
@@ -712,6 +740,8 @@ static int dropout_forward(struct layer *l, struct tensor **bottom, struct tenso
     return CREMA_OK;
 }
 
+EW_LOOP(dropout_bwd_range, out[i] = dy[i] * aux[i] * p0)
+
 static int dropout_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
@@ -723,11 +753,8 @@ static int dropout_backward(struct layer *l, struct tensor **top, const bool *pd
             memcpy(dx, dy, count * sizeof(float));
         return CREMA_OK;
     }
-    const float *mask = tensor_data(n->aux);
-    const float scale = n->p[1];
-    for (size_t i = 0; i < count; i++)
-        dx[i] = dy[i] * mask[i] * scale;
-    return CREMA_OK;
+    struct ew a = { .dy = dy, .aux = tensor_data(n->aux), .out = dx, .p = { n->p[1] } };
+    return ew_run(count, 1, dropout_bwd_range, &a);
 }
 
 #define NEURON_KIND(sym, name, setup_fn, reshape_fn, fwd, bwd)                \

@@ -2,6 +2,8 @@
  * divisor rules; the kernels here serve SPP and LRN as well. */
 #include "layers/vision.h"
 
+#include "cpu/threads.h"
+
 #include <float.h>
 #include <math.h>
 #ifdef __SSE2__
@@ -183,16 +185,29 @@ static void pool_one(const struct pool_geom *g, const float *bottom, int ph, int
     *top = sum / (float)pool_size;
 }
 
-void pool_forward(const struct pool_geom *g, int planes, const float *bottom, float *top,
-                  int *imask, float *fmask)
+/* The planes of one pooling call; ranges of planes go to the threads. */
+struct pool_job {
+    const struct pool_geom *g;
+    const float *bottom, *top_diff, *fmask_in;
+    const int *imask_in;
+    float *top, *fmask, *bottom_diff;
+    int *imask;
+};
+
+static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
 {
+    const struct pool_job *job = ctx;
+    const struct pool_geom *g = job->g;
+    float *top = job->top, *fmask = job->fmask;
+    int *imask = job->imask;
     const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
     int lo, hi;
     pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
-    for (int p = 0; p < planes; p++, bottom += in_plane) {
+    const float *bottom = job->bottom + p0 * in_plane;
+    for (size_t p = p0; p < p1; p++, bottom += in_plane) {
         for (int ph = 0; ph < PH; ph++) {
-            size_t o = (size_t)p * out_plane + (size_t)ph * PW;
+            size_t o = p * out_plane + (size_t)ph * PW;
             float *t = top + o;
             int *im = imask ? imask + o : NULL;
             float *fm = fmask ? fmask + o : NULL;
@@ -224,21 +239,35 @@ void pool_forward(const struct pool_geom *g, int planes, const float *bottom, fl
             }
         }
     }
+    return 0;
 }
 
-void pool_backward(const struct pool_geom *g, int planes, const float *top_diff, const int *imask,
-                   const float *fmask, float *bottom_diff)
+void pool_forward(const struct pool_geom *g, int planes, const float *bottom, float *top,
+                  int *imask, float *fmask)
 {
+    struct pool_job j = { .g = g, .bottom = bottom, .top = top, .imask = imask, .fmask = fmask };
+    size_t work = (size_t)g->pooled_h * g->pooled_w * g->kernel_h * g->kernel_w;
+    cpu_parallel_for((size_t)planes, cpu_grain(work), pool_forward_planes, &j);
+}
+
+static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
+{
+    const struct pool_job *job = ctx;
+    const struct pool_geom *g = job->g;
+    const int *imask = job->imask_in;
+    const float *fmask = job->fmask_in;
     const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
-    memset(bottom_diff, 0, in_plane * (size_t)planes * sizeof *bottom_diff);
-    for (int p = 0; p < planes; p++, bottom_diff += in_plane, top_diff += out_plane) {
+    float *bottom_diff = job->bottom_diff + p0 * in_plane;
+    const float *top_diff = job->top_diff + p0 * out_plane;
+    memset(bottom_diff, 0, in_plane * (p1 - p0) * sizeof *bottom_diff);
+    for (size_t p = p0; p < p1; p++, bottom_diff += in_plane, top_diff += out_plane) {
         for (int ph = 0; ph < PH; ph++) {
             for (int pw = 0; pw < PW; pw++) {
                 int o = ph * PW + pw;
                 if (g->method == POOL_MAX) {
-                    long idx = imask ? imask[(size_t)p * out_plane + o]
-                                     : (long)fmask[(size_t)p * out_plane + o];
+                    long idx = imask ? imask[p * out_plane + o]
+                                     : (long)fmask[p * out_plane + o];
                     /* -1: the window held nothing above -FLT_MAX (NaNs); Caffe
                      * would write out of bounds, we drop the gradient. */
                     if (idx >= 0 && (size_t)idx < in_plane)
@@ -260,6 +289,16 @@ void pool_backward(const struct pool_geom *g, int planes, const float *top_diff,
             }
         }
     }
+    return 0;
+}
+
+void pool_backward(const struct pool_geom *g, int planes, const float *top_diff, const int *imask,
+                   const float *fmask, float *bottom_diff)
+{
+    struct pool_job j = { .g = g, .top_diff = top_diff, .imask_in = imask, .fmask_in = fmask,
+                          .bottom_diff = bottom_diff };
+    size_t work = (size_t)g->height * g->width + (size_t)g->pooled_h * g->pooled_w;
+    cpu_parallel_for((size_t)planes, cpu_grain(work), pool_backward_planes, &j);
 }
 
 struct pooling {

@@ -3,8 +3,9 @@
 #ifndef CREMA_LAYERS_SOFTMAX_H
 #define CREMA_LAYERS_SOFTMAX_H
 
-/* out = softmax(in) along channels; scale holds inner floats of scratch.
- * in and out may be the same array. */
+/* out = softmax(in) along channels, on crema's threads (cpu/threads.h);
+ * scale is no longer used (the scratch is per thread). in and out may be
+ * the same array. */
 void softmax_forward_cpu(const float *in, float *out, float *scale, int outer, int channels,
                          int inner);
 /* bottom_diff = top_data * (top_diff - <top_diff, top_data>) along channels;
