@@ -120,8 +120,8 @@ static void loss_free_priv(struct layer *l)
 /* ---- the softmax shared by SoftmaxWithLoss and InfogainLoss ---------------- */
 
 struct softmax_part {
-    float *prob, *scale;
-    size_t prob_cap, scale_cap;
+    float *prob;
+    size_t prob_cap;
     int axis, outer, channels, inner;
     bool has_ignore;
     int ignore;
@@ -160,7 +160,7 @@ static int softmax_part_reshape(const struct layer *l, struct softmax_part *s, s
     s->outer = (int)tensor_count_range(x, 0, axis);
     s->channels = x->shape[axis];
     s->inner = (int)tensor_count_range(x, axis + 1, x->num_axes);
-    if (!grow(&s->prob, &s->prob_cap, x->count) || !grow(&s->scale, &s->scale_cap, (size_t)s->inner))
+    if (!grow(&s->prob, &s->prob_cap, x->count))
         return CREMA_ERR_NOMEM;
     if ((size_t)s->outer * (size_t)s->inner != bottom[1]->count) {
         char a[256];
@@ -216,7 +216,6 @@ static void softmax_part_scale(const struct softmax_part *s, float dy, int count
 static void softmax_part_free(struct softmax_part *s)
 {
     free(s->prob);
-    free(s->scale);
 }
 
 /* ---- SoftmaxWithLoss ------------------------------------------------------- */
@@ -260,7 +259,7 @@ static int softmax_loss_forward(struct layer *l, struct tensor **bottom, struct 
     if (!x || !label)
         return CREMA_ERR_NOMEM;
     struct softmax_part *m = &s->sm;
-    softmax_forward_cpu(x, m->prob, m->scale, m->outer, m->channels, m->inner);
+    softmax_forward_cpu(x, m->prob, m->outer, m->channels, m->inner);
     size_t dim = (size_t)m->channels * (size_t)m->inner;
     int count = 0;
     float loss = 0.f;
@@ -952,7 +951,7 @@ static int infogain_forward(struct layer *l, struct tensor **bottom, struct tens
     const float *h = tensor_data((struct tensor *)infogain_h(l, bottom));
     if (!x || !label || !h)
         return CREMA_ERR_NOMEM;
-    softmax_forward_cpu(x, m->prob, m->scale, m->outer, m->channels, m->inner);
+    softmax_forward_cpu(x, m->prob, m->outer, m->channels, m->inner);
     int n = m->channels, count = 0;
     float loss = 0.f;
     for (int i = 0; i < m->outer; i++)

@@ -108,10 +108,8 @@ static int softmax_backward_range(void *ctx, size_t p0, size_t p1)
     return 0;
 }
 
-void softmax_forward_cpu(const float *in, float *out, float *scale, int outer, int channels,
-                         int inner)
+void softmax_forward_cpu(const float *in, float *out, int outer, int channels, int inner)
 {
-    (void)scale;
     if (inner <= 0 || channels <= 0)
         return;
     struct softmax_job job = { .in = in, .out = out, .channels = channels, .inner = inner };
@@ -119,10 +117,9 @@ void softmax_forward_cpu(const float *in, float *out, float *scale, int outer, i
                      softmax_forward_range, &job);
 }
 
-void softmax_backward_cpu(const float *top_data, const float *top_diff, float *bottom_diff,
-                          float *scale, int outer, int channels, int inner)
+void softmax_backward_cpu(const float *top_data, const float *top_diff, float *bottom_diff, int outer,
+                          int channels, int inner)
 {
-    (void)scale;
     if (inner <= 0 || channels <= 0)
         return;
     struct softmax_job job = { .y = top_data, .dy = top_diff, .out = bottom_diff,
@@ -133,7 +130,6 @@ void softmax_backward_cpu(const float *top_data, const float *top_diff, float *b
 
 struct softmax {
     int axis, outer, channels, inner;
-    float *scale;
 };
 
 static int softmax_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -157,10 +153,6 @@ static int softmax_reshape(struct layer *l, struct tensor **bottom, struct tenso
     s->outer = (int)tensor_count_range(bottom[0], 0, axis);
     s->channels = bottom[0]->shape[axis];
     s->inner = (int)tensor_count_range(bottom[0], axis + 1, bottom[0]->num_axes);
-    free(s->scale);
-    s->scale = malloc((size_t)(s->inner ? s->inner : 1) * sizeof(float));
-    if (!s->scale)
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
     return tensor_reshape_like(top[0], bottom[0]);
 }
 
@@ -171,7 +163,7 @@ static int softmax_forward(struct layer *l, struct tensor **bottom, struct tenso
     float *out = tensor_data(top[0]);
     if (!in || !out)
         return CREMA_ERR_NOMEM;
-    softmax_forward_cpu(in, out, s->scale, s->outer, s->channels, s->inner);
+    softmax_forward_cpu(in, out, s->outer, s->channels, s->inner);
     return CREMA_OK;
 }
 
@@ -185,16 +177,13 @@ static int softmax_backward(struct layer *l, struct tensor **top, const bool *pr
     float *dx = tensor_diff(bottom[0]);
     if (!y || !dy || !dx)
         return CREMA_ERR_NOMEM;
-    softmax_backward_cpu(y, dy, dx, s->scale, s->outer, s->channels, s->inner);
+    softmax_backward_cpu(y, dy, dx, s->outer, s->channels, s->inner);
     return CREMA_OK;
 }
 
 static void softmax_destroy(struct layer *l)
 {
-    struct softmax *s = l->priv;
-    if (s)
-        free(s->scale);
-    free(s);
+    free(l->priv);
     l->priv = NULL;
 }
 
