@@ -1,6 +1,7 @@
 /* Embed: each input value is an index into a learned input_dim x num_output
  * table (a one-hot InnerProduct); gradients reach the table only. */
 #include "cpu/math.h"
+#include "layers/dense.h"
 #include "layers/layer.h"
 
 #include <math.h>
@@ -9,14 +10,12 @@
 struct embed {
     int M, N, K;
     bool bias_term;
-    float *ones;
-    size_t ones_cap;
+    struct dense_ones ones;
 };
 
 static int embed_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     static const Caffe__EmbedParameter def = CAFFE__EMBED_PARAMETER__INIT;
-    static const Caffe__FillerParameter fdef = CAFFE__FILLER_PARAMETER__INIT;
     const Caffe__EmbedParameter *ep = l->param->embed_param ? l->param->embed_param : &def;
     struct embed *s = calloc(1, sizeof *s);
     if (!s)
@@ -29,29 +28,8 @@ static int embed_setup(struct layer *l, struct tensor **bottom, struct tensor **
     s->N = (int)ep->num_output;
     s->K = (int)ep->input_dim;
     s->bias_term = ep->bias_term;
-    int nb = s->bias_term ? 2 : 1, rc;
-    int wshape[2] = { s->K, s->N }, bshape[1] = { s->N };
-    if (l->n_blobs > 0) {
-        char got[160];
-        if (l->n_blobs != nb)
-            return err_set(CREMA_ERR_SHAPE, "expected %d parameter blobs, got %d", nb, l->n_blobs);
-        const struct tensor *w = l->blobs[0];
-        if (w->num_axes != 2 || w->shape[0] != s->K || w->shape[1] != s->N)
-            return err_set(CREMA_ERR_SHAPE, "weight blob has shape %s, expected %d %d",
-                           tensor_shape_string(w, got, sizeof got), s->K, s->N);
-        if (s->bias_term && (l->blobs[1]->num_axes != 1 || l->blobs[1]->shape[0] != s->N))
-            return err_set(CREMA_ERR_SHAPE, "bias blob has shape %s, expected %d",
-                           tensor_shape_string(l->blobs[1], got, sizeof got), s->N);
-        return CREMA_OK;
-    }
-    if ((rc = layer_alloc_blobs(l, nb)) || (rc = tensor_reshape(l->blobs[0], 2, wshape)) ||
-        (rc = filler_fill(ep->weight_filler ? ep->weight_filler : &fdef, l->blobs[0], l->rng)))
-        return rc;
-    if (s->bias_term &&
-        ((rc = tensor_reshape(l->blobs[1], 1, bshape)) ||
-         (rc = filler_fill(ep->bias_filler ? ep->bias_filler : &fdef, l->blobs[1], l->rng))))
-        return rc;
-    return CREMA_OK;
+    int wshape[2] = { s->K, s->N };
+    return dense_setup_blobs(l, s->bias_term, wshape, s->N, ep->weight_filler, ep->bias_filler);
 }
 
 static int embed_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -70,16 +48,7 @@ static int embed_reshape(struct layer *l, struct tensor **bottom, struct tensor 
     int rc = tensor_reshape(top[0], b->num_axes + 1, shape);
     if (rc || !s->bias_term)
         return rc;
-    size_t n = s->M ? (size_t)s->M : 1;
-    if (s->ones_cap < n) {
-        float *p = realloc(s->ones, n * sizeof *p);
-        if (!p)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-        s->ones = p;
-        s->ones_cap = n;
-    }
-    cpu_set((int)n, 1.f, s->ones);
-    return CREMA_OK;
+    return dense_ones_reserve(&s->ones, s->M);
 }
 
 /* Caffe only DCHECKs the indices; here a bad one is an error, not a crash. */
@@ -107,7 +76,7 @@ static int embed_forward(struct layer *l, struct tensor **bottom, struct tensor 
             y[(size_t)n * s->N + j] = w[(size_t)idx * s->N + j];
     }
     if (s->bias_term)
-        cpu_gemm(false, false, s->M, s->N, 1, 1.f, s->ones, tensor_data(l->blobs[1]), 1.f, y);
+        dense_bias_forward(&s->ones, s->M, s->N, tensor_data(l->blobs[1]), y);
     return CREMA_OK;
 }
 
@@ -131,7 +100,7 @@ static int embed_backward(struct layer *l, struct tensor **top, const bool *prop
         }
     }
     if (s->bias_term && l->param_propagate_down[1])
-        cpu_gemv(true, s->M, s->N, 1.f, dy, s->ones, 1.f, tensor_diff(l->blobs[1]));
+        dense_bias_backward(&s->ones, s->M, s->N, dy, tensor_diff(l->blobs[1]));
     return CREMA_OK;
 }
 
@@ -144,7 +113,7 @@ static void embed_destroy(struct layer *l)
 {
     struct embed *s = l->priv;
     if (s)
-        free(s->ones);
+        free(s->ones.v);
     free(s);
     l->priv = NULL;
 }

@@ -1,6 +1,7 @@
 /* InnerProduct: top = bottom * W^T + b over the axes from `axis` on, as
  * Caffe's, with W stored N x K (or K x N with transpose). */
 #include "cpu/math.h"
+#include "layers/dense.h"
 #include "layers/layer.h"
 
 #include <stdlib.h>
@@ -8,29 +9,12 @@
 struct inner_product {
     int M, N, K, axis;
     bool bias_term, transpose;
-    float *ones; /* bias multiplier, M ones */
-    size_t ones_cap;
+    struct dense_ones ones; /* bias multiplier, M ones */
 };
-
-static int check_blob(const struct tensor *t, const char *what, int n, const int *want)
-{
-    bool same = t->num_axes == n;
-    for (int i = 0; same && i < n; i++)
-        same = t->shape[i] == want[i];
-    if (same)
-        return CREMA_OK;
-    char got[160];
-    if (n == 1)
-        return err_set(CREMA_ERR_SHAPE, "%s blob has shape %s, expected %d", what,
-                       tensor_shape_string(t, got, sizeof got), want[0]);
-    return err_set(CREMA_ERR_SHAPE, "%s blob has shape %s, expected %d %d", what,
-                   tensor_shape_string(t, got, sizeof got), want[0], want[1]);
-}
 
 static int ip_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     static const Caffe__InnerProductParameter def = CAFFE__INNER_PRODUCT_PARAMETER__INIT;
-    static const Caffe__FillerParameter fdef = CAFFE__FILLER_PARAMETER__INIT;
     const Caffe__InnerProductParameter *ip =
         l->param->inner_product_param ? l->param->inner_product_param : &def;
     struct inner_product *s = calloc(1, sizeof *s);
@@ -51,25 +35,7 @@ static int ip_setup(struct layer *l, struct tensor **bottom, struct tensor **top
         return err_set(CREMA_ERR_SHAPE, "inner product input too large (%zu per item)", K);
     s->K = (int)K;
     int wshape[2] = { s->transpose ? s->K : s->N, s->transpose ? s->N : s->K };
-    int bshape[1] = { s->N };
-    int nb = s->bias_term ? 2 : 1, rc;
-    if (l->n_blobs > 0) {
-        if (l->n_blobs != nb)
-            return err_set(CREMA_ERR_SHAPE, "expected %d parameter blobs, got %d", nb, l->n_blobs);
-        if ((rc = check_blob(l->blobs[0], "weight", 2, wshape)))
-            return rc;
-        if (s->bias_term && (rc = check_blob(l->blobs[1], "bias", 1, bshape)))
-            return rc;
-        return CREMA_OK;
-    }
-    if ((rc = layer_alloc_blobs(l, nb)) || (rc = tensor_reshape(l->blobs[0], 2, wshape)) ||
-        (rc = filler_fill(ip->weight_filler ? ip->weight_filler : &fdef, l->blobs[0], l->rng)))
-        return rc;
-    if (s->bias_term &&
-        ((rc = tensor_reshape(l->blobs[1], 1, bshape)) ||
-         (rc = filler_fill(ip->bias_filler ? ip->bias_filler : &fdef, l->blobs[1], l->rng))))
-        return rc;
-    return CREMA_OK;
+    return dense_setup_blobs(l, s->bias_term, wshape, s->N, ip->weight_filler, ip->bias_filler);
 }
 
 static int ip_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -95,16 +61,7 @@ static int ip_reshape(struct layer *l, struct tensor **bottom, struct tensor **t
     int rc = tensor_reshape(top[0], s->axis + 1, shape);
     if (rc || !s->bias_term)
         return rc;
-    size_t n = M ? M : 1;
-    if (s->ones_cap < n) {
-        float *p = realloc(s->ones, n * sizeof *p);
-        if (!p)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-        s->ones = p;
-        s->ones_cap = n;
-    }
-    cpu_set((int)n, 1.f, s->ones);
-    return CREMA_OK;
+    return dense_ones_reserve(&s->ones, s->M);
 }
 
 static int ip_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -114,7 +71,7 @@ static int ip_forward(struct layer *l, struct tensor **bottom, struct tensor **t
     cpu_gemm(false, !s->transpose, s->M, s->N, s->K, 1.f, tensor_data(bottom[0]),
              tensor_data(l->blobs[0]), 0.f, y);
     if (s->bias_term)
-        cpu_gemm(false, false, s->M, s->N, 1, 1.f, s->ones, tensor_data(l->blobs[1]), 1.f, y);
+        dense_bias_forward(&s->ones, s->M, s->N, tensor_data(l->blobs[1]), y);
     return CREMA_OK;
 }
 
@@ -132,7 +89,7 @@ static int ip_backward(struct layer *l, struct tensor **top, const bool *propaga
             cpu_gemm(true, false, s->N, s->K, s->M, 1.f, dy, x, 1.f, dw);
     }
     if (s->bias_term && l->param_propagate_down[1])
-        cpu_gemv(true, s->M, s->N, 1.f, dy, s->ones, 1.f, tensor_diff(l->blobs[1]));
+        dense_bias_backward(&s->ones, s->M, s->N, dy, tensor_diff(l->blobs[1]));
     if (propagate_down[0])
         cpu_gemm(false, s->transpose, s->M, s->K, s->N, 1.f, dy, tensor_data(l->blobs[0]), 0.f,
                  tensor_diff(bottom[0]));
@@ -143,7 +100,7 @@ static void ip_destroy(struct layer *l)
 {
     struct inner_product *s = l->priv;
     if (s)
-        free(s->ones);
+        free(s->ones.v);
     free(s);
     l->priv = NULL;
 }
