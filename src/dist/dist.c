@@ -446,18 +446,51 @@ int dist_size(const struct dist_comm *c) { return c->size; }
 
 /* ---- collectives ---- */
 
-int dist_allreduce_sum(struct dist_comm *c, float *buf, size_t n)
+enum dist_op_kind { DIST_OP_ALLREDUCE, DIST_OP_BROADCAST, DIST_OP_BARRIER, DIST_OP_ALLGATHER };
+
+struct dist_op {
+    enum dist_op_kind kind;
+    const char *name; /* for messages */
+    void *buf;        /* allreduce/broadcast in place, allgather's receive side */
+    const void *send; /* allgather's send side */
+    size_t n;         /* floats for allreduce, bytes otherwise */
+    int root;
+};
+
+/* The part every blocking collective shares: refuse after a failure, take the
+ * next tag, run the shim call, and explain a failure with its sequence number. */
+static int dist_collective(struct dist_comm *c, const struct dist_op *op)
 {
-    if (c->size == 1 || n == 0)
-        return CREMA_OK;
     int rc = dist_check_failed(c);
     if (rc)
         return rc;
     uint64_t seq;
     uint32_t tag = dist_enter(c, &seq);
     char errbuf[DIST_MSG];
-    int code = gloo_shim_allreduce_sum(c->gloo, buf, n, tag, errbuf, sizeof errbuf);
-    return code ? dist_explain(c, "allreduce", seq, code, errbuf) : CREMA_OK;
+    int code = 0;
+    switch (op->kind) {
+    case DIST_OP_ALLREDUCE:
+        code = gloo_shim_allreduce_sum(c->gloo, op->buf, op->n, tag, errbuf, sizeof errbuf);
+        break;
+    case DIST_OP_BROADCAST:
+        code = gloo_shim_broadcast(c->gloo, op->buf, op->n, op->root, tag, errbuf, sizeof errbuf);
+        break;
+    case DIST_OP_BARRIER:
+        code = gloo_shim_barrier(c->gloo, tag, errbuf, sizeof errbuf);
+        break;
+    case DIST_OP_ALLGATHER:
+        code = gloo_shim_allgather(c->gloo, op->send, op->n, op->buf, tag, errbuf, sizeof errbuf);
+        break;
+    }
+    return code ? dist_explain(c, op->name, seq, code, errbuf) : CREMA_OK;
+}
+
+int dist_allreduce_sum(struct dist_comm *c, float *buf, size_t n)
+{
+    if (c->size == 1 || n == 0)
+        return CREMA_OK;
+    struct dist_op op = { .kind = DIST_OP_ALLREDUCE, .name = "allreduce", .buf = buf, .n = n };
+    return dist_collective(c, &op);
 }
 
 int dist_broadcast(struct dist_comm *c, void *buf, size_t bytes, int root)
@@ -466,28 +499,17 @@ int dist_broadcast(struct dist_comm *c, void *buf, size_t bytes, int root)
         return err_set(CREMA_ERR_INVALID, "broadcast: root %d is out of range for %d ranks", root, c->size);
     if (c->size == 1 || bytes == 0)
         return CREMA_OK;
-    int rc = dist_check_failed(c);
-    if (rc)
-        return rc;
-    uint64_t seq;
-    uint32_t tag = dist_enter(c, &seq);
-    char errbuf[DIST_MSG];
-    int code = gloo_shim_broadcast(c->gloo, buf, bytes, root, tag, errbuf, sizeof errbuf);
-    return code ? dist_explain(c, "broadcast", seq, code, errbuf) : CREMA_OK;
+    struct dist_op op = { .kind = DIST_OP_BROADCAST, .name = "broadcast", .buf = buf, .n = bytes,
+                          .root = root };
+    return dist_collective(c, &op);
 }
 
 int dist_barrier(struct dist_comm *c)
 {
     if (c->size == 1)
         return CREMA_OK;
-    int rc = dist_check_failed(c);
-    if (rc)
-        return rc;
-    uint64_t seq;
-    uint32_t tag = dist_enter(c, &seq);
-    char errbuf[DIST_MSG];
-    int code = gloo_shim_barrier(c->gloo, tag, errbuf, sizeof errbuf);
-    return code ? dist_explain(c, "barrier", seq, code, errbuf) : CREMA_OK;
+    struct dist_op op = { .kind = DIST_OP_BARRIER, .name = "barrier" };
+    return dist_collective(c, &op);
 }
 
 int dist_allgather(struct dist_comm *c, const void *send, size_t bytes, void *recv)
@@ -498,14 +520,9 @@ int dist_allgather(struct dist_comm *c, const void *send, size_t bytes, void *re
         memmove(recv, send, bytes);
         return CREMA_OK;
     }
-    int rc = dist_check_failed(c);
-    if (rc)
-        return rc;
-    uint64_t seq;
-    uint32_t tag = dist_enter(c, &seq);
-    char errbuf[DIST_MSG];
-    int code = gloo_shim_allgather(c->gloo, send, bytes, recv, tag, errbuf, sizeof errbuf);
-    return code ? dist_explain(c, "allgather", seq, code, errbuf) : CREMA_OK;
+    struct dist_op op = { .kind = DIST_OP_ALLGATHER, .name = "allgather", .buf = recv, .send = send,
+                          .n = bytes };
+    return dist_collective(c, &op);
 }
 
 /* ---- asynchronous allreduce: one worker thread runs requests in order ---- */
