@@ -5,31 +5,12 @@
 set -u
 # the test_dist binary of the build this test belongs to
 BIN=${CREMA_TEST_DIST:-$(dirname "$(dirname "${CREMA_BIN:-build/bin/crema}")")/test_dist}
-skip() { echo "skipped: $*"; exit 77; }
+. "$(dirname "$0")/netns_testing.sh"
 
-[ "$(id -u)" = 0 ] || skip "network namespaces need root (uid $(id -u))"
-command -v ip >/dev/null 2>&1 || skip "no 'ip' command (iproute2)"
+netns_require
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
 
-NS1=crema-dist-$$-a
-NS2=crema-dist-$$-b
-VA=cdv$$a
-VB=cdv$$b
-cleanup() {
-    ip netns del "$NS1" 2>/dev/null
-    ip netns del "$NS2" 2>/dev/null
-    ip link del "$VA" 2>/dev/null
-    true
-}
-trap cleanup EXIT INT TERM
-
-err=$(ip netns add "$NS1" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS2" || { echo "FAIL: second namespace"; exit 1; }
-err=$(ip link add "$VA" type veth peer name "$VB" 2>&1) || skip "cannot create a veth pair: $err"
-ip link set "$VA" netns "$NS1" && ip link set "$VB" netns "$NS2" &&
-ip -n "$NS1" addr add 10.99.0.1/24 dev "$VA" && ip -n "$NS2" addr add 10.99.0.2/24 dev "$VB" &&
-ip -n "$NS1" link set "$VA" up && ip -n "$NS2" link set "$VB" up &&
-ip -n "$NS1" link set lo up && ip -n "$NS2" link set lo up || { echo "FAIL: setting up the veth link"; exit 1; }
+netns_setup dist cdv 10.99.0
 
 export CREMA_SECRET="netns-test-$$"
 PORT=$((20000 + $$ % 20000))

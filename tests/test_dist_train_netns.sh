@@ -7,10 +7,9 @@ set -u
 BIN=${CREMA_BIN:-build/bin/crema}
 TMP=${CREMA_TMP:-build/tmp}/dist_netns.$$
 DATA=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-skip() { echo "skipped: $*"; exit 77; }
+. "$(dirname "$0")/netns_testing.sh"
 
-[ "$(id -u)" = 0 ] || skip "network namespaces need root (uid $(id -u))"
-command -v ip >/dev/null 2>&1 || skip "no 'ip' command (iproute2)"
+netns_require
 [ -f "$DATA/t10k-images-idx3-ubyte.gz" ] || skip "no Fashion-MNIST at $DATA"
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
 rm -rf "$TMP"
@@ -18,24 +17,7 @@ mkdir -p "$TMP"
 TMP=$(cd "$TMP" && pwd)
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 
-NS1=crema-train-$$-a
-NS2=crema-train-$$-b
-VA=ctv$$a
-VB=ctv$$b
-cleanup() {
-    ip netns del "$NS1" 2>/dev/null
-    ip netns del "$NS2" 2>/dev/null
-    ip link del "$VA" 2>/dev/null
-    true
-}
-trap cleanup EXIT INT TERM
-err=$(ip netns add "$NS1" 2>&1) || skip "cannot create a network namespace: $err"
-ip netns add "$NS2" || { echo "FAIL: second namespace"; exit 1; }
-err=$(ip link add "$VA" type veth peer name "$VB" 2>&1) || skip "cannot create a veth pair: $err"
-ip link set "$VA" netns "$NS1" && ip link set "$VB" netns "$NS2" &&
-ip -n "$NS1" addr add 10.98.0.1/24 dev "$VA" && ip -n "$NS2" addr add 10.98.0.2/24 dev "$VB" &&
-ip -n "$NS1" link set "$VA" up && ip -n "$NS2" link set "$VB" up &&
-ip -n "$NS1" link set lo up && ip -n "$NS2" link set lo up || { echo "FAIL: setting up the veth link"; exit 1; }
+netns_setup train ctv 10.98.0
 
 "$BIN" convert-mnist "$DATA/t10k-images-idx3-ubyte.gz" "$DATA/t10k-labels-idx1-ubyte.gz" "$TMP/lmdb" \
     >"$TMP/convert.log" 2>&1 || { echo "FAIL: convert-mnist: $(tail -1 "$TMP/convert.log")"; exit 1; }
