@@ -43,6 +43,9 @@ void cli_print_flags(const char *cmd, const char *usage, const struct flag *flag
  * 0 when help was printed, -1 when the command goes on. */
 int cli_parse_command(const char *cmd, const char *usage, int argc, char **argv, struct flag *flags, int n_flags,
                       const char **pos, int max_pos, int *n_pos);
+/* cli_parse_command for a command that takes no positional arguments. */
+int cli_parse_command_flags(const char *cmd, const char *usage, int argc, char **argv, struct flag *flags,
+                            int n_flags);
 
 /* Subcommands: each returns the process exit code. */
 int cmd_upgrade_net(int argc, char **argv);

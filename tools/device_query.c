@@ -41,10 +41,9 @@ static void cpu_model(char *out, size_t n)
 
 int cmd_device_query(int argc, char **argv)
 {
-    const char *pos[1];
-    int n_pos;
-    int rc = cli_parse_command("device_query", "[-gpu IDS]\n\nDescribes the devices crema computes on.", argc, argv,
-                               dq_flags, N_DQ_FLAGS, pos, 0, &n_pos);
+    int rc = cli_parse_command_flags(
+        "device_query", "[-gpu IDS]\n\nDescribes the devices crema computes on.", argc, argv,
+        dq_flags, N_DQ_FLAGS);
     if (rc >= 0)
         return rc;
     const char *gpu = cli_str(dq_flags, N_DQ_FLAGS, "gpu");

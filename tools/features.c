@@ -544,14 +544,13 @@ static struct flag features_flags[] = {
 
 int cmd_features(int argc, char **argv)
 {
-    const char *pos[1];
-    int n_pos;
     struct flag *fl = features_flags;
     const int nf = N_FEATURES_FLAGS;
-    int start = cli_parse_command("features",
-                                  "-model NET -weights W -features b1,b2 [flags]\n\nWrites the named blobs of every "
-                                  "sample of the net's test source, one record per sample (as CaffeOnSpark).",
-                                  argc, argv, fl, nf, pos, 0, &n_pos);
+    int start = cli_parse_command_flags(
+        "features",
+        "-model NET -weights W -features b1,b2 [flags]\n\nWrites the named blobs of every "
+        "sample of the net's test source, one record per sample (as CaffeOnSpark).",
+        argc, argv, fl, nf);
     if (start >= 0)
         return start;
     struct extract_job job = { 0 };

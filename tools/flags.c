@@ -168,3 +168,11 @@ int cli_parse_command(const char *cmd, const char *usage, int argc, char **argv,
     }
     return -1;
 }
+
+int cli_parse_command_flags(const char *cmd, const char *usage, int argc, char **argv, struct flag *flags,
+                            int n_flags)
+{
+    const char *pos[1];
+    int n_pos;
+    return cli_parse_command(cmd, usage, argc, argv, flags, n_flags, pos, 0, &n_pos);
+}

@@ -144,13 +144,12 @@ static int write_blob(crema_net *net, const char *dir, const char *name)
 
 int cmd_forward(int argc, char **argv)
 {
-    const char *pos[1];
-    int n_pos;
     struct flag *fl = forward_flags;
-    int start = cli_parse_command("forward",
-                                  "-model NET [-weights W] -input NAME=FILE.npy ... -output DIR [flags]\n\n"
-                                  "Runs the net forward once and writes each requested blob to DIR/<blob>.npy.",
-                                  argc, argv, fl, N_FORWARD_FLAGS, pos, 0, &n_pos);
+    int start = cli_parse_command_flags(
+        "forward",
+        "-model NET [-weights W] -input NAME=FILE.npy ... -output DIR [flags]\n\n"
+        "Runs the net forward once and writes each requested blob to DIR/<blob>.npy.",
+        argc, argv, fl, N_FORWARD_FLAGS);
     if (start >= 0)
         return start;
     const char *dir = cli_str(fl, N_FORWARD_FLAGS, "output");

@@ -105,13 +105,12 @@ void cli_scores_free(struct cli_scores *sc)
 
 int cmd_test(int argc, char **argv)
 {
-    const char *pos[1];
-    int n_pos;
     struct flag *fl = test_flags;
-    int start = cli_parse_command("test",
-                                  "-model NET -weights W [flags]\n\nScores a trained net as caffe test: per-batch "
-                                  "outputs, then their means.",
-                                  argc, argv, fl, N_TEST_FLAGS, pos, 0, &n_pos);
+    int start = cli_parse_command_flags(
+        "test",
+        "-model NET -weights W [flags]\n\nScores a trained net as caffe test: per-batch "
+        "outputs, then their means.",
+        argc, argv, fl, N_TEST_FLAGS);
     if (start >= 0)
         return start;
     long long iters = cli_int(fl, N_TEST_FLAGS, "iterations");

@@ -34,11 +34,10 @@ static int fail(crema_net *net, double *a, double *b)
 
 int cmd_time(int argc, char **argv)
 {
-    const char *pos[1];
-    int n_pos;
     struct flag *fl = time_flags;
-    int start = cli_parse_command("time", "-model NET [flags]\n\nTimes forward and backward per layer, as caffe time.",
-                                  argc, argv, fl, N_TIME_FLAGS, pos, 0, &n_pos);
+    int start = cli_parse_command_flags(
+        "time", "-model NET [flags]\n\nTimes forward and backward per layer, as caffe time.",
+        argc, argv, fl, N_TIME_FLAGS);
     if (start >= 0)
         return start;
     long long iters = cli_int(fl, N_TIME_FLAGS, "iterations");
