@@ -3,7 +3,7 @@
  * damaged files give clear errors; legacy 4-D blobs; files over 2 GiB. */
 #include "check.h"
 #include "proto_testing.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "proto/proto_io.h"
 #include "util/io.h"
 

@@ -3,7 +3,7 @@
  * backward, and compare every blob and gradient with Caffe's.
  * `test_golden relu conv` runs the cases whose name contains an argument. */
 #include "check.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "net/net.h"
 #include "proto/proto_io.h"
 

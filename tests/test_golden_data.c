@@ -4,7 +4,7 @@
 #include "data/datum.h"
 #include "data/db.h"
 #include "layers/layer.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "proto/proto_io.h"
 
 #include <hdf5.h>

@@ -3,7 +3,7 @@
  * preprocessed input Caffe saw (blob/<input>), forward, and compare every
  * blob (rtol 1e-4, atol 1e-6) and the top-1/top-5 classes of expected.txt. */
 #include "check.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "net/net.h"
 #include "proto/proto_io.h"
 

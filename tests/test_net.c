@@ -3,7 +3,7 @@
  * nets; the input layers against data/ golden cases; the C API. */
 #include "check.h"
 #include "layers/input.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "net/net.h"
 #include "proto/proto_io.h"
 

@@ -4,7 +4,7 @@
 #include "check.h"
 #include "gradcheck.h"
 #include "layers/layer.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Tensors: reshape keeps buffers that are big enough, sharing, axes. */
 #include "check.h"
-#include "net/tensor.h"
+#include "core/tensor.h"
 
 static void reshape_and_axes(void)
 {

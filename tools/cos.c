@@ -8,12 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "dist/dist.h"
-#include "net/net.h"
-#include "proto/proto_io.h"
-#include "solvers/solver.h"
-#include "util/err.h"
-#include "util/io.h"
+#include "api/internal.h"
 
 static struct flag cos_flags[] = {
     { "conf", FLAG_STRING, "", "solver configuration (prototxt; its net is the net for every mode)", NULL, false },

@@ -10,13 +10,7 @@
 #include "caffe.pb-c.h"
 #include "cli.h"
 #include "crema.h"
-#include "data/datum.h"
-#include "data/db.h"
-#include "data/image.h"
-#include "data/image_list.h"
-#include "proto/proto_io.h"
-#include "util/err.h"
-#include "util/rng.h"
+#include "api/internal.h"
 
 #define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "dist/dist.h"
+#include "api/internal.h"
 
 int cli_dist_setup(const char *cmd, const struct cli_dist_opts *o, struct dist_config *cfg)
 {

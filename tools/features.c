@@ -11,11 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "data/db.h"
-#include "net/net.h"
-#include "util/err.h"
-#include "util/io.h"
-#include "util/npy.h"
+#include "api/internal.h"
 
 #define COS_LMDB_SOURCE_CLASS "com.yahoo.ml.caffe.LMDB"
 

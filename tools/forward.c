@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "crema.h"
-#include "util/npy.h"
+#include "api/internal.h"
 
 int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase, crema_net **out)
 {

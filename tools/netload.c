@@ -7,11 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "net/net.h"
-#include "proto/proto_io.h"
-#include "proto/upgrade.h"
-#include "util/err.h"
-#include "util/io.h"
+#include "api/internal.h"
 
 int cli_check_file(const char *cmd, const char *flag, const char *path)
 {

@@ -6,10 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "util/err.h"
-#include "util/io.h"
-#include "util/plot.h"
-#include "util/tensorboard.h"
+#include "api/internal.h"
 
 #define MAX_SERIES 16
 

@@ -9,9 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "solvers/solver.h"
-#include "util/err.h"
-#include "util/tensorboard.h"
+#include "api/internal.h"
 
 struct progress {
     bool tty;

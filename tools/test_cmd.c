@@ -5,8 +5,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "net/net.h"
-#include "util/err.h"
+#include "api/internal.h"
 
 static struct flag test_flags[] = {
     { "model", FLAG_STRING, "", "the net to score (prototxt; file: URIs accepted)", NULL, false },

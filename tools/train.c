@@ -7,10 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "dist/dist.h"
-#include "proto/proto_io.h"
-#include "solvers/solver.h"
-#include "util/err.h"
+#include "api/internal.h"
 
 static struct flag train_flags[] = {
     { "solver", FLAG_STRING, "", "the solver definition (text SolverParameter)", NULL, false },

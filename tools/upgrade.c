@@ -7,8 +7,7 @@
 
 #include "cli.h"
 #include "crema.h"
-#include "proto/proto_io.h"
-#include "proto/upgrade.h"
+#include "api/internal.h"
 
 static bool ends_with(const char *s, const char *suffix)
 {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "caffe.pb-c.h"
-#include "net/tensor.h"
+#include "core/tensor.h"
 
 /* One batch: batch_size items of c x h x w floats, and batch_size labels. */
 struct prefetch_batch {

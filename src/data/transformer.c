@@ -1,8 +1,8 @@
 /* The data transformer. The loop and index arithmetic follow Caffe's
  * DataTransformer::Transform(Datum) so results match it bit for bit. */
 #include "data/transformer.h"
-#include "net/blob_proto.h"
-#include "net/tensor.h"
+#include "core/blob_proto.h"
+#include "core/tensor.h"
 #include "util/err.h"
 #include "util/io.h"
 

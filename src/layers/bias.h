@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "net/tensor.h"
+#include "core/tensor.h"
 
 /* x seen as outer x dim x inner, where dim is the count of the broadcast blob. */
 struct bias_dims {

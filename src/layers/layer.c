@@ -1,6 +1,6 @@
 /* Building a layer on its own, and the helpers every kind shares. */
 #include "layers/layer.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 #include "caffe.pb-c.h"
-#include "net/tensor.h"
+#include "core/tensor.h"
 #include "util/err.h"
 #include "util/rng.h"
 

@@ -4,7 +4,7 @@
  * weight the net put there), exactly where Caffe does. */
 #include "layers/layer.h"
 #include "layers/softmax.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "proto/proto_io.h"
 
 #include <float.h>

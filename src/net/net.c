@@ -2,7 +2,7 @@
  * insertion, wiring of named blobs, backward pruning, parameter sharing;
  * then forward, backward and weights in and out. */
 #include "net/net.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
 #include "util/err.h"

@@ -8,7 +8,7 @@
 
 #include "caffe.pb-c.h"
 #include "layers/layer.h"
-#include "net/tensor.h"
+#include "core/tensor.h"
 #include "util/rng.h"
 
 /* One layer of the net and its wiring (indices are into net->blobs and

@@ -1,7 +1,7 @@
 /* Caffe's HDF5 snapshots (.caffemodel.h5, .solverstate.h5) <-> NetParameter
  * and SolverState, on libhdf5's core API with its error printing silenced. */
 #include "proto/hdf5_snapshot.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "util/err.h"
 #include "util/io.h"
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 #include "caffe.pb-c.h"
-#include "net/tensor.h"
+#include "core/tensor.h"
 
 enum solver_kind { SOLVER_SGD, SOLVER_NESTEROV, SOLVER_ADAGRAD, SOLVER_RMSPROP, SOLVER_ADADELTA, SOLVER_ADAM };
 

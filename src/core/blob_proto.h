@@ -6,7 +6,7 @@
 #include <stdbool.h>
 
 #include "caffe.pb-c.h"
-#include "net/tensor.h"
+#include "core/tensor.h"
 
 /* The shape a BlobProto declares: its `shape`, else the legacy 4-D fields. */
 int blob_proto_shape(const Caffe__BlobProto *bp, int *num_axes, int shape[TENSOR_MAX_AXES]);

@@ -1,5 +1,5 @@
 /* Tensors: shape bookkeeping and lazily allocated, shareable buffers. */
-#include "net/tensor.h"
+#include "core/tensor.h"
 #include "util/err.h"
 
 #include <stdio.h>

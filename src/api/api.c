@@ -6,7 +6,7 @@
 #include "layers/data_layer.h"
 #include "layers/cos_data.h"
 #include "layers/input.h"
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "net/net.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"

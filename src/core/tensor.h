@@ -2,8 +2,8 @@
  * their device. Buffers are reference-counted so that layers can share them
  * (Flatten, Reshape, Split, shared parameters) as Caffe's ShareData does, and
  * are allocated (zeroed) on first access, as Caffe's SyncedMemory is. */
-#ifndef CREMA_NET_TENSOR_H
-#define CREMA_NET_TENSOR_H
+#ifndef CREMA_CORE_TENSOR_H
+#define CREMA_CORE_TENSOR_H
 
 #include <stdbool.h>
 #include <stddef.h>

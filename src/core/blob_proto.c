@@ -1,5 +1,5 @@
 /* BlobProto <-> tensor, with Caffe's legacy 4-D shapes. */
-#include "net/blob_proto.h"
+#include "core/blob_proto.h"
 #include "util/err.h"
 
 #include <stdlib.h>
