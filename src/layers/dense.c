@@ -1,8 +1,6 @@
 /* Weight/bias setup and bias term shared by InnerProduct and Embed. */
 #include "layers/dense.h"
 
-#include "cpu/math.h"
-
 #include <stdlib.h>
 
 static int dense_check_blob(const struct tensor *t, const char *what, int n, const int *want)
@@ -46,26 +44,20 @@ int dense_setup_blobs(struct layer *l, bool bias_term, const int wshape[2], int 
     return CREMA_OK;
 }
 
-int dense_ones_reserve(struct dense_ones *o, int m)
+int dense_bias_forward(struct layer *l, struct tensor **ones, int m, int n, const float *bias, float *y)
 {
-    size_t n = m ? (size_t)m : 1;
-    if (o->cap < n) {
-        float *p = realloc(o->v, n * sizeof *p);
-        if (!p)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-        o->v = p;
-        o->cap = n;
-    }
-    cpu_set((int)n, 1.f, o->v);
+    const float *o = layer_ones(l, ones, (size_t)m);
+    if (!o)
+        return CREMA_ERR_NOMEM;
+    l->be->math->gemm(l->be, false, false, m, n, 1, 1.f, o, bias, 1.f, y);
     return CREMA_OK;
 }
 
-void dense_bias_forward(const struct dense_ones *o, int m, int n, const float *bias, float *y)
+int dense_bias_backward(struct layer *l, struct tensor **ones, int m, int n, const float *dy, float *dbias)
 {
-    cpu_gemm(false, false, m, n, 1, 1.f, o->v, bias, 1.f, y);
-}
-
-void dense_bias_backward(const struct dense_ones *o, int m, int n, const float *dy, float *dbias)
-{
-    cpu_gemv(true, m, n, 1.f, dy, o->v, 1.f, dbias);
+    const float *o = layer_ones(l, ones, (size_t)m);
+    if (!o)
+        return CREMA_ERR_NOMEM;
+    l->be->math->gemv(l->be, true, m, n, 1.f, dy, o, 1.f, dbias);
+    return CREMA_OK;
 }

@@ -8,12 +8,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The bias multiplier: a vector of ones, one per row of the output. */
-struct dense_ones {
-    float *v;
-    size_t cap;
-};
-
 /* Checks given parameter blobs against a 2-D weight of wshape and (with
  * bias_term) a 1-D bias of n_out, or allocates and fills them. A NULL filler
  * means the FillerParameter defaults. */
@@ -21,13 +15,11 @@ int dense_setup_blobs(struct layer *l, bool bias_term, const int wshape[2], int 
                       const Caffe__FillerParameter *weight_filler,
                       const Caffe__FillerParameter *bias_filler);
 
-/* Makes o hold max(m, 1) ones. */
-int dense_ones_reserve(struct dense_ones *o, int m);
-
-/* y (m x n) += ones * bias. */
-void dense_bias_forward(const struct dense_ones *o, int m, int n, const float *bias, float *y);
+/* y (m x n) += ones * bias, on l->be; *ones is the layer's bias multiplier
+ * (see layer_ones). */
+int dense_bias_forward(struct layer *l, struct tensor **ones, int m, int n, const float *bias, float *y);
 
 /* dbias (n) += dy^T * ones, dy being m x n. */
-void dense_bias_backward(const struct dense_ones *o, int m, int n, const float *dy, float *dbias);
+int dense_bias_backward(struct layer *l, struct tensor **ones, int m, int n, const float *dy, float *dbias);
 
 #endif

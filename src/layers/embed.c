@@ -1,6 +1,5 @@
 /* Embed: each input value is an index into a learned input_dim x num_output
  * table (a one-hot InnerProduct); gradients reach the table only. */
-#include "cpu/math.h"
 #include "layers/dense.h"
 #include "layers/layer.h"
 
@@ -10,7 +9,7 @@
 struct embed {
     int M, N, K;
     bool bias_term;
-    struct dense_ones ones;
+    struct tensor *ones; /* bias multiplier */
 };
 
 static int embed_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -45,10 +44,7 @@ static int embed_reshape(struct layer *l, struct tensor **bottom, struct tensor 
     for (int i = 0; i < b->num_axes; i++)
         shape[i] = b->shape[i];
     shape[b->num_axes] = s->N;
-    int rc = tensor_reshape(top[0], b->num_axes + 1, shape);
-    if (rc || !s->bias_term)
-        return rc;
-    return dense_ones_reserve(&s->ones, s->M);
+    return tensor_reshape(top[0], b->num_axes + 1, shape);
 }
 
 /* Caffe only DCHECKs the indices; here a bad one is an error, not a crash. */
@@ -76,7 +72,7 @@ static int embed_forward(struct layer *l, struct tensor **bottom, struct tensor 
             y[(size_t)n * s->N + j] = w[(size_t)idx * s->N + j];
     }
     if (s->bias_term)
-        dense_bias_forward(&s->ones, s->M, s->N, tensor_data(l->blobs[1]), y);
+        return dense_bias_forward(l, &s->ones, s->M, s->N, tensor_data(l->blobs[1]), y);
     return CREMA_OK;
 }
 
@@ -96,11 +92,11 @@ static int embed_backward(struct layer *l, struct tensor **top, const bool *prop
             int idx = 0, rc = embed_index(s, x[n], n, &idx);
             if (rc)
                 return rc;
-            cpu_axpy(s->N, 1.f, dy + (size_t)n * s->N, dw + (size_t)idx * s->N);
+            l->be->math->axpy(l->be, s->N, 1.f, dy + (size_t)n * s->N, dw + (size_t)idx * s->N);
         }
     }
     if (s->bias_term && l->param_propagate_down[1])
-        dense_bias_backward(&s->ones, s->M, s->N, dy, tensor_diff(l->blobs[1]));
+        return dense_bias_backward(l, &s->ones, s->M, s->N, dy, tensor_diff(l->blobs[1]));
     return CREMA_OK;
 }
 
@@ -113,7 +109,7 @@ static void embed_destroy(struct layer *l)
 {
     struct embed *s = l->priv;
     if (s)
-        free(s->ones.v);
+        tensor_free(s->ones);
     free(s);
     l->priv = NULL;
 }

@@ -1,6 +1,5 @@
 /* InnerProduct: top = bottom * W^T + b over the axes from `axis` on, as
  * Caffe's, with W stored N x K (or K x N with transpose). */
-#include "cpu/math.h"
 #include "layers/dense.h"
 #include "layers/layer.h"
 
@@ -9,7 +8,7 @@
 struct inner_product {
     int M, N, K, axis;
     bool bias_term, transpose;
-    struct dense_ones ones; /* bias multiplier, M ones */
+    struct tensor *ones; /* bias multiplier, M ones */
 };
 
 static int ip_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -58,20 +57,22 @@ static int ip_reshape(struct layer *l, struct tensor **bottom, struct tensor **t
     for (int i = 0; i < s->axis; i++)
         shape[i] = b->shape[i];
     shape[s->axis] = s->N;
-    int rc = tensor_reshape(top[0], s->axis + 1, shape);
-    if (rc || !s->bias_term)
-        return rc;
-    return dense_ones_reserve(&s->ones, s->M);
+    return tensor_reshape(top[0], s->axis + 1, shape);
 }
 
+/* One path for every backend: two GEMMs and the bias term on l->be. */
 static int ip_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct inner_product *s = l->priv;
-    float *y = tensor_data(top[0]);
-    cpu_gemm(false, !s->transpose, s->M, s->N, s->K, 1.f, tensor_data(bottom[0]),
-             tensor_data(l->blobs[0]), 0.f, y);
+    const struct backend *be = l->be;
+    const float *x = LCDATA(bottom[0]), *w = LCDATA(l->blobs[0]);
+    const float *bias = s->bias_term ? LCDATA(l->blobs[1]) : NULL;
+    float *y = LDATA(top[0]);
+    if (!x || !w || !y || (s->bias_term && !bias))
+        return CREMA_ERR_NOMEM;
+    be->math->gemm(be, false, !s->transpose, s->M, s->N, s->K, 1.f, x, w, 0.f, y);
     if (s->bias_term)
-        dense_bias_forward(&s->ones, s->M, s->N, tensor_data(l->blobs[1]), y);
+        return dense_bias_forward(l, &s->ones, s->M, s->N, bias, y);
     return CREMA_OK;
 }
 
@@ -79,20 +80,33 @@ static int ip_backward(struct layer *l, struct tensor **top, const bool *propaga
                        struct tensor **bottom)
 {
     struct inner_product *s = l->priv;
-    const float *dy = tensor_diff(top[0]);
+    const struct backend *be = l->be;
+    const float *dy = LCDIFF(top[0]);
+    if (!dy)
+        return CREMA_ERR_NOMEM;
     if (l->param_propagate_down[0]) {
-        const float *x = tensor_data(bottom[0]);
-        float *dw = tensor_diff(l->blobs[0]);
+        const float *x = LCDATA(bottom[0]);
+        float *dw = LDIFF(l->blobs[0]);
+        if (!x || !dw)
+            return CREMA_ERR_NOMEM;
         if (s->transpose)
-            cpu_gemm(true, false, s->K, s->N, s->M, 1.f, x, dy, 1.f, dw);
+            be->math->gemm(be, true, false, s->K, s->N, s->M, 1.f, x, dy, 1.f, dw);
         else
-            cpu_gemm(true, false, s->N, s->K, s->M, 1.f, dy, x, 1.f, dw);
+            be->math->gemm(be, true, false, s->N, s->K, s->M, 1.f, dy, x, 1.f, dw);
     }
-    if (s->bias_term && l->param_propagate_down[1])
-        dense_bias_backward(&s->ones, s->M, s->N, dy, tensor_diff(l->blobs[1]));
-    if (propagate_down[0])
-        cpu_gemm(false, s->transpose, s->M, s->K, s->N, 1.f, dy, tensor_data(l->blobs[0]), 0.f,
-                 tensor_diff(bottom[0]));
+    if (s->bias_term && l->param_propagate_down[1]) {
+        float *db = LDIFF(l->blobs[1]);
+        int rc = db ? dense_bias_backward(l, &s->ones, s->M, s->N, dy, db) : CREMA_ERR_NOMEM;
+        if (rc)
+            return rc;
+    }
+    if (propagate_down[0]) {
+        const float *w = LCDATA(l->blobs[0]);
+        float *dx = LDIFF(bottom[0]);
+        if (!w || !dx)
+            return CREMA_ERR_NOMEM;
+        be->math->gemm(be, false, s->transpose, s->M, s->K, s->N, 1.f, dy, w, 0.f, dx);
+    }
     return CREMA_OK;
 }
 
@@ -100,7 +114,7 @@ static void ip_destroy(struct layer *l)
 {
     struct inner_product *s = l->priv;
     if (s)
-        free(s->ones.v);
+        tensor_free(s->ones);
     free(s);
     l->priv = NULL;
 }
@@ -113,5 +127,7 @@ const struct layer_kind inner_product_layer = {
     .reshape = ip_reshape,
     .forward = ip_forward,
     .backward = ip_backward,
+    .forward_dev = ip_forward,
+    .backward_dev = ip_backward,
     .destroy = ip_destroy,
 };

@@ -1,7 +1,9 @@
 /* Building a layer on its own, and the helpers every kind shares. */
 #include "layers/layer.h"
 #include "core/blob_proto.h"
+#include "cpu/backend_cpu.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +57,7 @@ int layer_create(const Caffe__LayerParameter *param, Caffe__Phase phase, struct 
     if (!l)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->kind = k;
+    l->be = &cpu_backend;
     l->param = param;
     l->name = param->name ? param->name : "";
     l->phase = param->has_phase ? param->phase : phase;
@@ -102,4 +105,57 @@ void layer_free(struct layer *l)
     free(l->param_propagate_down);
     free(l->loss_weight);
     free(l);
+}
+
+int layer_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
+{
+    const struct layer_kind *k = l->kind;
+    if (!l->be->host_memory && k->forward_dev)
+        return k->forward_dev(l, bottom, top);
+    return k->forward ? k->forward(l, bottom, top) : CREMA_OK;
+}
+
+int layer_backward(struct layer *l, struct tensor **top, const bool *propagate_down, struct tensor **bottom)
+{
+    const struct layer_kind *k = l->kind;
+    if (!l->be->host_memory && k->backward_dev)
+        return k->backward_dev(l, top, propagate_down, bottom);
+    return k->backward ? k->backward(l, top, propagate_down, bottom) : CREMA_OK;
+}
+
+bool layer_kind_runs_on(const struct layer_kind *k, const struct backend *be)
+{
+    if (be->host_memory)
+        return true;
+    if (!k->forward_dev || (k->backward && !k->backward_dev))
+        return false;
+    return !k->runs_on || k->runs_on(be);
+}
+
+bool layer_set_backend(struct layer *l, const struct backend *be)
+{
+    bool on = layer_kind_runs_on(l->kind, be);
+    l->be = on ? be : &cpu_backend;
+    if (l->kind->set_backend)
+        l->kind->set_backend(l, l->be);
+    return on;
+}
+
+const float *layer_ones(struct layer *l, struct tensor **t, size_t n)
+{
+    if (n == 0)
+        n = 1;
+    if (!*t && !(*t = tensor_new())) {
+        err_set(CREMA_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    struct tensor *o = *t;
+    if (o->count < n) {
+        int shape[1] = { (int)n };
+        float *v;
+        if (n > (size_t)INT32_MAX || tensor_reshape(o, 1, shape) || !(v = tensor_data_on(o, l->be)))
+            return NULL;
+        l->be->math->set(l->be, n, 1.f, v);
+    }
+    return tensor_cdata_on(o, l->be);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "caffe.pb-c.h"
+#include "core/backend.h"
 #include "core/tensor.h"
 #include "util/err.h"
 #include "util/rng.h"
@@ -39,6 +40,21 @@ struct layer_kind {
      * (ArgMax, Accuracy, Threshold, data layers). */
     int (*backward)(struct layer *l, struct tensor **top, const bool *propagate_down,
                     struct tensor **bottom);
+    /* Device entry points: forward and backward when the layer computes on
+     * a backend with memory of its own (l->be, a GPU), through that
+     * backend's table and tensor_*_on(t, l->be) pointers. A kind written
+     * once for every backend names the same functions here as above. NULL:
+     * the kind has no device path; on a device its host functions run on
+     * the host copies (the tensors move as needed) and the net says so. */
+    int (*forward_dev)(struct layer *l, struct tensor **bottom, struct tensor **top);
+    int (*backward_dev)(struct layer *l, struct tensor **top, const bool *propagate_down,
+                        struct tensor **bottom);
+    /* Whether backend `be` has the table the device entry points call
+     * (e.g. be->neuron != NULL). NULL: they need only be->math. */
+    bool (*runs_on)(const struct backend *be);
+    /* Layers that hold layers of their own pass the backend on to them.
+     * NULL: nothing to pass on. */
+    void (*set_backend)(struct layer *l, const struct backend *be);
     /* Frees l->priv. May be NULL. */
     void (*destroy)(struct layer *l);
     /* Caffe's AllowForceBackward; NULL means true for every bottom. */
@@ -70,6 +86,9 @@ struct layer {
     float *loss_weight;          /* one per top */
     struct rng *rng;             /* the net's generator: fillers, dropout */
     struct net *net;             /* the owner; NULL when a test builds a layer alone */
+    /* Where the layer computes: the CPU backend (host copies), or its net's
+     * device backend when the kind has device entry points for it. */
+    const struct backend *be;
     void *priv;                  /* the kind's own state */
 };
 
@@ -82,6 +101,27 @@ int layer_create(const Caffe__LayerParameter *param, Caffe__Phase phase, struct 
                  struct tensor **bottom, int n_bottom, struct tensor **top, int n_top,
                  struct layer **out);
 void layer_free(struct layer *l);
+
+/* A vector of at least n ones on l->be (Caffe's bias and sum multipliers):
+ * *t is made on first use and refilled whenever it has to grow; the layer
+ * frees it with tensor_free. NULL when memory runs out. */
+const float *layer_ones(struct layer *l, struct tensor **t, size_t n);
+
+/* The four pointers a layer computes with, on l->be (tensor_*_on). */
+#define LDATA(t) tensor_data_on((t), l->be)
+#define LDIFF(t) tensor_diff_on((t), l->be)
+#define LCDATA(t) tensor_cdata_on((t), l->be)
+#define LCDIFF(t) tensor_cdiff_on((t), l->be)
+
+/* Runs the kind's forward (backward) for l->be: the device entry point on a
+ * backend with memory of its own, else the host function. */
+int layer_forward(struct layer *l, struct tensor **bottom, struct tensor **top);
+int layer_backward(struct layer *l, struct tensor **top, const bool *propagate_down, struct tensor **bottom);
+/* Whether the kind computes on `be` (always on the CPU). */
+bool layer_kind_runs_on(const struct layer_kind *k, const struct backend *be);
+/* Makes l compute on `be` where its kind can, else on the CPU; returns
+ * whether it computes on `be`. */
+bool layer_set_backend(struct layer *l, const struct backend *be);
 
 /* Helpers for kinds: make n learnable blobs (l->blobs), each reshaped. */
 int layer_alloc_blobs(struct layer *l, int n);

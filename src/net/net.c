@@ -1,6 +1,7 @@
 /* The net, after Caffe's Net::Init: layer filtering by NetState, split
  * insertion, wiring of named blobs, backward pruning, parameter sharing;
  * then forward, backward and weights in and out. */
+#include "cpu/backend_cpu.h"
 #include "net/net.h"
 #include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
@@ -748,6 +749,7 @@ int net_build(const Caffe__NetParameter *param, const Caffe__NetState *state, ui
     if (!net)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     rng_seed(&net->rng, seed);
+    net->be = &cpu_backend;
     net->phase = state->phase;
     int rc = net_param_clone(param, &net->param);
     if (!rc && net->param->n_layers > 0)
@@ -821,6 +823,25 @@ static int net_layer_fail(int rc, const struct layer *l, const char *what)
     return err_prefix(rc, "layer %s (%s) %s", l->name, l->kind->type, what);
 }
 
+/* Caffe's Layer::Forward loss: loss weights (in the top's diff) dotted with
+ * the top, on the backend the layer computed on. */
+static int net_top_loss(struct layer *l, struct tensor *top, float *out)
+{
+    const struct backend *be = l->be;
+    const float *d = tensor_cdata_on(top, be), *w = tensor_cdiff_on(top, be);
+    if (!d || !w)
+        return CREMA_ERR_NOMEM;
+    if (!be->host_memory) {
+        *out = be->math->dot(be, (int)top->count, d, w);
+        return be->status(be);
+    }
+    float dot = 0;
+    for (size_t k = 0; k < top->count; k++)
+        dot += d[k] * w[k];
+    *out = dot;
+    return CREMA_OK;
+}
+
 int net_forward_from_to(struct net *net, int start, int end, float *loss)
 {
     if (start < 0 || end >= net->n_layers || start > end + 1)
@@ -833,19 +854,18 @@ int net_forward_from_to(struct net *net, int start, int end, float *loss)
         int rc = CREMA_OK;
         if (l->kind->reshape)
             rc = l->kind->reshape(l, nl->bottom, nl->top);
-        if (!rc && l->kind->forward)
-            rc = l->kind->forward(l, nl->bottom, nl->top);
+        if (!rc)
+            rc = layer_forward(l, nl->bottom, nl->top);
+        if (!rc && !l->be->host_memory)
+            rc = l->be->status(l->be);
         if (rc)
             return net_layer_fail(rc, l, "forward");
         for (int j = 0; j < nl->n_top; j++) {
             if (l->loss_weight[j] == 0)
                 continue;
-            const float *d = tensor_data(nl->top[j]), *w = tensor_diff(nl->top[j]);
-            if (!d || !w)
-                return CREMA_ERR_NOMEM;
-            float dot = 0;
-            for (size_t k = 0; k < nl->top[j]->count; k++)
-                dot += d[k] * w[k];
+            float dot;
+            if ((rc = net_top_loss(l, nl->top[j], &dot)))
+                return net_layer_fail(rc, l, "loss");
             total += dot;
         }
     }
@@ -879,7 +899,9 @@ int net_backward_from_to(struct net *net, int start, int end)
                                    "layer %s (%s) has no backward, but bottom %d (\"%s\") needs a gradient", l->name,
                                    l->kind->type, j, net->blob_names[nl->bottom_id[j]]);
         } else if (nl->need_backward) {
-            int rc = l->kind->backward(l, nl->top, nl->bottom_need_backward, nl->bottom);
+            int rc = layer_backward(l, nl->top, nl->bottom_need_backward, nl->bottom);
+            if (!rc && !l->be->host_memory)
+                rc = l->be->status(l->be);
             if (rc)
                 return net_layer_fail(rc, l, "backward");
         }
@@ -913,10 +935,25 @@ int net_reshape(struct net *net)
     return CREMA_OK;
 }
 
-void net_clear_param_diffs(struct net *net)
+int net_clear_param_diffs(struct net *net)
 {
-    for (int i = 0; i < net->n_learnable; i++)
-        tensor_zero_diff(net->learnable[i].tensor);
+    for (int i = 0; i < net->n_learnable; i++) {
+        int rc = tensor_zero_diff_on(net->learnable[i].tensor, net->be);
+        if (rc)
+            return rc;
+    }
+    return CREMA_OK;
+}
+
+int net_set_backend(struct net *net, const struct backend *be, FILE *log)
+{
+    net->be = be;
+    for (int i = 0; i < net->n_layers; i++) {
+        struct layer *l = net->layers[i].layer;
+        if (!layer_set_backend(l, be) && log)
+            fprintf(log, "Layer %s (%s) has no %s path: it runs on the CPU\n", l->name, l->kind->type, be->name);
+    }
+    return be->host_memory ? CREMA_OK : be->status(be);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "caffe.pb-c.h"
 #include "layers/layer.h"
@@ -42,6 +43,8 @@ struct net {
 
     int n_layers;
     struct net_layer *layers;
+    /* Where the net computes (net_set_backend); the CPU backend unless set. */
+    const struct backend *be;
 
     int n_blobs;
     struct tensor **blobs;
@@ -92,8 +95,15 @@ int net_backward(struct net *net);
 /* Re-runs every layer's reshape, after an input changed shape. */
 int net_reshape(struct net *net);
 
-/* Sets every learnable parameter diff to zero (the solver's job, per step). */
-void net_clear_param_diffs(struct net *net);
+/* Sets every learnable parameter diff to zero on the net's backend (the
+ * solver's job, per step). */
+int net_clear_param_diffs(struct net *net);
+
+/* Makes the net compute on `be`: every layer whose kind has a device path
+ * for it computes there, the others on the CPU, each of those named once
+ * on log (may be NULL). Tensors move between host and device only when a
+ * layer on the other side asks for them. */
+int net_set_backend(struct net *net, const struct backend *be, FILE *log);
 
 /* Lookups by name: index, or -1 when absent. */
 int net_blob_index(const struct net *net, const char *name);

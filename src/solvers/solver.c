@@ -556,7 +556,8 @@ int solver_step(struct solver *s, int iters)
     int iters_last = s->update.iter;
     int rc = CREMA_OK;
     while (s->update.iter < stop_iter) {
-        net_clear_param_diffs(s->net);
+        if ((rc = net_clear_param_diffs(s->net)))
+            return rc;
         if (p->test_interval > 0 && s->update.iter % p->test_interval == 0 &&
             (s->update.iter > 0 || p->test_initialization)) {
             if ((rc = solver_test_all(s)))

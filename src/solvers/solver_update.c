@@ -1,5 +1,6 @@
 /* The arithmetic of Caffe's solvers, in Caffe's order of operations. */
 #include "solvers/solver_update.h"
+#include "cpu/backend_cpu.h"
 #include "util/err.h"
 
 #include <math.h>
@@ -58,22 +59,14 @@ int solver_update_init(struct solver_update *u, const Caffe__SolverParameter *p,
     u->params = params;
     u->lr_mult = lr_mult;
     u->decay_mult = decay_mult;
+    u->be = &cpu_backend;
     u->n_history = (u->kind == SOLVER_ADADELTA || u->kind == SOLVER_ADAM) ? 2 * n_params : n_params;
     u->history = calloc((size_t)u->n_history + 1, sizeof *u->history);
-    u->update = calloc((size_t)n_params + 1, sizeof *u->update);
-    u->temp = calloc((size_t)n_params + 1, sizeof *u->temp);
-    if (!u->history || !u->update || !u->temp)
+    if (!u->history)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     for (int i = 0; i < u->n_history; i++) {
         u->history[i] = tensor_new();
         if (!u->history[i] || tensor_reshape_like(u->history[i], params[i % n_params]))
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < n_params; i++) {
-        u->update[i] = tensor_new();
-        u->temp[i] = tensor_new();
-        if (!u->update[i] || !u->temp[i] || tensor_reshape_like(u->update[i], params[i]) ||
-            tensor_reshape_like(u->temp[i], params[i]))
             return err_set(CREMA_ERR_NOMEM, "out of memory");
     }
     return CREMA_OK;
@@ -83,13 +76,7 @@ void solver_update_free(struct solver_update *u)
 {
     for (int i = 0; u->history && i < u->n_history; i++)
         tensor_free(u->history[i]);
-    for (int i = 0; u->update && i < u->n_params; i++) {
-        tensor_free(u->update[i]);
-        tensor_free(u->temp[i]);
-    }
     free(u->history);
-    free(u->update);
-    free(u->temp);
     memset(u, 0, sizeof *u);
 }
 
@@ -129,18 +116,22 @@ int solver_learning_rate(struct solver_update *u, float *rate)
     return CREMA_OK;
 }
 
-static void clip_gradients(struct solver_update *u)
+/* The parameter's diff and data, and history h, on the update's backend. */
+#define ON(t) tensor_data_on((t), u->be)
+#define DIFF(t) tensor_diff_on((t), u->be)
+
+static int clip_gradients(struct solver_update *u)
 {
+    const struct backend *be = u->be;
     float clip = u->param->clip_gradients;
     if (clip < 0)
-        return;
+        return CREMA_OK;
     float sumsq = 0;
     for (int i = 0; i < u->n_params; i++) {
-        const float *d = tensor_diff(u->params[i]);
-        float s = 0;
-        for (size_t k = 0; k < u->params[i]->count; k++)
-            s += d[k] * d[k];
-        sumsq += s;
+        const float *d = tensor_cdiff_on(u->params[i], be);
+        if (!d)
+            return CREMA_ERR_NOMEM;
+        sumsq += be->math->sumsq(be, (int)u->params[i]->count, d);
     }
     float l2 = sqrtf(sumsq);
     if (l2 > clip) {
@@ -148,12 +139,10 @@ static void clip_gradients(struct solver_update *u)
         if (u->log)
             fprintf(u->log, "Gradient clipping: scaling down gradients (L2 norm %g > %g) by scale factor %g\n",
                     l2, clip, scale);
-        for (int i = 0; i < u->n_params; i++) {
-            float *d = tensor_diff(u->params[i]);
-            for (size_t k = 0; k < u->params[i]->count; k++)
-                d[k] *= scale;
-        }
+        for (int i = 0; i < u->n_params; i++)
+            be->solver->scale(be, u->params[i]->count, scale, DIFF(u->params[i]));
     }
+    return CREMA_OK;
 }
 
 static void normalize(struct solver_update *u, int i)
@@ -161,10 +150,7 @@ static void normalize(struct solver_update *u, int i)
     int iter_size = u->param->iter_size;
     if (iter_size <= 1)
         return;
-    float norm = 1.f / (float)iter_size;
-    float *d = tensor_diff(u->params[i]);
-    for (size_t k = 0; k < u->params[i]->count; k++)
-        d[k] *= norm;
+    u->be->solver->scale(u->be, u->params[i]->count, 1.f / (float)iter_size, DIFF(u->params[i]));
 }
 
 static void regularize(struct solver_update *u, int i)
@@ -172,96 +158,42 @@ static void regularize(struct solver_update *u, int i)
     float decay = u->param->weight_decay * u->decay_mult[i];
     if (decay == 0)
         return;
-    const float *w = tensor_data(u->params[i]);
-    float *d = tensor_diff(u->params[i]);
-    size_t n = u->params[i]->count;
-    if (u->param->regularization_type && strcmp(u->param->regularization_type, "L1") == 0) {
-        for (size_t k = 0; k < n; k++) {
-            float s = (float)((w[k] > 0) - (w[k] < 0));
-            d[k] += decay * s;
-        }
-    } else {
-        for (size_t k = 0; k < n; k++)
-            d[k] += decay * w[k];
-    }
+    bool l1 = u->param->regularization_type && strcmp(u->param->regularization_type, "L1") == 0;
+    const float *w = tensor_cdata_on(u->params[i], u->be);
+    u->be->solver->regularize(u->be, u->params[i]->count, l1, decay, w, DIFF(u->params[i]));
 }
 
 static void compute_update(struct solver_update *u, int i, float rate)
 {
     const Caffe__SolverParameter *p = u->param;
+    const struct backend *be = u->be;
+    const struct solver_ops *ops = be->solver;
     size_t n = u->params[i]->count;
     float local_rate = rate * u->lr_mult[i];
-    float *g = tensor_diff(u->params[i]);
-    float *h = tensor_data(u->history[i]);
-    float *up = tensor_data(u->update[i]);
-    float *tmp = tensor_data(u->temp[i]);
+    float *g = DIFF(u->params[i]);
+    float *h = ON(u->history[i]);
     float momentum = p->momentum, delta = p->delta;
     switch (u->kind) {
     case SOLVER_SGD:
-        for (size_t k = 0; k < n; k++) {
-            h[k] = local_rate * g[k] + momentum * h[k];
-            g[k] = h[k];
-        }
+        ops->sgd(be, n, g, h, momentum, local_rate);
         break;
     case SOLVER_NESTEROV:
-        for (size_t k = 0; k < n; k++) {
-            up[k] = h[k];
-            h[k] = local_rate * g[k] + momentum * h[k];
-            up[k] = (1.f + momentum) * h[k] + -momentum * up[k];
-            g[k] = up[k];
-        }
+        ops->nesterov(be, n, g, h, momentum, local_rate);
         break;
     case SOLVER_ADAGRAD:
-        for (size_t k = 0; k < n; k++) {
-            up[k] = powf(g[k], 2.f);
-            h[k] = up[k] + h[k];
-            up[k] = powf(h[k], 0.5f) + delta;
-            up[k] = g[k] / up[k];
-            g[k] = local_rate * up[k];
-        }
+        ops->adagrad(be, n, g, h, delta, local_rate);
         break;
-    case SOLVER_RMSPROP: {
-        float decay = p->rms_decay;
-        for (size_t k = 0; k < n; k++) {
-            up[k] = powf(g[k], 2.f);
-            h[k] = (1.f - decay) * up[k] + decay * h[k];
-            up[k] = powf(h[k], 0.5f) + delta;
-            up[k] = g[k] / up[k];
-            g[k] = local_rate * up[k];
-        }
+    case SOLVER_RMSPROP:
+        ops->rmsprop(be, n, g, h, p->rms_decay, delta, local_rate);
         break;
-    }
-    case SOLVER_ADADELTA: {
-        float *h2 = tensor_data(u->history[u->n_params + i]);
-        for (size_t k = 0; k < n; k++) {
-            up[k] = powf(g[k], 2.f);
-            h[k] = (1.f - momentum) * up[k] + momentum * h[k];
-            tmp[k] = delta;
-            up[k] = tmp[k] + h2[k];
-            tmp[k] = tmp[k] + h[k];
-            up[k] = up[k] / tmp[k];
-            up[k] = powf(up[k], 0.5f);
-            g[k] = g[k] * up[k];
-            up[k] = powf(g[k], 2.f);
-            h2[k] = (1.f - momentum) * up[k] + momentum * h2[k];
-            g[k] = local_rate * g[k];
-        }
+    case SOLVER_ADADELTA:
+        ops->adadelta(be, n, g, h, ON(u->history[u->n_params + i]), momentum, delta, local_rate);
         break;
-    }
     case SOLVER_ADAM: {
         float beta1 = p->momentum, beta2 = p->momentum2;
-        float *v = tensor_data(u->history[u->n_params + i]);
         int t = u->iter + 1;
         float correction = sqrtf(1.f - (float)pow(beta2, t)) / (1.f - (float)pow(beta1, t));
-        float scale = local_rate * correction;
-        for (size_t k = 0; k < n; k++) {
-            h[k] = (1.f - beta1) * g[k] + beta1 * h[k];
-            tmp[k] = g[k] * g[k];
-            v[k] = (1.f - beta2) * tmp[k] + beta2 * v[k];
-            tmp[k] = powf(v[k], 0.5f) + delta;
-            tmp[k] = h[k] / tmp[k];
-            g[k] = scale * tmp[k];
-        }
+        ops->adam(be, n, g, h, ON(u->history[u->n_params + i]), beta1, beta2, delta, local_rate * correction);
         break;
     }
     }
@@ -269,21 +201,23 @@ static void compute_update(struct solver_update *u, int i, float rate)
 
 int solver_apply_update(struct solver_update *u, float rate)
 {
+    const struct backend *be = u->be;
     for (int i = 0; i < u->n_params; i++)
-        if (!tensor_data(u->params[i]) || !tensor_diff(u->params[i]))
+        if (!ON(u->params[i]) || !DIFF(u->params[i]))
             return CREMA_ERR_NOMEM;
-    clip_gradients(u);
+    for (int i = 0; i < u->n_history; i++)
+        if (!ON(u->history[i]))
+            return CREMA_ERR_NOMEM;
+    int rc = clip_gradients(u);
+    if (rc)
+        return rc;
     for (int i = 0; i < u->n_params; i++) {
         normalize(u, i);
         regularize(u, i);
         compute_update(u, i, rate);
     }
     /* Net::Update: data -= diff, for each learnable parameter. */
-    for (int i = 0; i < u->n_params; i++) {
-        float *w = tensor_data(u->params[i]);
-        const float *d = tensor_diff(u->params[i]);
-        for (size_t k = 0; k < u->params[i]->count; k++)
-            w[k] -= d[k];
-    }
-    return CREMA_OK;
+    for (int i = 0; i < u->n_params; i++)
+        be->solver->apply(be, u->params[i]->count, tensor_cdiff_on(u->params[i], be), ON(u->params[i]));
+    return be->host_memory ? CREMA_OK : be->status(be);
 }

@@ -21,8 +21,9 @@ struct solver_update {
     const float *decay_mult;  /* per param */
     int n_history;            /* n_params, or 2 * n_params for AdaDelta and Adam */
     struct tensor **history;  /* owned; what a .solverstate stores */
-    struct tensor **update;   /* owned scratch */
-    struct tensor **temp;     /* owned scratch */
+    /* Where the update computes (the CPU backend unless the solver's net
+     * is on a device): every step goes through its table. */
+    const struct backend *be;
     int iter;
     int current_step;
     FILE *log;                /* where Caffe-style lines go (NULL: nowhere) */
