@@ -21,13 +21,13 @@ test: deps
 
 # The tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan CMAKE_FLAGS="-DCREMA_SANITIZE=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
+	@$(MAKE) --no-print-directory BUILD=build-asan CMAKE_FLAGS="-DCREMA_SANITIZE=ON -DCREMA_CUDA=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS) --timeout 1500 -LE python
 
 # libFuzzer targets, each run for FUZZ_SECONDS, seeded from ../shared/corpus.
 FUZZ_SECONDS ?= 15
 fuzz: deps
-	@$(MAKE) --no-print-directory BUILD=build-fuzz CMAKE_FLAGS="-DCREMA_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CMAKE_FLAGS="-DCREMA_FUZZ=ON -DCREMA_CUDA=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
 	@sh scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 clean:

@@ -20,7 +20,8 @@ typedef enum crema_status {
     CREMA_ERR_NOMEM = 6,       /* out of memory, or a size too large to allocate */
     CREMA_ERR_NOTFOUND = 7,    /* a named blob, layer or key does not exist */
     CREMA_ERR_DIST = 8,        /* a peer or the rendezvous failed */
-    CREMA_ERR_INTERRUPTED = 9  /* stopped by a signal */
+    CREMA_ERR_INTERRUPTED = 9, /* stopped by a signal */
+    CREMA_ERR_DEVICE = 10      /* the GPU (or its driver or libraries) reported an error */
 } crema_status;
 
 /* The message of the last failure on this thread ("" if none). */

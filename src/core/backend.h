@@ -48,6 +48,9 @@ struct backend {
     int (*sync)(const struct backend *be);
     /* The first error hit so far, without waiting (CREMA_OK when none). */
     int (*status)(const struct backend *be);
+    /* TF32 tensor cores for GEMMs and convolutions (off: fp32, what Caffe
+     * computes). NULL: the backend has no such mode. */
+    int (*set_tf32)(const struct backend *be, bool on);
     void *ctx; /* the backend's own state (handles, streams) */
 
     const struct math_ops *math;

@@ -125,8 +125,8 @@ int layer_backward(struct layer *l, struct tensor **top, const bool *propagate_d
 
 bool layer_kind_runs_on(const struct layer_kind *k, const struct backend *be)
 {
-    if (be->host_memory)
-        return true;
+    if (be->host_memory || (!k->forward && !k->backward))
+        return true; /* the host's, or nothing to compute (Input) */
     if (!k->forward_dev || (k->backward && !k->backward_dev))
         return false;
     return !k->runs_on || k->runs_on(be);

@@ -60,6 +60,7 @@ const char *crema_status_name(crema_status s)
     case CREMA_ERR_NOTFOUND: return "not found";
     case CREMA_ERR_DIST: return "distributed failure";
     case CREMA_ERR_INTERRUPTED: return "interrupted";
+    case CREMA_ERR_DEVICE: return "device error";
     }
     return "unknown status";
 }
