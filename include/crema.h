@@ -212,6 +212,24 @@ crema_status crema_dist_barrier(crema_dist *d);
  * averaged over the ranks, only rank 0 snapshots (see solver_set_dist). */
 crema_status crema_solver_set_dist(crema_solver *s, crema_dist *d);
 
+/* ---- Devices ----------------------------------------------------------- */
+
+/* Where nets and solvers opened from now on compute, as pycaffe's
+ * caffe.set_mode_cpu()/set_mode_gpu()/set_device(): process-wide, CPU
+ * unless set. CREMA_MODE_GPU (with the device set, default 0) fails at once,
+ * saying why, where no usable GPU is. */
+typedef enum { CREMA_MODE_CPU = 0, CREMA_MODE_GPU = 1 } crema_mode;
+crema_status crema_set_mode(crema_mode mode);
+crema_mode crema_get_mode(void);
+crema_status crema_set_device(int gpu_id);
+int crema_get_device(void);
+/* GPUs present (0 where there is no GPU, driver or CUDA plugin). */
+int crema_gpu_count(void);
+/* Moves an open net (a solver: its nets and update) to a device by name:
+ * "cpu", "gpu", "gpu:N" (see net/device.h). */
+crema_status crema_net_set_device(crema_net *net, const char *device);
+crema_status crema_solver_set_device(crema_solver *s, const char *device);
+
 #ifdef __cplusplus
 }
 #endif

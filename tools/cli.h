@@ -106,6 +106,10 @@ int cli_extract(const char *cmd, const struct extract_job *job);
 int cmd_test(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_device_query(int argc, char **argv);
+
+/* -gpu ID for the scoring tools: moves the net there (nothing when gpu is
+ * empty); prints the error and returns 1 when it cannot. */
+int cli_net_to_gpu(const char *cmd, const char *gpu, struct net *net);
 int cmd_plot(int argc, char **argv);
 /* The CaffeOnSpark command line: crema -train|-test|-features ... (cos.c). */
 int cmd_cos(int argc, char **argv);

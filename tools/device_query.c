@@ -1,16 +1,18 @@
-/* crema device_query: Caffe's device_query. This build computes on the CPU,
- * so it says so and describes the CPU: model, cores, memory, BLAS. */
+/* crema device_query: Caffe's device_query. With -gpu, each GPU's
+ * properties in Caffe's lines; without, the CPU crema computes on (model,
+ * cores, memory, BLAS) and how many GPUs it could use. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "api/internal.h"
 #include "cli.h"
 
 char *openblas_get_config(void);
 int openblas_get_num_threads(void);
 
 static struct flag dq_flags[] = {
-    { "gpu", FLAG_STRING, "", "GPU ids to query, or all (builds with CUDA only)", NULL, false },
+    { "gpu", FLAG_STRING, "", "GPU ids to query (comma-separated), or all", NULL, false },
     { "help", FLAG_BOOL, "false", "print this list", NULL, false },
 };
 #define N_DQ_FLAGS ((int)(sizeof dq_flags / sizeof dq_flags[0]))
@@ -48,14 +50,25 @@ int cmd_device_query(int argc, char **argv)
         return rc;
     const char *gpu = cli_str(dq_flags, N_DQ_FLAGS, "gpu");
     if (*gpu) {
-        fprintf(stderr, "crema device_query: -gpu %s: this build has no CUDA; it computes on the CPU\n", gpu);
-        return 1;
+        int ids[64], n = 0;
+        int qrc = device_parse_gpus(gpu, ids, 64, &n);
+        for (int i = 0; !qrc && i < n; i++) {
+            fprintf(stdout, "Querying GPUs %d\n", ids[i]);
+            qrc = device_query(ids[i], stdout);
+        }
+        if (qrc) {
+            fprintf(stderr, "crema device_query: -gpu %s: %s\n", gpu, crema_errmsg());
+            return 1;
+        }
+        return 0;
     }
     char model[256];
     cpu_model(model, sizeof model);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    printf("Mode: CPU (this build has no CUDA)\n");
+    int gpus = device_gpu_count();
+    printf("Mode: CPU\n");
+    printf("GPUs: %d%s\n", gpus, gpus ? " (crema device_query -gpu all describes them)" : "");
     printf("CPU: %s\n", model);
     printf("Cores online: %ld\n", cores);
     if (pages > 0 && page > 0)

@@ -117,3 +117,22 @@ int cli_load_net(const char *cmd, const char *model, const char *weights, int ph
     }
     return 0;
 }
+
+int cli_net_to_gpu(const char *cmd, const char *gpu, struct net *net)
+{
+    if (!gpu || !*gpu)
+        return 0;
+    const struct backend *be = NULL;
+    int n = 0;
+    int rc = device_choose(gpu, false, 0, NULL, &be, &n);
+    if (!rc && n > 1)
+        rc = err_set(CREMA_ERR_UNSUPPORTED, "-gpu %s: crema %s runs on one GPU", gpu, cmd);
+    if (!rc)
+        rc = net_set_backend(net, be, stderr);
+    if (rc) {
+        fprintf(stderr, "crema %s: %s\n", cmd, crema_errmsg());
+        return 1;
+    }
+    fprintf(stderr, "Use GPU with device ID %d\n", be->device_id);
+    return 0;
+}

@@ -14,6 +14,7 @@ static struct flag test_flags[] = {
     { "phase", FLAG_STRING, "TEST", "the net state's phase: TRAIN or TEST", NULL, false },
     { "level", FLAG_INT, "0", "the net state's level", NULL, false },
     { "stage", FLAG_STRING, "", "comma-separated stages of the net state", NULL, false },
+    { "gpu", FLAG_STRING, "", "the GPU to score on (an id; default: the CPU)", NULL, false },
     { "help", FLAG_BOOL, "false", "print this list", NULL, false },
 };
 #define N_TEST_FLAGS ((int)(sizeof test_flags / sizeof test_flags[0]))
@@ -131,6 +132,10 @@ int cmd_test(int argc, char **argv)
     if (cli_load_net("test", model, weights, phase, (int)cli_int(fl, N_TEST_FLAGS, "level"),
                      cli_str(fl, N_TEST_FLAGS, "stage"), &net))
         return 1;
+    if (cli_net_to_gpu("test", cli_str(fl, N_TEST_FLAGS, "gpu"), net)) {
+        net_free(net);
+        return 1;
+    }
     fprintf(stderr, "Running for %lld iterations.\n", iters);
     struct cli_scores sc;
     int rc = cli_score_net(net, iters, stdout, &sc);

@@ -12,6 +12,7 @@ static struct flag time_flags[] = {
     { "weights", FLAG_STRING, "", "weights to load first (optional)", NULL, false },
     { "iterations", FLAG_INT, "50", "timed forward-backward iterations", NULL, false },
     { "phase", FLAG_STRING, "TRAIN", "TRAIN or TEST", NULL, false },
+    { "gpu", FLAG_STRING, "", "the GPU to time on (an id; default: the CPU)", NULL, false },
     { "help", FLAG_BOOL, "false", "print this list", NULL, false },
 };
 #define N_TIME_FLAGS ((int)(sizeof time_flags / sizeof time_flags[0]))
@@ -44,6 +45,20 @@ int cmd_time(int argc, char **argv)
     if (iters <= 0 || iters > 1000000000) {
         fprintf(stderr, "crema time: -iterations must be positive, got %lld\n", iters);
         return 1;
+    }
+    const char *gpu = cli_str(fl, N_TIME_FLAGS, "gpu");
+    if (*gpu) {
+        char *end = NULL;
+        long id = strtol(gpu, &end, 10);
+        if (end == gpu || *end || id < 0 || id > 1024) {
+            fprintf(stderr, "crema time: -gpu wants one GPU id, got \"%s\"\n", gpu);
+            return 1;
+        }
+        if (crema_set_device((int)id) || crema_set_mode(CREMA_MODE_GPU)) {
+            fprintf(stderr, "crema time: -gpu %s: %s\n", gpu, crema_errmsg());
+            return 1;
+        }
+        printf("Use GPU with device ID %ld\n", id);
     }
     crema_net *net = NULL;
     if (cli_open_net("time", cli_str(fl, N_TIME_FLAGS, "model"), cli_str(fl, N_TIME_FLAGS, "weights"),

@@ -16,6 +16,8 @@ static struct flag train_flags[] = {
     { "snapshot", FLAG_STRING, "", "a .solverstate(.h5) to resume from", NULL, false },
     { "iterations", FLAG_INT, "-1", "train to this iteration instead of the solver's max_iter (-1: max_iter)", NULL,
       false },
+    { "gpu", FLAG_STRING, "", "GPU ids to train on (0, or all); overrides solver_mode (default: the solver's)", NULL,
+      false },
     { "sigint_effect", FLAG_STRING, "stop", "what SIGINT does: stop, snapshot or none", NULL, false },
     { "sighup_effect", FLAG_STRING, "snapshot", "what SIGHUP does: stop, snapshot or none", NULL, false },
     { "level", FLAG_INT, "0", "the train net state's level", NULL, false },
@@ -180,6 +182,24 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
         return 1;
     }
+    /* Caffe's rule: -gpu wins; else solver_mode GPU asks for device_id and
+     * falls back to the CPU with a warning where there is no GPU. */
+    const struct backend *be = NULL;
+    int n_gpus = 0;
+    rc = device_choose(cli_str(train_flags, N_TRAIN_FLAGS, "gpu"),
+                       param->has_solver_mode && param->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU,
+                       param->device_id, log, &be, &n_gpus);
+    if (!rc && n_gpus > 1)
+        rc = err_set(CREMA_ERR_UNSUPPORTED, "-gpu %s: one process trains on one GPU; start one rank per GPU "
+                     "(-clusterSize %d, each rank with its own -gpu)", cli_str(train_flags, N_TRAIN_FLAGS, "gpu"),
+                     n_gpus);
+    if (rc) {
+        fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
+        proto_free(&param->base);
+        return 1;
+    }
+    if (log && n_gpus)
+        fprintf(log, "Using GPUs %d (%s)\n", be->device_id, be->name);
     long long iterations = cli_int(train_flags, N_TRAIN_FLAGS, "iterations");
     if (iterations >= 0) {
         param->has_max_iter = true;
@@ -222,6 +242,8 @@ int cmd_train(int argc, char **argv)
     struct solver *s = NULL;
     rc = solver_create(param, log, &s);
     proto_free(&param->base);
+    if (!rc && !be->host_memory)
+        rc = solver_set_backend(s, be);
     if (!rc && comm)
         rc = solver_set_dist(s, comm);
     if (rc) {

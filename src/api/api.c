@@ -7,6 +7,7 @@
 #include "layers/cos_data.h"
 #include "layers/input.h"
 #include "core/blob_proto.h"
+#include "net/device.h"
 #include "net/net.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
@@ -23,6 +24,67 @@ struct crema_net {
 /* Fillers draw from this seed unless a solver seeds the net itself, so that
  * two opens of the same prototxt give the same initial weights. */
 #define CREMA_NET_DEFAULT_SEED 1701
+
+/* The process's mode (crema_set_mode): module state, read when nets and
+ * solvers open. */
+static crema_mode api_mode = CREMA_MODE_CPU;
+static int api_device = 0;
+
+static int api_mode_backend(const struct backend **be)
+{
+    if (api_mode == CREMA_MODE_CPU) {
+        *be = device_cpu();
+        return CREMA_OK;
+    }
+    char spec[32];
+    snprintf(spec, sizeof spec, "gpu:%d", api_device);
+    return device_open(spec, be);
+}
+
+crema_status crema_set_mode(crema_mode mode)
+{
+    if (mode != CREMA_MODE_CPU && mode != CREMA_MODE_GPU)
+        return err_set(CREMA_ERR_INVALID, "crema_set_mode: mode must be CREMA_MODE_CPU or CREMA_MODE_GPU, got %d",
+                       (int)mode);
+    crema_mode old = api_mode;
+    api_mode = mode;
+    const struct backend *be;
+    int rc = api_mode_backend(&be);
+    if (rc)
+        api_mode = old;
+    return rc;
+}
+
+crema_mode crema_get_mode(void)
+{
+    return api_mode;
+}
+
+crema_status crema_set_device(int gpu_id)
+{
+    if (gpu_id < 0)
+        return err_set(CREMA_ERR_INVALID, "crema_set_device: GPU id %d is negative", gpu_id);
+    int old = api_device;
+    api_device = gpu_id;
+    if (api_mode == CREMA_MODE_GPU) {
+        const struct backend *be;
+        int rc = api_mode_backend(&be);
+        if (rc)
+            api_device = old;
+        return rc;
+    }
+    return CREMA_OK;
+}
+
+int crema_get_device(void)
+{
+    return api_device;
+}
+
+int crema_gpu_count(void)
+{
+    return device_gpu_count();
+}
 
 crema_status crema_net_open(const char *prototxt, const char *weights, crema_phase phase, crema_net **out)
 {
@@ -45,8 +107,13 @@ crema_status crema_net_open(const char *prototxt, const char *weights, crema_pha
     struct net *net = NULL;
     rc = net_build(p, &st, CREMA_NET_DEFAULT_SEED, &net);
     proto_free(&p->base);
-    if (rc)
+    const struct backend *be = NULL;
+    if (!rc && !(rc = api_mode_backend(&be)))
+        rc = net_set_backend(net, be, NULL);
+    if (rc) {
+        net_free(net);
         return err_prefix(rc, "%s", prototxt);
+    }
     if (weights && (rc = net_load_weights(net, weights))) {
         net_free(net);
         return rc;
@@ -465,8 +532,13 @@ crema_status crema_solver_open(const char *solver_prototxt, int log_to_stderr, c
     struct solver *s = NULL;
     rc = solver_create(param, log_to_stderr ? stderr : NULL, &s);
     proto_free(&param->base);
-    if (rc)
+    const struct backend *be = NULL;
+    if (!rc && !(rc = api_mode_backend(&be)) && !be->host_memory)
+        rc = solver_set_backend(s, be);
+    if (rc) {
+        solver_free(s);
         return err_prefix(rc, "%s", solver_prototxt);
+    }
     crema_solver *h = calloc(1, sizeof *h);
     if (h)
         h->tests = calloc((size_t)s->n_test_nets + 1, sizeof *h->tests);
@@ -691,4 +763,22 @@ crema_status crema_solver_set_dist(crema_solver *cs, crema_dist *d)
     if (!cs || !d)
         return err_set(CREMA_ERR_INVALID, "crema_solver_set_dist: NULL argument");
     return solver_set_dist(cs->s, d->comm);
+}
+
+crema_status crema_net_set_device(crema_net *net, const char *device)
+{
+    if (!net || !device)
+        return err_set(CREMA_ERR_INVALID, "crema_net_set_device: NULL argument");
+    const struct backend *be = NULL;
+    int rc = device_open(device, &be);
+    return rc ? rc : net_set_backend(net->net, be, NULL);
+}
+
+crema_status crema_solver_set_device(crema_solver *s, const char *device)
+{
+    if (!s || !device)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_set_device: NULL argument");
+    const struct backend *be = NULL;
+    int rc = device_open(device, &be);
+    return rc ? rc : solver_set_backend(s->s, be);
 }

@@ -12,6 +12,7 @@
 #include "data/image.h"
 #include "data/image_list.h"
 #include "dist/dist.h"
+#include "net/device.h"
 #include "net/net.h"
 #include "proto/proto_io.h"
 #include "proto/upgrade.h"

@@ -13,6 +13,17 @@ const struct backend *device_cpu(void)
     return &cpu_backend;
 }
 
+int device_gpu_count(void)
+{
+    int n = 0;
+    return cuda_device_count(&n) ? 0 : n;
+}
+
+int device_query(int id, FILE *out)
+{
+    return cuda_device_query(id, out);
+}
+
 static int parse_gpu_id(const char *s, int *id)
 {
     if (!*s || strlen(s) > 6)
@@ -48,4 +59,75 @@ int device_open(const char *spec, const struct backend **out)
     if (parse_gpu_id(rest, &id))
         return err_set(CREMA_ERR_INVALID, "device \"%s\": expected cpu, gpu, gpu:N, cuda:N or a GPU id", spec);
     return cuda_backend_open(id, out);
+}
+
+int device_parse_gpus(const char *flag, int *ids, int max, int *n)
+{
+    *n = 0;
+    if (!flag || !*flag)
+        return CREMA_OK;
+    if (strcmp(flag, "all") == 0) {
+        int count = 0;
+        int rc = cuda_device_count(&count);
+        if (rc)
+            return rc;
+        if (count == 0) {
+            const struct backend *be;
+            rc = cuda_backend_open(0, &be); /* for its message: no plugin, no driver, no device */
+            return err_prefix(rc ? rc : CREMA_ERR_UNSUPPORTED, "-gpu all");
+        }
+        for (int i = 0; i < count && i < max; i++)
+            ids[(*n)++] = i;
+        return CREMA_OK;
+    }
+    const char *p = flag;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[16];
+        int id = 0;
+        if (len == 0 || len >= sizeof item)
+            return err_set(CREMA_ERR_INVALID, "-gpu %s: expected all or a comma-separated list of GPU ids", flag);
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (parse_gpu_id(item, &id))
+            return err_set(CREMA_ERR_INVALID, "-gpu %s: \"%s\" is not a GPU id", flag, item);
+        for (int i = 0; i < *n; i++)
+            if (ids[i] == id)
+                return err_set(CREMA_ERR_INVALID, "-gpu %s: GPU %d is listed twice", flag, id);
+        if (*n == max)
+            return err_set(CREMA_ERR_INVALID, "-gpu %s: more than %d GPUs", flag, max);
+        ids[(*n)++] = id;
+        p = end ? end + 1 : p + len;
+    }
+    return CREMA_OK;
+}
+
+int device_choose(const char *gpu_flag, bool mode_gpu, int device_id, FILE *log, const struct backend **out,
+                  int *n_gpus)
+{
+    *out = &cpu_backend;
+    *n_gpus = 0;
+    int ids[64], n = 0;
+    int rc = device_parse_gpus(gpu_flag, ids, 64, &n);
+    if (rc)
+        return rc;
+    if (n > 0) {
+        *n_gpus = n;
+        if ((rc = cuda_backend_open(ids[0], out)))
+            return err_prefix(rc, "-gpu %s", gpu_flag);
+        return CREMA_OK;
+    }
+    if (!mode_gpu)
+        return CREMA_OK;
+    const struct backend *be = NULL;
+    if (cuda_backend_open(device_id, &be)) {
+        if (log)
+            fprintf(log, "solver_mode is GPU, but %s; computing on the CPU\n", crema_errmsg());
+        err_clear();
+        return CREMA_OK;
+    }
+    *out = be;
+    *n_gpus = 1;
+    return CREMA_OK;
 }

@@ -322,6 +322,16 @@ int solver_create(const Caffe__SolverParameter *param, FILE *log, struct solver 
     return CREMA_OK;
 }
 
+int solver_set_backend(struct solver *s, const struct backend *be)
+{
+    int rc = net_set_backend(s->net, be, s->log);
+    for (int i = 0; !rc && i < s->n_test_nets; i++)
+        rc = net_set_backend(s->test_nets[i], be, NULL);
+    if (!rc)
+        s->update.be = be;
+    return rc;
+}
+
 void solver_free(struct solver *s)
 {
     if (!s)

@@ -62,6 +62,11 @@ int solver_read_param(const char *path, Caffe__SolverParameter **out);
 int solver_create(const Caffe__SolverParameter *param, FILE *log, struct solver **out);
 void solver_free(struct solver *s);
 
+/* Makes the train and test nets and the update compute on `be` (the CPU
+ * backend unless called); layers without a path for it are named on the
+ * solver's log. */
+int solver_set_backend(struct solver *s, const struct backend *be);
+
 /* Makes the solver one rank of a synchronous data-parallel job over comm
  * (not owned; it must outlive the solver), CaffeOnSpark's semantics: checks
  * that every rank has the same solver and nets (dist_check_same), makes
