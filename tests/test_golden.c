@@ -167,7 +167,7 @@ static void run_net_case(struct outcome *o, const char *case_name, const Caffe__
     struct net *net = NULL;
     int rc = net_build(np, NULL, 1, &net);
     if (!rc)
-        rc = net_set_backend(net, test_be, NULL);
+        rc = net_set_backend(net, test_be, test_be->host_memory ? NULL : stderr);
     bool python = strcmp(case_name, "layers/python") == 0;
     if (python) {
         /* crema runs Python layers only from its Python package. */

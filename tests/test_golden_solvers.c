@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "check.h"
 #include "solver_testing.h"
+#include "net/device.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
 #include "solvers/solver.h"
@@ -52,6 +53,11 @@ static int run_case(const char *dir, const struct run *r, char **log_text)
         }
         struct solver *s = NULL;
         rc = solver_create(p, log, &s);
+        /* $CREMA_TEST_DEVICE: the same runs on a GPU (or the mirror) */
+        const char *dev = getenv("CREMA_TEST_DEVICE");
+        const struct backend *be = NULL;
+        if (!rc && dev && *dev && !(rc = device_open(dev, &be)))
+            rc = solver_set_backend(s, be);
         if (!rc)
             rc = solver_solve(s, r->resume);
         solver_free(s);

@@ -53,7 +53,7 @@ int cmd_device_query(int argc, char **argv)
         int ids[64], n = 0;
         int qrc = device_parse_gpus(gpu, ids, 64, &n);
         for (int i = 0; !qrc && i < n; i++) {
-            fprintf(stdout, "Querying GPUs %d\n", ids[i]);
+            fprintf(stderr, "Querying GPUs %d\n", ids[i]);
             qrc = device_query(ids[i], stdout);
         }
         if (qrc) {

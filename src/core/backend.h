@@ -48,6 +48,9 @@ struct backend {
     int (*sync)(const struct backend *be);
     /* The first error hit so far, without waiting (CREMA_OK when none). */
     int (*status)(const struct backend *be);
+    /* Bytes of the backend's memory in use now and at most so far (NULL:
+     * the backend does not count). */
+    int (*memory)(const struct backend *be, size_t *in_use, size_t *peak);
     /* TF32 tensor cores for GEMMs and convolutions (off: fp32, what Caffe
      * computes). NULL: the backend has no such mode. */
     int (*set_tf32)(const struct backend *be, bool on);

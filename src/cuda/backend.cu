@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <mutex>
+#include <unordered_map>
 
 const struct cuda_host *cuda_host_api;
 
@@ -16,6 +17,9 @@ static std::mutex open_lock;
 static struct backend backends[MAX_DEVICES];
 static struct cuda_ctx contexts[MAX_DEVICES];
 static bool opened[MAX_DEVICES];
+/* Each allocation's size, for the in-use and peak counts. */
+static std::mutex size_lock;
+static std::unordered_map<void *, size_t> sizes;
 
 int cuda_fail(const struct backend *be, int code, const char *fmt, ...)
 {
@@ -89,6 +93,11 @@ static void *cu_alloc(const struct backend *be, size_t bytes)
         cudaFree(p);
         return NULL;
     }
+    std::lock_guard<std::mutex> guard(size_lock);
+    sizes[p] = bytes;
+    c->in_use += bytes;
+    if (c->in_use > c->peak)
+        c->peak = c->in_use;
     return p;
 }
 
@@ -96,6 +105,22 @@ static void cu_free(const struct backend *be, void *p)
 {
     /* cudaFree waits for the device; work on the stream is done with p. */
     cudaFree(p);
+    std::lock_guard<std::mutex> guard(size_lock);
+    auto it = sizes.find(p);
+    if (it != sizes.end()) {
+        CUDA_CTX(be)->in_use -= it->second;
+        sizes.erase(it);
+    }
+}
+
+static int cu_memory(const struct backend *be, size_t *in_use, size_t *peak)
+{
+    std::lock_guard<std::mutex> guard(size_lock);
+    struct cuda_ctx *c = CUDA_CTX(be);
+    /* the scratch area (cuDNN workspaces) counts too */
+    *in_use = c->in_use + c->scratch_bytes;
+    *peak = c->peak + c->scratch_bytes;
+    return CUDA_OK;
 }
 
 static int cu_copy(const struct backend *be, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
@@ -212,6 +237,7 @@ static int cu_open(int id, const struct backend **out)
     be->sync = cu_sync;
     be->status = cu_status;
     be->set_tf32 = cu_set_tf32;
+    be->memory = cu_memory;
     be->math = cuda_math_ops();
     be->solver = cuda_solver_ops();
     /* Layer families: one line each. */

@@ -34,7 +34,7 @@ struct cuda_ctx {
      * stream (cuDNN workspaces, reduction partials); grown, never shrunk. */
     void *scratch;
     size_t scratch_bytes;
-    float *one_device;   /* a device float holding 1 (pointer-mode device calls) */
+    size_t in_use, peak; /* bytes allocated through the backend (alloc/free) */
 };
 
 #define CUDA_CTX(be) ((struct cuda_ctx *)(be)->ctx)
