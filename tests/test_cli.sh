@@ -105,6 +105,21 @@ for f in conf train test features label outputFormat model output devices persis
 done
 expect_rc 0 "$BIN" device_query
 has "$TMP/out" "CPU"
+# Asking for a GPU where there is none (CI, these machines): one clear line, exit 1, at start.
+if [ "$(grep -c '^GPUs: 0' "$TMP/out")" = 1 ]; then
+    printf 'net: "%s/demo/lenet_train_test.prototxt"\nbase_lr: 0.01\nmax_iter: 1\n' "$(pwd)" >"$TMP/gpu_solver.prototxt"
+    for g in 0 0,1 all; do
+        expect_rc 1 "$BIN" train -solver "$TMP/gpu_solver.prototxt" -gpu $g
+        has "$TMP/err" "crema train: -gpu $g: .*\(CUDA\|GPU\)"
+        [ "$(wc -l <"$TMP/err")" -eq 1 ] && ok || fail "train -gpu $g: more than one line: $(cat "$TMP/err")"
+    done
+    expect_rc 1 "$BIN" time -model demo/lenet_train_test.prototxt -gpu 0
+    has "$TMP/err" "CUDA\|GPU"
+    expect_rc 1 "$BIN" device_query -gpu 0
+    has "$TMP/err" "CUDA\|GPU"
+    expect_rc 1 "$BIN" train -solver "$TMP/gpu_solver.prototxt" -gpu x
+    has "$TMP/err" '"x" is not a GPU id'
+fi
 expect_rc 0 "$BIN" version
 has "$TMP/out" "crema "
 

@@ -20,7 +20,7 @@ static struct flag cos_flags[] = {
     { "model", FLAG_STRING, "", "train: where the final model goes (its directory gets the snapshots); "
                                 "test/features: the model to load", NULL, false },
     { "output", FLAG_STRING, "output", "where test results or features go (path or file: URI)", NULL, false },
-    { "devices", FLAG_INT, "1", "GPUs per executor (this build computes on the CPU)", NULL, false },
+    { "devices", FLAG_INT, "1", "GPUs per executor: with solver_mode GPU, one rank per GPU", NULL, false },
     { "persistent", FLAG_BOOL, "false", "persist the training RDD (Spark only)", NULL, false },
     { "snapshot", FLAG_STRING, "", "solver state to resume training from (needs -weights, as CaffeOnSpark)", NULL,
       false },
@@ -92,7 +92,7 @@ static int set_snapshot_prefix(Caffe__SolverParameter *p, const char *model)
     return 0;
 }
 
-static int train(const char *conf, const char *model, const char *weights, const char *snapshot,
+static int train(const char *conf, const char *model, const char *weights, const char *snapshot, int devices,
                  const char *tensorboard, struct dist_comm *comm)
 {
     /* with ranks, rank 0 logs and writes the model; the others only train */
@@ -102,9 +102,22 @@ static int train(const char *conf, const char *model, const char *weights, const
         fprintf(stderr, "crema cos: -conf %s: %s\n", conf, crema_errmsg());
         return 1;
     }
-    if (param->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU)
-        fprintf(stderr, "crema cos: note: solver_mode GPU: this build computes on the CPU\n");
-    int rc = set_snapshot_prefix(param, model);
+    /* CaffeOnSpark: solver_mode GPU trains each executor's ranks on its
+     * GPUs (-devices per executor); rank r takes GPU r % devices. Without a
+     * GPU, one warning and the CPU. */
+    const struct backend *be = NULL;
+    int n_gpus = 0;
+    char gpu[16] = "";
+    bool wants_gpu = param->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU;
+    if (wants_gpu && devices > 0 && device_gpu_count() > 0)
+        snprintf(gpu, sizeof gpu, "%d", (comm ? dist_rank(comm) : 0) % devices);
+    int rc = device_choose(gpu, wants_gpu, param->device_id, lead ? stderr : NULL, &be, &n_gpus);
+    if (rc) {
+        fprintf(stderr, "crema cos: %s\n", crema_errmsg());
+        proto_free(&param->base);
+        return 1;
+    }
+    rc = set_snapshot_prefix(param, model);
     param->has_snapshot_after_train = true;
     param->snapshot_after_train = false; /* the final model goes to -model */
     if (!rc && *weights && !*snapshot) {
@@ -124,6 +137,8 @@ static int train(const char *conf, const char *model, const char *weights, const
     struct solver *s = NULL;
     rc = solver_create(param, lead ? stderr : NULL, &s);
     proto_free(&param->base);
+    if (!rc && !be->host_memory)
+        rc = solver_set_backend(s, be);
     if (!rc && comm)
         rc = solver_set_dist(s, comm);
     if (rc) {
@@ -233,6 +248,21 @@ int cmd_cos(int argc, char **argv)
         fprintf(stderr, "crema cos: -clusterSize must be at least 1, got %lld\n", cluster);
         return 1;
     }
+    long long devices = cli_int(fl, n, "devices");
+    if (devices < 1 || devices > 64) {
+        fprintf(stderr, "crema cos: -devices must be 1..64, got %lld\n", devices);
+        return 1;
+    }
+    /* On GPUs each executor runs one rank per device, as CaffeOnSpark's
+     * executors run one solver per GPU: clusterSize x devices ranks. */
+    if (do_train && devices > 1 && device_gpu_count() > 0) {
+        Caffe__SolverParameter *sp = NULL;
+        if (solver_read_param(io_strip_file_uri(conf), &sp) == 0 &&
+            sp->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU)
+            cluster *= devices;
+        if (sp)
+            proto_free(&sp->base);
+    }
     struct dist_config dcfg;
     struct dist_comm *comm = NULL;
     if (do_train) {
@@ -248,8 +278,6 @@ int cmd_cos(int argc, char **argv)
     } else if (cluster > 1) {
         fprintf(stderr, "crema cos: note: -clusterSize applies to training; testing and features run here\n");
     }
-    if (flag_set("devices"))
-        fprintf(stderr, "crema cos: note: -devices: this build computes on the CPU with every core\n");
     if (flag_set("persistent"))
         fprintf(stderr, "crema cos: note: -persistent has no meaning without Spark (no RDD to persist)\n");
     if (flag_set("connection") && !comm)
@@ -279,7 +307,7 @@ int cmd_cos(int argc, char **argv)
     }
     int rc = 0;
     if (do_train)
-        rc = train(conf, model, weights, snapshot, cli_str(fl, n, "tensorboard"), comm);
+        rc = train(conf, model, weights, snapshot, (int)devices, cli_str(fl, n, "tensorboard"), comm);
     /* after distributed training, rank 0 alone tests or extracts */
     bool lead = !comm || dist_rank(comm) == 0;
     dist_comm_free(comm);

@@ -154,6 +154,16 @@ int cmd_train(int argc, char **argv)
         .iface = cli_str(train_flags, N_TRAIN_FLAGS, "iface"),
         .connection = cli_str(train_flags, N_TRAIN_FLAGS, "connection"),
     };
+    /* -gpu 0,1 (or all): one rank per GPU, as Caffe trains one solver per
+     * GPU; rank r takes the r-th GPU of the list. */
+    const char *gpu_flag = cli_str(train_flags, N_TRAIN_FLAGS, "gpu");
+    int gpu_ids[64], n_gpu_ids = 0;
+    if (device_parse_gpus(gpu_flag, gpu_ids, 64, &n_gpu_ids)) {
+        fprintf(stderr, "crema train: %s\n", crema_errmsg());
+        return 1;
+    }
+    if (n_gpu_ids > 1 && dopt.cluster_size == 0)
+        dopt.cluster_size = n_gpu_ids;
     struct dist_config dcfg;
     int mode = cli_dist_setup("train", &dopt, &dcfg);
     if (mode < 0)
@@ -161,6 +171,17 @@ int cmd_train(int argc, char **argv)
     if (mode == CLI_DIST_LAUNCH) {
         if (cli_check_file("train", "solver", solver_file))
             return 1;
+        /* no GPU at all, or one that does not exist: say so before starting ranks */
+        int have = n_gpu_ids ? device_gpu_count() : 0;
+        for (int i = 0; i < n_gpu_ids; i++)
+            if (gpu_ids[i] >= have) {
+                const struct backend *probe = NULL;
+                char id[16];
+                snprintf(id, sizeof id, "gpu:%d", gpu_ids[i]);
+                device_open(id, &probe);
+                fprintf(stderr, "crema train: -gpu %s: %s\n", gpu_flag, crema_errmsg());
+                return 1;
+            }
         return cli_dist_launch("train", argc, argv, &dcfg);
     }
     /* ranks other than 0 log nothing but errors */
@@ -186,20 +207,18 @@ int cmd_train(int argc, char **argv)
      * falls back to the CPU with a warning where there is no GPU. */
     const struct backend *be = NULL;
     int n_gpus = 0;
-    rc = device_choose(cli_str(train_flags, N_TRAIN_FLAGS, "gpu"),
-                       param->has_solver_mode && param->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU,
+    char my_gpu[16] = "";
+    if (n_gpu_ids > 0)
+        snprintf(my_gpu, sizeof my_gpu, "%d", gpu_ids[(mode == CLI_DIST_RANK ? dcfg.rank : 0) % n_gpu_ids]);
+    rc = device_choose(my_gpu, param->has_solver_mode && param->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU,
                        param->device_id, log, &be, &n_gpus);
-    if (!rc && n_gpus > 1)
-        rc = err_set(CREMA_ERR_UNSUPPORTED, "-gpu %s: one process trains on one GPU; start one rank per GPU "
-                     "(-clusterSize %d, each rank with its own -gpu)", cli_str(train_flags, N_TRAIN_FLAGS, "gpu"),
-                     n_gpus);
     if (rc) {
         fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
         proto_free(&param->base);
         return 1;
     }
     if (log && n_gpus)
-        fprintf(log, "Using GPUs %d (%s)\n", be->device_id, be->name);
+        fprintf(log, "Using GPUs %s\n", n_gpu_ids ? gpu_flag : my_gpu[0] ? my_gpu : "0");
     long long iterations = cli_int(train_flags, N_TRAIN_FLAGS, "iterations");
     if (iterations >= 0) {
         param->has_max_iter = true;

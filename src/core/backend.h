@@ -26,6 +26,7 @@ struct loss_ops;
 struct structure_ops;
 struct norm_ops;
 struct recurrent_ops;
+struct comm_ops;
 
 struct backend {
     const char *name; /* "cpu", "cuda:0", "cpu-mirror" */
@@ -58,6 +59,9 @@ struct backend {
 
     const struct math_ops *math;
     const struct solver_ops *solver;
+    /* Collectives among ranks on the backend's own memory (NCCL on a GPU);
+     * NULL: ranks sum on the host (dist/, Gloo). */
+    const struct comm_ops *comm;
     /* Layer families: NULL where the backend has none; a layer whose family
      * table is missing runs on the host (see layer_kind). */
     const struct neuron_ops *neuron;
@@ -141,6 +145,23 @@ struct solver_ops {
                  float delta, float scale);
     /* w -= g (Net::Update) */
     void (*apply)(const struct backend *be, size_t n, const float *g, float *w);
+};
+
+/* Summing gradients across ranks inside device memory (NCCL). A job sets
+ * it up over its host collectives: rank 0 makes an id, the ranks share it,
+ * each opens its end. Calls are queued behind the work already on the
+ * backend's queue and overlap with what follows; finish waits for them and
+ * names a failed or silent peer (never a hang past timeout_ms). */
+struct comm_ops {
+    size_t id_bytes;
+    int (*make_id)(const struct backend *be, void *id);
+    int (*open)(const struct backend *be, int rank, int size, const void *id, int timeout_ms, void **comm);
+    /* buf (n floats of the backend's memory) becomes the sum over ranks */
+    int (*allreduce_start)(const struct backend *be, void *comm, float *buf, size_t n);
+    /* Every sum started is done before the backend's next queued work. */
+    int (*allreduce_finish)(const struct backend *be, void *comm);
+    /* Ends the rank's part; aborts pending work after an error. */
+    void (*close)(const struct backend *be, void *comm);
 };
 
 #endif

@@ -240,6 +240,7 @@ static int cu_open(int id, const struct backend **out)
     be->memory = cu_memory;
     be->math = cuda_math_ops();
     be->solver = cuda_solver_ops();
+    be->comm = cuda_comm_ops();
     /* Layer families: one line each. */
     be->neuron = NULL;
 

@@ -443,6 +443,7 @@ void dist_comm_free(struct dist_comm *c)
 
 int dist_rank(const struct dist_comm *c) { return c->rank; }
 int dist_size(const struct dist_comm *c) { return c->size; }
+int dist_timeout_ms(const struct dist_comm *c) { return c->timeout_ms; }
 
 /* ---- collectives ---- */
 

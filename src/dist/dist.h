@@ -45,6 +45,8 @@ void dist_comm_free(struct dist_comm *comm);
 
 int dist_rank(const struct dist_comm *comm);
 int dist_size(const struct dist_comm *comm);
+/* The job's timeout: a dead or stalled peer fails a call after this long. */
+int dist_timeout_ms(const struct dist_comm *comm);
 
 /* The collectives. Every rank calls them in the same order with the same
  * sizes. Errors name the rank that was lost or is late:

@@ -324,6 +324,8 @@ int solver_create(const Caffe__SolverParameter *param, FILE *log, struct solver 
 
 int solver_set_backend(struct solver *s, const struct backend *be)
 {
+    if (s->dist)
+        return err_set(CREMA_ERR_INVALID, "solver: choose the device before joining the ranks (solver_set_dist)");
     int rc = net_set_backend(s->net, be, s->log);
     for (int i = 0; !rc && i < s->n_test_nets; i++)
         rc = net_set_backend(s->test_nets[i], be, NULL);

@@ -18,20 +18,83 @@
 #include <unistd.h>
 
 
-static void grad_bucket_pack(struct solver *s, struct grad_bucket *b)
+static int grad_bucket_pack(struct solver *s, struct grad_bucket *b)
 {
     size_t off = 0;
     for (int k = 0; k < b->n_members; k++) {
         struct tensor *t = s->params[s->dist->order[b->first + k]];
-        memcpy(b->buf + off, tensor_diff(t), t->count * sizeof(float));
+        const float *diff = tensor_cdiff(t); /* fetched from a device when newer there */
+        if (!diff)
+            return CREMA_ERR_NOMEM;
+        memcpy(b->buf + off, diff, t->count * sizeof(float));
         off += t->count;
     }
+    return CREMA_OK;
+}
+
+/* The device path: the bucket's diffs gathered on the device, summed there. */
+static int grad_bucket_start_device(struct solver *s, struct grad_bucket *b)
+{
+    struct solver_dist *d = s->dist;
+    const struct backend *be = d->dev_be;
+    float *buf = tensor_data_on(b->dev, be);
+    if (!buf)
+        return CREMA_ERR_NOMEM;
+    size_t off = 0;
+    for (int k = 0; k < b->n_members; k++) {
+        struct tensor *t = s->params[d->order[b->first + k]];
+        const float *diff = tensor_cdiff_on(t, be);
+        if (!diff)
+            return CREMA_ERR_NOMEM;
+        be->math->copy(be, t->count, diff, buf + off);
+        off += t->count;
+    }
+    d->dev_started = true;
+    return be->comm->allreduce_start(be, d->dev_comm, buf, b->count);
 }
 
 static int grad_bucket_start(struct solver *s, struct grad_bucket *b)
 {
-    grad_bucket_pack(s, b);
-    return dist_allreduce_start(s->dist->comm, b->buf, b->count, &b->req);
+    if (s->dist->dev_comm)
+        return grad_bucket_start_device(s, b);
+    int rc = grad_bucket_pack(s, b);
+    return rc ? rc : dist_allreduce_start(s->dist->comm, b->buf, b->count, &b->req);
+}
+
+/* The device path's end: every sum done, the averages in the diffs. */
+static int dist_finish_device(struct solver *s, int status)
+{
+    struct solver_dist *d = s->dist;
+    const struct backend *be = d->dev_be;
+    int rc = status;
+    for (; !rc && d->next_bucket < d->n_buckets; d->next_bucket++)
+        rc = grad_bucket_start(s, &d->buckets[d->next_bucket]);
+    if (d->dev_started) {
+        int w = be->comm->allreduce_finish(be, d->dev_comm);
+        d->dev_started = false;
+        if (!rc)
+            rc = w;
+    }
+    d->next_bucket = 0;
+    d->reducing = false;
+    if (rc)
+        return rc;
+    const float scale = 1.0f / (float)d->size;
+    for (int i = 0; i < d->n_buckets; i++) {
+        struct grad_bucket *b = &d->buckets[i];
+        const float *buf = tensor_cdata_on(b->dev, be);
+        size_t off = 0;
+        for (int k = 0; k < b->n_members; k++) {
+            struct tensor *t = s->params[d->order[b->first + k]];
+            float *diff = tensor_diff_on(t, be);
+            if (!diff || !buf)
+                return CREMA_ERR_NOMEM;
+            be->math->copy(be, t->count, buf + off, diff);
+            be->math->scal(be, (int)t->count, scale, diff);
+            off += t->count;
+        }
+    }
+    return be->status(be);
 }
 
 /* The net's per-layer backward hook: sends every bucket that is complete. */
@@ -57,6 +120,8 @@ static int dist_on_backward_layer(struct net *net, int layer, void *ctx)
 int dist_finish_gradients(struct solver *s, int status)
 {
     struct solver_dist *d = s->dist;
+    if (d->dev_comm)
+        return dist_finish_device(s, status);
     int rc = status;
     for (; !rc && d->next_bucket < d->n_buckets; d->next_bucket++)
         rc = grad_bucket_start(s, &d->buckets[d->next_bucket]);
@@ -153,7 +218,10 @@ void solver_dist_free(struct solver_dist *d)
         if (d->buckets[i].req)
             dist_wait(d->buckets[i].req);
         free(d->buckets[i].buf);
+        tensor_free(d->buckets[i].dev);
     }
+    if (d->dev_comm)
+        d->dev_be->comm->close(d->dev_be, d->dev_comm);
     free(d->buckets);
     free(d->order);
     free(d);
@@ -300,6 +368,71 @@ static int dist_shard_net(struct solver *s, struct net *net, const char *which)
     return CREMA_OK;
 }
 
+/* Where the ranks sum gradients: in device memory (NCCL) when the update
+ * computes on a device with collectives and no two ranks share a GPU (NCCL
+ * needs one GPU per rank); else on the host. Every rank decides alike, from
+ * the same gathered table. CREMA_DIST_HOST=1 keeps the sums on the host. */
+static int dist_setup_device(struct solver *s)
+{
+    struct solver_dist *d = s->dist;
+    const struct backend *be = s->update.be;
+    const char *force_host = getenv("CREMA_DIST_HOST");
+    struct where {
+        uint64_t host;
+        int32_t device, device_comm;
+    } me = { 1469598103934665603ull, -1, 0 };
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    for (const char *c = host; *c; c++) /* FNV-1a of the host name */
+        me.host = (me.host ^ (uint8_t)*c) * 1099511628211ull;
+    if (!be->host_memory) {
+        me.device = be->device_id;
+        me.device_comm = be->comm && !(force_host && *force_host == '1');
+    }
+    struct where *all = calloc((size_t)d->size, sizeof *all);
+    if (!all)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    int rc = dist_allgather(d->comm, &me, sizeof me, all);
+    bool device = !rc;
+    int shared_with = -1;
+    for (int r = 0; device && r < d->size; r++) {
+        device = all[r].device >= 0 && all[r].device_comm;
+        for (int q = 0; device && q < r; q++)
+            if (all[q].host == all[r].host && all[q].device == all[r].device) {
+                device = false;
+                shared_with = q;
+            }
+    }
+    if (!rc && shared_with >= 0)
+        LOG(s, "Ranks share GPU %d of one host: gradients are summed on the host\n", all[shared_with].device);
+    free(all);
+    if (rc || !device)
+        return rc;
+    d->dev_be = be;
+    uint8_t id[512];
+    if (be->comm->id_bytes > sizeof id)
+        return err_set(CREMA_ERR_UNSUPPORTED, "%s: a collective id of %zu bytes", be->name, be->comm->id_bytes);
+    /* rank 0's id to all; if it cannot make one, the others hear so */
+    int made = d->rank == 0 ? be->comm->make_id(be, id) : CREMA_OK;
+    int32_t ok = made == CREMA_OK;
+    if (d->rank == 0 && !ok)
+        memset(id, 0, be->comm->id_bytes);
+    if ((rc = dist_broadcast(d->comm, &ok, sizeof ok, 0)) ||
+        (rc = dist_broadcast(d->comm, id, be->comm->id_bytes, 0)))
+        return rc;
+    if (!ok)
+        return d->rank == 0 ? made : err_set(CREMA_ERR_DIST, "rank 0 could not set up the GPU collectives");
+    if ((rc = be->comm->open(be, d->rank, d->size, id, dist_timeout_ms(d->comm), &d->dev_comm)))
+        return err_prefix(rc, "rank %d: joining the GPU collectives", d->rank);
+    for (int i = 0; i < d->n_buckets; i++) {
+        int shape[1] = { (int)d->buckets[i].count };
+        if (!(d->buckets[i].dev = tensor_new()) || tensor_reshape(d->buckets[i].dev, 1, shape))
+            return err_set(CREMA_ERR_NOMEM, "out of memory for the gradient buckets");
+    }
+    LOG(s, "Rank %d of %d: gradients are summed on %s\n", d->rank, d->size, be->name);
+    return CREMA_OK;
+}
+
 int solver_set_dist(struct solver *s, struct dist_comm *comm)
 {
     if (s->dist)
@@ -322,6 +455,8 @@ int solver_set_dist(struct solver *s, struct dist_comm *comm)
         rc = dist_shard_net(s, s->test_nets[i], "test");
     if (!rc)
         rc = dist_plan_buckets(s);
+    if (!rc)
+        rc = dist_setup_device(s);
     if (!rc)
         rc = dist_sync_state(s, false);
     if (rc) {

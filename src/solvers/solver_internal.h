@@ -29,6 +29,7 @@ struct grad_bucket {
     size_t count;
     float *buf;
     struct dist_request *req;
+    struct tensor *dev; /* the bucket in device memory (sums on the device) */
 };
 
 struct solver_dist {
@@ -38,6 +39,11 @@ struct solver_dist {
     int n_buckets, next_bucket;
     struct grad_bucket *buckets;
     bool reducing; /* this backward pass is the one whose gradients are summed */
+    /* Sums in device memory (the update's backend's comm table, NCCL);
+     * NULL: on the host, through comm. */
+    const struct backend *dev_be;
+    void *dev_comm;
+    bool dev_started;
 };
 
 /* strdup that reports failure through err_set. */
