@@ -19,7 +19,7 @@ from .weights import BlobArrays, read_caffemodel
 __version__ = "0.1.0"
 
 __all__ = ["Net", "Blob", "Solver", "Dist", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
-           "library_path", "version", "db_count"]
+           "library_path", "version", "db_count", "set_mode_cpu", "set_mode_gpu", "set_device", "gpu_count"]
 
 
 def library_path():
@@ -39,3 +39,29 @@ def db_count(path, backend="lmdb"):
 def version():
     """libcrema's version string."""
     return _lib.crema_version().decode()
+
+
+def set_mode_cpu():
+    """Nets and solvers opened from now on compute on the CPU (pycaffe's
+    caffe.set_mode_cpu())."""
+    from ._capi import check
+    check(_lib.crema_set_mode(0))
+
+
+def set_mode_gpu():
+    """Nets and solvers opened from now on compute on the GPU chosen with
+    set_device (default 0), as pycaffe's caffe.set_mode_gpu(). Raises
+    CremaError at once, saying why, where no usable GPU is."""
+    from ._capi import check
+    check(_lib.crema_set_mode(1))
+
+
+def set_device(gpu_id):
+    """The GPU that set_mode_gpu() computes on (pycaffe's caffe.set_device)."""
+    from ._capi import check
+    check(_lib.crema_set_device(int(gpu_id)))
+
+
+def gpu_count():
+    """GPUs present (0 where there is no GPU, driver or CUDA plugin)."""
+    return int(_lib.crema_gpu_count())

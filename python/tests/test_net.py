@@ -479,6 +479,27 @@ class SolverRun(unittest.TestCase):
             solver.net.forward()
 
 
+class Devices(unittest.TestCase):
+    """pycaffe's mode calls. Where there is no GPU (CI), asking for one is a
+    CremaError saying why, and the mode stays CPU."""
+
+    def test_modes(self):
+        crema.set_mode_cpu()
+        with self.assertRaises(crema.CremaError):
+            crema.set_device(-1)
+        if crema.gpu_count() == 0:
+            with self.assertRaises(crema.CremaError) as e:
+                crema.set_mode_gpu()
+            self.assertRegex(str(e.exception), "CUDA|GPU")
+            # a net opened afterwards still computes on the CPU
+            net = crema.Net(golden("models", "lenet_mnist", "net.prototxt"), phase="TEST")
+            net.close()
+        else:
+            crema.set_device(0)
+            crema.set_mode_gpu()
+            crema.set_mode_cpu()
+
+
 class Packaging(unittest.TestCase):
     def test_library_is_packaged(self):
         lib = crema.library_path()
