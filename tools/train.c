@@ -18,6 +18,7 @@ static struct flag train_flags[] = {
       false },
     { "gpu", FLAG_STRING, "", "GPU ids to train on (0, or all); overrides solver_mode (default: the solver's)", NULL,
       false },
+    { "precision", FLAG_STRING, "fp32", "GPU arithmetic: fp32 (Caffe's) or tf32 (TF32 tensor cores)", NULL, false },
     { "sigint_effect", FLAG_STRING, "stop", "what SIGINT does: stop, snapshot or none", NULL, false },
     { "sighup_effect", FLAG_STRING, "snapshot", "what SIGHUP does: stop, snapshot or none", NULL, false },
     { "level", FLAG_INT, "0", "the train net state's level", NULL, false },
@@ -212,6 +213,13 @@ int cmd_train(int argc, char **argv)
         snprintf(my_gpu, sizeof my_gpu, "%d", gpu_ids[(mode == CLI_DIST_RANK ? dcfg.rank : 0) % n_gpu_ids]);
     rc = device_choose(my_gpu, param->has_solver_mode && param->solver_mode == CAFFE__SOLVER_PARAMETER__SOLVER_MODE__GPU,
                        param->device_id, log, &be, &n_gpus);
+    if (rc) {
+        fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
+        proto_free(&param->base);
+        return 1;
+    }
+    if (!rc)
+        rc = device_set_precision(be, cli_str(train_flags, N_TRAIN_FLAGS, "precision"));
     if (rc) {
         fprintf(stderr, "crema train: %s%s\n", who, crema_errmsg());
         proto_free(&param->base);

@@ -24,6 +24,18 @@ int device_query(int id, FILE *out)
     return cuda_device_query(id, out);
 }
 
+int device_set_precision(const struct backend *be, const char *precision)
+{
+    if (!precision || !*precision || strcmp(precision, "fp32") == 0)
+        return be->set_tf32 ? be->set_tf32(be, false) : CREMA_OK;
+    if (strcmp(precision, "tf32") == 0) {
+        if (!be->set_tf32)
+            return err_set(CREMA_ERR_UNSUPPORTED, "-precision tf32: %s has no TF32 (a GPU has)", be->name);
+        return be->set_tf32(be, true);
+    }
+    return err_set(CREMA_ERR_INVALID, "-precision %s: expected fp32 or tf32", precision);
+}
+
 static int parse_gpu_id(const char *s, int *id)
 {
     if (!*s || strlen(s) > 6)

@@ -19,6 +19,11 @@ int device_gpu_count(void);
 /* Caffe's device_query lines for GPU id. */
 int device_query(int id, FILE *out);
 
+/* The arithmetic a backend computes in: "fp32" (what Caffe computes;
+ * the default), "tf32" (TF32 tensor cores for GEMMs and convolutions, where
+ * the backend has them). Errors name what the backend cannot do. */
+int device_set_precision(const struct backend *be, const char *precision);
+
 /* The CPU backend. */
 const struct backend *device_cpu(void);
 
