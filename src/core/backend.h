@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/ops_structure.h"
+
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };
 
 struct backend;

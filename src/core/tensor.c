@@ -230,6 +230,19 @@ const struct backend *tensor_data_backend(const struct tensor *t)
     return b && b->head == TENSOR_AT_DEVICE ? b->be : NULL;
 }
 
+int tensor_ensure_buffers(struct tensor *t)
+{
+    return tensor_bufs(t);
+}
+
+int tensor_share_both(struct tensor *t, struct tensor *other)
+{
+    int rc = tensor_bufs(other);
+    if (!rc)
+        rc = tensor_share_data(t, other);
+    return rc ? rc : tensor_share_diff(t, other);
+}
+
 int tensor_share_data(struct tensor *t, const struct tensor *other)
 {
     if (t->count != other->count)

@@ -74,6 +74,12 @@ struct tensor_transfers {
 };
 void tensor_transfers(struct tensor_transfers *out);
 
+/* Makes sure the tensor has its buffers (not their memory): what sharing
+ * needs, without touching either copy. */
+int tensor_ensure_buffers(struct tensor *t);
+/* Both buffers of other become t's (ShareData + ShareDiff), no copy made. */
+int tensor_share_both(struct tensor *t, struct tensor *other);
+
 /* Share the other tensor's data (or diff) buffer: Caffe's ShareData/ShareDiff.
  * The counts must match. */
 int tensor_share_data(struct tensor *t, const struct tensor *other);

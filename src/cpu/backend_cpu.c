@@ -179,7 +179,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
                                           \
     .loss = NULL,                         \
                                           \
-    .structure = NULL,                    \
+    .structure = &cpu_structure_ops,      \
                                           \
     .norm = NULL,                         \
                                           \

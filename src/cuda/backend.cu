@@ -248,7 +248,7 @@ static int cu_open(int id, const struct backend **out)
 
     be->loss = NULL;
 
-    be->structure = NULL;
+    be->structure = cuda_structure_ops();
 
     be->norm = NULL;
 

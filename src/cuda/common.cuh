@@ -81,6 +81,7 @@ extern "C" {
 const struct math_ops *cuda_math_ops(void);
 const struct solver_ops *cuda_solver_ops(void);
 const struct comm_ops *cuda_comm_ops(void);
+const struct structure_ops *cuda_structure_ops(void);
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* Eltwise: element-wise product, weighted sum or maximum of equally shaped
- * bottoms (Caffe's EltwiseLayer, with its max mask and stable product grad). */
+ * bottoms (Caffe's EltwiseLayer, with its max mask and stable product grad),
+ * on any backend. */
 #include "layers/layer.h"
 
 #include <float.h>
@@ -9,9 +10,8 @@
 struct eltwise {
     Caffe__EltwiseParameter__EltwiseOp op;
     bool stable_prod_grad;
-    float *coeff;   /* one per bottom */
-    int *mask;      /* MAX: which bottom won, per element */
-    size_t mask_cap;
+    float *coeff;        /* one per bottom */
+    struct tensor *mask; /* MAX: which bottom won, per element (as floats) */
 };
 
 static int eltwise_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -54,12 +54,12 @@ static int eltwise_reshape(struct layer *l, struct tensor **bottom, struct tenso
                            tensor_shape_string(bottom[i], a, sizeof a),
                            tensor_shape_string(bottom[0], b, sizeof b));
         }
-    if (e->op == CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX && bottom[0]->count > e->mask_cap) {
-        free(e->mask);
-        e->mask = malloc(bottom[0]->count * sizeof(int));
-        if (!e->mask)
+    if (e->op == CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__MAX) {
+        if (!e->mask && !(e->mask = tensor_new()))
             return err_set(CREMA_ERR_NOMEM, "out of memory");
-        e->mask_cap = bottom[0]->count;
+        int rc = tensor_reshape_like(e->mask, bottom[0]);
+        if (rc)
+            return rc;
     }
     return tensor_reshape_like(top[0], bottom[0]);
 }
@@ -67,56 +67,45 @@ static int eltwise_reshape(struct layer *l, struct tensor **bottom, struct tenso
 static int eltwise_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct eltwise *e = l->priv;
+    const struct backend *be = l->be;
+    const struct structure_ops *ops = be->structure;
     size_t n = top[0]->count;
-    float *y = tensor_data(top[0]);
-    if (!y)
-        return CREMA_ERR_NOMEM;
-    const float *a = tensor_data(bottom[0]), *b = tensor_data(bottom[1]);
-    if (!a || !b)
+    float *y = LDATA(top[0]);
+    const float *a = LCDATA(bottom[0]), *b = LCDATA(bottom[1]);
+    if (!y || !a || !b)
         return CREMA_ERR_NOMEM;
     switch (e->op) {
     case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__PROD:
-        for (size_t i = 0; i < n; i++)
-            y[i] = a[i] * b[i];
+        be->math->mul(be, (int)n, a, b, y);
         for (int k = 2; k < l->n_bottom; k++) {
-            const float *x = tensor_data(bottom[k]);
+            const float *x = LCDATA(bottom[k]);
             if (!x)
                 return CREMA_ERR_NOMEM;
-            for (size_t i = 0; i < n; i++)
-                y[i] *= x[i];
+            be->math->mul(be, (int)n, y, x, y);
         }
         break;
     case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__SUM:
-        memset(y, 0, n * sizeof(float));
+        be->math->set(be, n, 0.f, y);
         for (int k = 0; k < l->n_bottom; k++) {
-            const float *x = tensor_data(bottom[k]);
+            const float *x = LCDATA(bottom[k]);
             if (!x)
                 return CREMA_ERR_NOMEM;
-            for (size_t i = 0; i < n; i++)
-                y[i] += e->coeff[k] * x[i];
+            ops->scale_add(be, n, e->coeff[k], x, y);
         }
         break;
-    default: /* MAX: a tie between bottoms 0 and 1 goes to 1; later bottoms must be strictly larger */
-        for (size_t i = 0; i < n; i++) {
-            if (a[i] > b[i]) {
-                y[i] = a[i];
-                e->mask[i] = 0;
-            } else {
-                y[i] = b[i];
-                e->mask[i] = 1;
-            }
-        }
+    default: { /* MAX: a tie between bottoms 0 and 1 goes to 1; later bottoms must be strictly larger */
+        float *mask = LDATA(e->mask);
+        if (!mask)
+            return CREMA_ERR_NOMEM;
+        ops->max_first(be, n, a, b, y, mask);
         for (int k = 2; k < l->n_bottom; k++) {
-            const float *x = tensor_data(bottom[k]);
+            const float *x = LCDATA(bottom[k]);
             if (!x)
                 return CREMA_ERR_NOMEM;
-            for (size_t i = 0; i < n; i++)
-                if (x[i] > y[i]) {
-                    y[i] = x[i];
-                    e->mask[i] = k;
-                }
+            ops->max_next(be, n, x, k, y, mask);
         }
         break;
+    }
     }
     return CREMA_OK;
 }
@@ -125,15 +114,16 @@ static int eltwise_backward(struct layer *l, struct tensor **top, const bool *pr
                             struct tensor **bottom)
 {
     struct eltwise *e = l->priv;
+    const struct backend *be = l->be;
     size_t n = top[0]->count;
-    const float *y = tensor_data(top[0]), *dy = tensor_diff(top[0]);
+    const float *y = LCDATA(top[0]), *dy = LCDIFF(top[0]);
     if (!y || !dy)
         return CREMA_ERR_NOMEM;
     for (int k = 0; k < l->n_bottom; k++) {
         if (!propagate_down[k])
             continue;
-        const float *x = tensor_data(bottom[k]);
-        float *dx = tensor_diff(bottom[k]);
+        const float *x = LCDATA(bottom[k]);
+        float *dx = LDIFF(bottom[k]);
         if (!x || !dx)
             return CREMA_ERR_NOMEM;
         switch (e->op) {
@@ -144,37 +134,41 @@ static int eltwise_backward(struct layer *l, struct tensor **top, const bool *pr
                 for (int j = 0; j < l->n_bottom; j++) {
                     if (j == k)
                         continue;
-                    const float *o = tensor_data(bottom[j]);
+                    const float *o = LCDATA(bottom[j]);
                     if (!o)
                         return CREMA_ERR_NOMEM;
                     if (first)
-                        memcpy(dx, o, n * sizeof(float));
+                        be->math->copy(be, n, o, dx);
                     else
-                        for (size_t i = 0; i < n; i++)
-                            dx[i] = o[i] * dx[i];
+                        be->math->mul(be, (int)n, o, dx, dx);
                     first = false;
                 }
             } else {
-                for (size_t i = 0; i < n; i++)
-                    dx[i] = y[i] / x[i];
+                be->math->div(be, (int)n, y, x, dx);
             }
-            for (size_t i = 0; i < n; i++)
-                dx[i] *= dy[i];
+            be->math->mul(be, (int)n, dx, dy, dx);
             break;
         case CAFFE__ELTWISE_PARAMETER__ELTWISE_OP__SUM:
             if (e->coeff[k] == 1.f)
-                memcpy(dx, dy, n * sizeof(float));
+                be->math->copy(be, n, dy, dx);
             else
-                for (size_t i = 0; i < n; i++)
-                    dx[i] = e->coeff[k] * dy[i];
+                be->structure->scale(be, n, e->coeff[k], dy, dx);
             break;
-        default:
-            for (size_t i = 0; i < n; i++)
-                dx[i] = e->mask[i] == k ? dy[i] : 0.f;
+        default: {
+            const float *mask = LCDATA(e->mask);
+            if (!mask)
+                return CREMA_ERR_NOMEM;
+            be->structure->max_backward(be, n, dy, mask, k, dx);
             break;
+        }
         }
     }
     return CREMA_OK;
+}
+
+static bool eltwise_runs_on(const struct backend *be)
+{
+    return be->structure != NULL;
 }
 
 static void eltwise_destroy(struct layer *l)
@@ -182,7 +176,7 @@ static void eltwise_destroy(struct layer *l)
     struct eltwise *e = l->priv;
     if (e) {
         free(e->coeff);
-        free(e->mask);
+        tensor_free(e->mask);
     }
     free(e);
     l->priv = NULL;
@@ -195,5 +189,8 @@ const struct layer_kind eltwise_layer = {
     .reshape = eltwise_reshape,
     .forward = eltwise_forward,
     .backward = eltwise_backward,
+    .forward_dev = eltwise_forward,
+    .backward_dev = eltwise_backward,
+    .runs_on = eltwise_runs_on,
     .destroy = eltwise_destroy,
 };

@@ -58,21 +58,26 @@ static int embed_index(const struct embed *s, float v, int item, int *out)
     return CREMA_OK;
 }
 
+/* The indices are read and checked on the host (a bad one is an error, not
+ * a stray read on a device); the rows move on l->be. */
 static int embed_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct embed *s = l->priv;
-    const float *x = tensor_data(bottom[0]);
-    const float *w = tensor_data(l->blobs[0]);
-    float *y = tensor_data(top[0]);
+    const float *x = tensor_cdata(bottom[0]);
+    const float *w = LCDATA(l->blobs[0]);
+    float *y = LDATA(top[0]);
+    if (!x || !w || !y)
+        return CREMA_ERR_NOMEM;
     for (int n = 0; n < s->M; n++) {
         int idx = 0, rc = embed_index(s, x[n], n, &idx);
         if (rc)
             return rc;
-        for (int j = 0; j < s->N; j++)
-            y[(size_t)n * s->N + j] = w[(size_t)idx * s->N + j];
+        l->be->structure->copy_blocks(l->be, w + (size_t)idx * s->N, 0, y + (size_t)n * s->N, 0, 1, (size_t)s->N);
     }
-    if (s->bias_term)
-        return dense_bias_forward(l, &s->ones, s->M, s->N, tensor_data(l->blobs[1]), y);
+    if (s->bias_term) {
+        const float *bias = LCDATA(l->blobs[1]);
+        return bias ? dense_bias_forward(l, &s->ones, s->M, s->N, bias, y) : CREMA_ERR_NOMEM;
+    }
     return CREMA_OK;
 }
 
@@ -84,10 +89,15 @@ static int embed_backward(struct layer *l, struct tensor **top, const bool *prop
         return err_set(CREMA_ERR_UNSUPPORTED,
                        "Embed cannot back-propagate to its input (indices); set "
                        "propagate_down: false for it");
-    const float *dy = tensor_diff(top[0]);
+    const float *dy = LCDIFF(top[0]);
+    if (!dy)
+        return CREMA_ERR_NOMEM;
     if (l->param_propagate_down[0]) {
-        const float *x = tensor_data(bottom[0]);
-        float *dw = tensor_diff(l->blobs[0]);
+        const float *x = tensor_cdata(bottom[0]);
+        float *dw = LDIFF(l->blobs[0]);
+        if (!x || !dw)
+            return CREMA_ERR_NOMEM;
+        /* items in order: a row used twice sums in the same order anywhere */
         for (int n = 0; n < s->M; n++) {
             int idx = 0, rc = embed_index(s, x[n], n, &idx);
             if (rc)
@@ -95,9 +105,16 @@ static int embed_backward(struct layer *l, struct tensor **top, const bool *prop
             l->be->math->axpy(l->be, s->N, 1.f, dy + (size_t)n * s->N, dw + (size_t)idx * s->N);
         }
     }
-    if (s->bias_term && l->param_propagate_down[1])
-        return dense_bias_backward(l, &s->ones, s->M, s->N, dy, tensor_diff(l->blobs[1]));
+    if (s->bias_term && l->param_propagate_down[1]) {
+        float *db = LDIFF(l->blobs[1]);
+        return db ? dense_bias_backward(l, &s->ones, s->M, s->N, dy, db) : CREMA_ERR_NOMEM;
+    }
     return CREMA_OK;
+}
+
+static bool embed_runs_on(const struct backend *be)
+{
+    return be->structure != NULL;
 }
 
 static bool embed_allow_force_backward(const struct layer *l, int bottom_index)
@@ -122,6 +139,9 @@ const struct layer_kind embed_layer = {
     .reshape = embed_reshape,
     .forward = embed_forward,
     .backward = embed_backward,
+    .forward_dev = embed_forward,
+    .backward_dev = embed_backward,
+    .runs_on = embed_runs_on,
     .destroy = embed_destroy,
     .allow_force_backward = embed_allow_force_backward,
 };

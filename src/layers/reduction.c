@@ -1,5 +1,6 @@
 /* Reduction (SUM, ASUM, SUMSQ, MEAN over all axes from `axis` on, times
- * coeff) and ArgMax (top-k indices or values), as Caffe computes them. */
+ * coeff; on any backend) and ArgMax (top-k indices or values, on the host
+ * as in Caffe), as Caffe computes them. */
 #include "layers/layer.h"
 #include "layers/topk.h"
 
@@ -57,31 +58,11 @@ static int reduction_reshape(struct layer *l, struct tensor **bottom, struct ten
 static int reduction_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct reduction_state *s = l->priv;
-    const float *x = tensor_data(bottom[0]);
-    float *y = tensor_data(top[0]);
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
     if (!x || !y)
         return CREMA_ERR_NOMEM;
-    for (size_t i = 0; i < s->num; i++, x += s->dim) {
-        float acc = 0.f;
-        switch (s->op) {
-        case CAFFE__REDUCTION_PARAMETER__REDUCTION_OP__ASUM:
-            for (size_t j = 0; j < s->dim; j++)
-                acc += x[j] < 0 ? -x[j] : x[j];
-            break;
-        case CAFFE__REDUCTION_PARAMETER__REDUCTION_OP__SUMSQ:
-            for (size_t j = 0; j < s->dim; j++)
-                acc += x[j] * x[j];
-            break;
-        default: /* SUM, MEAN */
-            for (size_t j = 0; j < s->dim; j++)
-                acc += x[j];
-            break;
-        }
-        y[i] = acc;
-    }
-    if (s->coeff != 1.f)
-        for (size_t i = 0; i < s->num; i++)
-            y[i] *= s->coeff;
+    l->be->structure->reduce(l->be, (int)s->op, s->num, s->dim, x, s->coeff, y);
     return CREMA_OK;
 }
 
@@ -91,30 +72,17 @@ static int reduction_backward(struct layer *l, struct tensor **top, const bool *
     struct reduction_state *s = l->priv;
     if (!propagate_down[0])
         return CREMA_OK;
-    const float *x = tensor_data(bottom[0]), *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
+    const float *x = LCDATA(bottom[0]), *dy = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
     if (!x || !dy || !dx)
         return CREMA_ERR_NOMEM;
-    for (size_t i = 0; i < s->num; i++, x += s->dim, dx += s->dim) {
-        float g = dy[i] * s->coeff;
-        switch (s->op) {
-        case CAFFE__REDUCTION_PARAMETER__REDUCTION_OP__ASUM:
-            for (size_t j = 0; j < s->dim; j++)
-                dx[j] = (float)((x[j] > 0) - (x[j] < 0)) * g;
-            break;
-        case CAFFE__REDUCTION_PARAMETER__REDUCTION_OP__SUMSQ: {
-            float a = 2 * g;
-            for (size_t j = 0; j < s->dim; j++)
-                dx[j] = a * x[j];
-            break;
-        }
-        default:
-            for (size_t j = 0; j < s->dim; j++)
-                dx[j] = g;
-            break;
-        }
-    }
+    l->be->structure->reduce_backward(l->be, (int)s->op, s->num, s->dim, x, dy, s->coeff, dx);
     return CREMA_OK;
+}
+
+static bool reduction_runs_on(const struct backend *be)
+{
+    return be->structure != NULL;
 }
 
 static void reduction_destroy(struct layer *l)
@@ -130,6 +98,9 @@ const struct layer_kind reduction_layer = {
     .reshape = reduction_reshape,
     .forward = reduction_forward,
     .backward = reduction_backward,
+    .forward_dev = reduction_forward,
+    .backward_dev = reduction_backward,
+    .runs_on = reduction_runs_on,
     .destroy = reduction_destroy,
 };
 

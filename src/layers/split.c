@@ -1,5 +1,6 @@
 /* Split: one bottom to several tops that share its data; backward sums the
- * tops' diffs. The net inserts these where one top feeds several bottoms. */
+ * tops' diffs (on any backend). The net inserts these where one top feeds
+ * several bottoms. */
 #include "layers/layer.h"
 
 #include <string.h>
@@ -12,9 +13,8 @@ static int split_reshape(struct layer *l, struct tensor **bottom, struct tensor 
         int rc = tensor_reshape_like(top[i], bottom[0]);
         if (rc)
             return rc;
-        if (!tensor_data(bottom[0]))
-            return CREMA_ERR_NOMEM;
-        if ((rc = tensor_share_data(top[i], bottom[0])))
+        /* share the buffer, wherever its current copy is */
+        if ((rc = tensor_ensure_buffers(bottom[0])) || (rc = tensor_share_data(top[i], bottom[0])))
             return rc;
     }
     return CREMA_OK;
@@ -36,26 +36,25 @@ static int split_backward(struct layer *l, struct tensor **top, const bool *prop
 {
     if (!propagate_down[0])
         return CREMA_OK;
+    const struct backend *be = l->be;
     size_t n = bottom[0]->count;
-    float *bd = tensor_diff(bottom[0]);
-    const float *t0 = tensor_diff(top[0]);
+    float *bd = LDIFF(bottom[0]);
+    const float *t0 = LCDIFF(top[0]);
     if (!bd || !t0)
         return CREMA_ERR_NOMEM;
     if (l->n_top == 1) {
-        memmove(bd, t0, n * sizeof(float));
+        be->math->copy(be, n, t0, bd);
         return CREMA_OK;
     }
-    const float *t1 = tensor_diff(top[1]);
+    const float *t1 = LCDIFF(top[1]);
     if (!t1)
         return CREMA_ERR_NOMEM;
-    for (size_t j = 0; j < n; j++)
-        bd[j] = t0[j] + t1[j];
+    be->math->add(be, (int)n, t0, t1, bd);
     for (int i = 2; i < l->n_top; i++) {
-        const float *ti = tensor_diff(top[i]);
+        const float *ti = LCDIFF(top[i]);
         if (!ti)
             return CREMA_ERR_NOMEM;
-        for (size_t j = 0; j < n; j++)
-            bd[j] += ti[j];
+        be->math->add(be, (int)n, bd, ti, bd);
     }
     return CREMA_OK;
 }
@@ -67,4 +66,6 @@ const struct layer_kind split_layer = {
     .reshape = split_reshape,
     .forward = split_forward,
     .backward = split_backward,
+    .forward_dev = split_forward,
+    .backward_dev = split_backward,
 };

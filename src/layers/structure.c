@@ -1,27 +1,30 @@
 /* Layers that move data without arithmetic: Concat, Slice, Flatten, Reshape,
- * Tile, Filter, BatchReindex, Parameter and Silence (Caffe's semantics). */
+ * Tile, Filter, BatchReindex, Parameter and Silence (Caffe's semantics),
+ * each written once for every backend (be->structure's block copies). */
 #include "layers/layer.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Both buffers of top become bottom's (Caffe's ShareData + ShareDiff). */
+/* Both buffers of top become bottom's (Caffe's ShareData + ShareDiff),
+ * wherever their current copies are. */
 static int share_both(struct tensor *top, struct tensor *bottom)
 {
-    if (!tensor_data(bottom) || !tensor_diff(bottom))
-        return CREMA_ERR_NOMEM;
-    int rc = tensor_share_data(top, bottom);
-    return rc ? rc : tensor_share_diff(top, bottom);
+    return tensor_share_both(top, bottom);
 }
 
-/* Copies rows of `len` floats: n blocks, from src with stride src_step into
- * dst with stride dst_step (all counted in floats). */
-static void copy_blocks(const float *src, size_t src_step, float *dst, size_t dst_step, size_t n,
-                        size_t len)
+/* Rows of `len` floats: n blocks, from src with stride src_step into dst
+ * with stride dst_step (all counted in floats), on l->be. */
+static void copy_blocks(const struct layer *l, const float *src, size_t src_step, float *dst, size_t dst_step,
+                        size_t n, size_t len)
 {
-    for (size_t i = 0; i < n; i++)
-        memcpy(dst + i * dst_step, src + i * src_step, len * sizeof(float));
+    l->be->structure->copy_blocks(l->be, src, src_step, dst, dst_step, n, len);
+}
+
+static bool structure_runs_on(const struct backend *be)
+{
+    return be->structure != NULL;
 }
 
 /* ---- Concat ---------------------------------------------------------------- */
@@ -95,18 +98,18 @@ static int concat_forward(struct layer *l, struct tensor **bottom, struct tensor
     struct concat_state *s = l->priv;
     if (l->n_bottom == 1)
         return CREMA_OK;
-    float *y = tensor_data(top[0]);
+    float *y = LDATA(top[0]);
     if (!y)
         return CREMA_ERR_NOMEM;
     size_t outer = tensor_count_range(top[0], 0, s->axis);
     size_t inner = tensor_count_range(top[0], s->axis + 1, top[0]->num_axes);
     size_t top_axis = (size_t)top[0]->shape[s->axis], offset = 0;
     for (int i = 0; i < l->n_bottom; i++) {
-        const float *x = tensor_data(bottom[i]);
+        const float *x = LCDATA(bottom[i]);
         if (!x)
             return CREMA_ERR_NOMEM;
         size_t ax = (size_t)bottom[i]->shape[s->axis];
-        copy_blocks(x, ax * inner, y + offset * inner, top_axis * inner, outer, ax * inner);
+        copy_blocks(l, x, ax * inner, y + offset * inner, top_axis * inner, outer, ax * inner);
         offset += ax;
     }
     return CREMA_OK;
@@ -118,7 +121,7 @@ static int concat_backward(struct layer *l, struct tensor **top, const bool *pro
     struct concat_state *s = l->priv;
     if (l->n_bottom == 1)
         return CREMA_OK;
-    const float *dy = tensor_diff(top[0]);
+    const float *dy = LCDIFF(top[0]);
     if (!dy)
         return CREMA_ERR_NOMEM;
     size_t outer = tensor_count_range(top[0], 0, s->axis);
@@ -127,10 +130,10 @@ static int concat_backward(struct layer *l, struct tensor **top, const bool *pro
     for (int i = 0; i < l->n_bottom; i++) {
         size_t ax = (size_t)bottom[i]->shape[s->axis];
         if (propagate_down[i]) {
-            float *dx = tensor_diff(bottom[i]);
+            float *dx = LDIFF(bottom[i]);
             if (!dx)
                 return CREMA_ERR_NOMEM;
-            copy_blocks(dy + offset * inner, top_axis * inner, dx, ax * inner, outer, ax * inner);
+            copy_blocks(l, dy + offset * inner, top_axis * inner, dx, ax * inner, outer, ax * inner);
         }
         offset += ax;
     }
@@ -151,6 +154,9 @@ const struct layer_kind concat_layer = {
     .forward = concat_forward,
     .backward = concat_backward,
     .destroy = free_priv,
+    .forward_dev = concat_forward,
+    .backward_dev = concat_backward,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- Slice ----------------------------------------------------------------- */
@@ -222,18 +228,18 @@ static int slice_forward(struct layer *l, struct tensor **bottom, struct tensor 
     struct concat_state *s = l->priv;
     if (l->n_top == 1)
         return CREMA_OK;
-    const float *x = tensor_data(bottom[0]);
+    const float *x = LCDATA(bottom[0]);
     if (!x)
         return CREMA_ERR_NOMEM;
     size_t outer = tensor_count_range(bottom[0], 0, s->axis);
     size_t inner = tensor_count_range(bottom[0], s->axis + 1, bottom[0]->num_axes);
     size_t whole = (size_t)bottom[0]->shape[s->axis], offset = 0;
     for (int i = 0; i < l->n_top; i++) {
-        float *y = tensor_data(top[i]);
+        float *y = LDATA(top[i]);
         if (!y)
             return CREMA_ERR_NOMEM;
         size_t ax = (size_t)top[i]->shape[s->axis];
-        copy_blocks(x + offset * inner, whole * inner, y, ax * inner, outer, ax * inner);
+        copy_blocks(l, x + offset * inner, whole * inner, y, ax * inner, outer, ax * inner);
         offset += ax;
     }
     return CREMA_OK;
@@ -245,18 +251,18 @@ static int slice_backward(struct layer *l, struct tensor **top, const bool *prop
     struct concat_state *s = l->priv;
     if (!propagate_down[0] || l->n_top == 1)
         return CREMA_OK;
-    float *dx = tensor_diff(bottom[0]);
+    float *dx = LDIFF(bottom[0]);
     if (!dx)
         return CREMA_ERR_NOMEM;
     size_t outer = tensor_count_range(bottom[0], 0, s->axis);
     size_t inner = tensor_count_range(bottom[0], s->axis + 1, bottom[0]->num_axes);
     size_t whole = (size_t)bottom[0]->shape[s->axis], offset = 0;
     for (int i = 0; i < l->n_top; i++) {
-        const float *dy = tensor_diff(top[i]);
+        const float *dy = LCDIFF(top[i]);
         if (!dy)
             return CREMA_ERR_NOMEM;
         size_t ax = (size_t)top[i]->shape[s->axis];
-        copy_blocks(dy, ax * inner, dx + offset * inner, whole * inner, outer, ax * inner);
+        copy_blocks(l, dy, ax * inner, dx + offset * inner, whole * inner, outer, ax * inner);
         offset += ax;
     }
     return CREMA_OK;
@@ -270,6 +276,9 @@ const struct layer_kind slice_layer = {
     .forward = slice_forward,
     .backward = slice_backward,
     .destroy = free_priv,
+    .forward_dev = slice_forward,
+    .backward_dev = slice_backward,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- Flatten and Reshape: new shapes over the bottom's own buffers ---------- */
@@ -326,6 +335,9 @@ const struct layer_kind flatten_layer = {
     .reshape = flatten_reshape,
     .forward = reshare_forward,
     .backward = no_backward_work,
+    .forward_dev = reshare_forward,
+    .backward_dev = no_backward_work,
+    .runs_on = structure_runs_on,
 };
 
 struct reshape_state {
@@ -441,6 +453,9 @@ const struct layer_kind reshape_layer = {
     .forward = reshare_forward,
     .backward = no_backward_work,
     .destroy = free_priv,
+    .forward_dev = reshare_forward,
+    .backward_dev = no_backward_work,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- Tile ------------------------------------------------------------------ */
@@ -476,15 +491,15 @@ static int tile_reshape(struct layer *l, struct tensor **bottom, struct tensor *
 static int tile_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct tile_state *s = l->priv;
-    const float *x = tensor_data(bottom[0]);
-    float *y = tensor_data(top[0]);
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
     if (!x || !y)
         return CREMA_ERR_NOMEM;
     size_t outer = tensor_count_range(bottom[0], 0, s->axis);
     size_t inner = tensor_count_range(bottom[0], s->axis, bottom[0]->num_axes);
-    for (size_t i = 0; i < outer; i++, x += inner)
-        for (int t = 0; t < s->tiles; t++, y += inner)
-            memcpy(y, x, inner * sizeof(float));
+    size_t step = (size_t)s->tiles * inner;
+    for (int t = 0; t < s->tiles; t++)
+        copy_blocks(l, x, inner, y + (size_t)t * inner, step, outer, inner);
     return CREMA_OK;
 }
 
@@ -494,19 +509,18 @@ static int tile_backward(struct layer *l, struct tensor **top, const bool *propa
     struct tile_state *s = l->priv;
     if (!propagate_down[0])
         return CREMA_OK;
-    const float *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
+    const float *dy = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
     if (!dx || !dy)
         return CREMA_ERR_NOMEM;
     size_t outer = tensor_count_range(bottom[0], 0, s->axis);
     size_t inner = tensor_count_range(bottom[0], s->axis, bottom[0]->num_axes);
-    for (size_t i = 0; i < outer; i++, dx += inner) {
-        memcpy(dx, dy, inner * sizeof(float));
-        dy += inner;
-        for (int t = 1; t < s->tiles; t++, dy += inner)
-            for (size_t j = 0; j < inner; j++)
-                dx[j] += dy[j];
-    }
+    size_t step = (size_t)s->tiles * inner;
+    /* tile 0, then each later tile added in order: every element sums its
+     * tiles in the same order as one pass over them would */
+    copy_blocks(l, dy, step, dx, inner, outer, inner);
+    for (int t = 1; t < s->tiles; t++)
+        l->be->structure->add_blocks(l->be, dy + (size_t)t * inner, step, dx, inner, outer, inner);
     return CREMA_OK;
 }
 
@@ -517,6 +531,9 @@ const struct layer_kind tile_layer = {
     .forward = tile_forward,
     .backward = tile_backward,
     .destroy = free_priv,
+    .forward_dev = tile_forward,
+    .backward_dev = tile_backward,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- Filter ---------------------------------------------------------------- */
@@ -557,7 +574,9 @@ static int filter_reshape(struct layer *l, struct tensor **bottom, struct tensor
         if (bottom[i]->num_axes < 1 || bottom[i]->shape[0] != sel->shape[0])
             return err_set(CREMA_ERR_SHAPE, "bottom %d has %d items but the selector has %d", i,
                            bottom[i]->num_axes ? bottom[i]->shape[0] : 0, sel->shape[0]);
-    const float *d = tensor_data(sel);
+    /* The kept items are host decisions (as in Caffe, whose GPU Filter
+     * reads the selector's CPU copy too). */
+    const float *d = tensor_cdata(sel);
     if (!d)
         return CREMA_ERR_NOMEM;
     if (sel->shape[0] > s->keep_cap) {
@@ -597,13 +616,13 @@ static int filter_forward(struct layer *l, struct tensor **bottom, struct tensor
         return rc;
     struct filter_state *s = l->priv;
     for (int t = 0; t < l->n_top; t++) {
-        const float *x = tensor_data(bottom[t]);
-        float *y = tensor_data(top[t]);
+        const float *x = LCDATA(bottom[t]);
+        float *y = LDATA(top[t]);
         if (!x || !y)
             return CREMA_ERR_NOMEM;
         size_t dim = tensor_count_range(bottom[t], 1, bottom[t]->num_axes);
         for (int n = 0; n < s->n_keep; n++)
-            memcpy(y + (size_t)n * dim, x + (size_t)s->keep[n] * dim, dim * sizeof(float));
+            copy_blocks(l, x + (size_t)s->keep[n] * dim, 0, y + (size_t)n * dim, 0, 1, dim);
     }
     return CREMA_OK;
 }
@@ -618,14 +637,14 @@ static int filter_backward(struct layer *l, struct tensor **top, const bool *pro
     for (int t = 0; t < l->n_top; t++) {
         if (!propagate_down[t])
             continue;
-        const float *dy = tensor_diff(top[t]);
-        float *dx = tensor_diff(bottom[t]);
+        const float *dy = LCDIFF(top[t]);
+        float *dx = LDIFF(bottom[t]);
         if (!dy || !dx)
             return CREMA_ERR_NOMEM;
         size_t dim = tensor_count_range(bottom[t], 1, bottom[t]->num_axes);
-        memset(dx, 0, bottom[t]->count * sizeof(float));
+        l->be->math->set(l->be, bottom[t]->count, 0.f, dx);
         for (int n = 0; n < s->n_keep; n++)
-            memcpy(dx + (size_t)s->keep[n] * dim, dy + (size_t)n * dim, dim * sizeof(float));
+            copy_blocks(l, dy + (size_t)n * dim, 0, dx + (size_t)s->keep[n] * dim, 0, 1, dim);
     }
     return CREMA_OK;
 }
@@ -652,6 +671,9 @@ const struct layer_kind filter_layer = {
     .backward = filter_backward,
     .destroy = filter_destroy,
     .allow_force_backward = not_last_bottom,
+    .forward_dev = filter_forward,
+    .backward_dev = filter_backward,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- BatchReindex ---------------------------------------------------------- */
@@ -679,18 +701,23 @@ static int batch_reindex_check(const struct layer *l, const float *idx, int n, i
     return CREMA_OK;
 }
 
+/* The indices are read on the host, checked there (Caffe's GPU path reads
+ * them on the host too), and steer block copies on l->be. */
 static int batch_reindex_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float *x = tensor_data(bottom[0]), *idx = tensor_data(bottom[1]);
-    float *y = tensor_data(top[0]);
-    if (!x || !idx || !y)
+    const float *idx = tensor_cdata(bottom[1]);
+    if (!idx)
         return CREMA_ERR_NOMEM;
     int rc = batch_reindex_check(l, idx, (int)bottom[1]->count, bottom[0]->shape[0]);
     if (rc)
         return rc;
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
+    if (!x || !y)
+        return CREMA_ERR_NOMEM;
     size_t inner = tensor_count_range(bottom[0], 1, bottom[0]->num_axes);
     for (size_t n = 0; n < bottom[1]->count; n++)
-        memcpy(y + n * inner, x + (size_t)(int)idx[n] * inner, inner * sizeof(float));
+        copy_blocks(l, x + (size_t)(int)idx[n] * inner, 0, y + n * inner, 0, 1, inner);
     return CREMA_OK;
 }
 
@@ -702,20 +729,21 @@ static int batch_reindex_backward(struct layer *l, struct tensor **top, const bo
                        l->name);
     if (!propagate_down[0])
         return CREMA_OK;
-    const float *dy = tensor_diff(top[0]), *idx = tensor_data(bottom[1]);
-    float *dx = tensor_diff(bottom[0]);
-    if (!dy || !idx || !dx)
+    const float *idx = tensor_cdata(bottom[1]);
+    if (!idx)
         return CREMA_ERR_NOMEM;
     int rc = batch_reindex_check(l, idx, (int)bottom[1]->count, bottom[0]->shape[0]);
     if (rc)
         return rc;
+    const float *dy = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
+    if (!dy || !dx)
+        return CREMA_ERR_NOMEM;
     size_t inner = tensor_count_range(bottom[0], 1, bottom[0]->num_axes);
-    memset(dx, 0, bottom[0]->count * sizeof(float));
-    for (size_t n = 0; n < bottom[1]->count; n++) {
-        float *d = dx + (size_t)(int)idx[n] * inner;
-        for (size_t j = 0; j < inner; j++)
-            d[j] += dy[n * inner + j];
-    }
+    l->be->math->set(l->be, bottom[0]->count, 0.f, dx);
+    /* items in order, so a row picked twice sums in the same order anywhere */
+    for (size_t n = 0; n < bottom[1]->count; n++)
+        l->be->structure->add_blocks(l->be, dy + n * inner, 0, dx + (size_t)(int)idx[n] * inner, 0, 1, inner);
     return CREMA_OK;
 }
 
@@ -732,6 +760,9 @@ const struct layer_kind batch_reindex_layer = {
     .forward = batch_reindex_forward,
     .backward = batch_reindex_backward,
     .allow_force_backward = not_bottom_1,
+    .forward_dev = batch_reindex_forward,
+    .backward_dev = batch_reindex_backward,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- Parameter: a learnable blob exposed as a top --------------------------- */
@@ -796,6 +827,9 @@ const struct layer_kind parameter_layer = {
     .setup = parameter_setup,
     .forward = parameter_forward,
     .backward = no_backward_work,
+    .forward_dev = parameter_forward,
+    .backward_dev = no_backward_work,
+    .runs_on = structure_runs_on,
 };
 
 /* ---- Silence --------------------------------------------------------------- */
@@ -814,10 +848,9 @@ static int silence_backward(struct layer *l, struct tensor **top, const bool *pr
     (void)top;
     for (int i = 0; i < l->n_bottom; i++)
         if (propagate_down[i]) {
-            float *dx = tensor_diff(bottom[i]);
-            if (!dx)
-                return CREMA_ERR_NOMEM;
-            memset(dx, 0, bottom[i]->count * sizeof(float));
+            int rc = tensor_zero_diff_on(bottom[i], l->be);
+            if (rc)
+                return rc;
         }
     return CREMA_OK;
 }
@@ -827,4 +860,7 @@ const struct layer_kind silence_layer = {
     .min_bottoms = 1, .max_bottoms = -1, .min_tops = 0, .max_tops = 0,
     .forward = silence_forward,
     .backward = silence_backward,
+    .forward_dev = silence_forward,
+    .backward_dev = silence_backward,
+    .runs_on = structure_runs_on,
 };
