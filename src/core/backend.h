@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/ops_recurrent.h"
 #include "core/ops_structure.h"
 
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };

@@ -183,7 +183,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
                                           \
     .norm = NULL,                         \
                                           \
-    .recurrent = NULL
+    .recurrent = &cpu_recurrent_ops
 
 const struct backend cpu_backend = {
     .name = "cpu",

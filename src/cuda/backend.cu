@@ -252,7 +252,7 @@ static int cu_open(int id, const struct backend **out)
 
     be->norm = NULL;
 
-    be->recurrent = NULL;
+    be->recurrent = cuda_recurrent_ops();
 
     opened[id] = true;
     *out = be;

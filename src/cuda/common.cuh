@@ -82,6 +82,7 @@ const struct math_ops *cuda_math_ops(void);
 const struct solver_ops *cuda_solver_ops(void);
 const struct comm_ops *cuda_comm_ops(void);
 const struct structure_ops *cuda_structure_ops(void);
+const struct recurrent_ops *cuda_recurrent_ops(void);
 }
 
 #endif

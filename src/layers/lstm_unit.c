@@ -1,66 +1,7 @@
 /* LSTMUnit: one LSTM cell step over a 1 x N batch (Caffe's LSTMUnitLayer),
- * and the step functions the unrolled LSTM layer (recurrent.c) reuses. */
+ * on any backend (be->recurrent's cell step, which the unrolled LSTM layer
+ * of recurrent.c uses too). */
 #include "layers/layer.h"
-#include "layers/lstm_unit.h"
-
-#include <math.h>
-
-/* Caffe's LSTMUnit evaluates these in double (its own sigmoid/tanh templates
- * promote), then stores floats; doing the same keeps us bit-close. */
-static float unit_sigmoid(float x)
-{
-    return (float)(1.0 / (1.0 + exp(-(double)x)));
-}
-
-static float unit_tanh(float x)
-{
-    return (float)(2.0 * (1.0 / (1.0 + exp(-2.0 * (double)x))) - 1.0);
-}
-
-void lstm_unit_forward(int n, int h, const float *c_prev, const float *x, const float *cont,
-                       float *c, float *out)
-{
-    for (int k = 0; k < n; k++) {
-        const float *xk = x + (size_t)k * 4 * h;
-        for (int d = 0; d < h; d++) {
-            float i = unit_sigmoid(xk[d]);
-            /* cont == 0 must cut c_prev even when it holds inf or NaN. */
-            float f = cont[k] == 0.f ? 0.f : cont[k] * unit_sigmoid(xk[h + d]);
-            float o = unit_sigmoid(xk[2 * h + d]);
-            float g = unit_tanh(xk[3 * h + d]);
-            float cv = f * c_prev[(size_t)k * h + d] + i * g;
-            c[(size_t)k * h + d] = cv;
-            out[(size_t)k * h + d] = o * unit_tanh(cv);
-        }
-    }
-}
-
-void lstm_unit_backward(int n, int h, const float *c_prev, const float *x, const float *cont,
-                        const float *c, const float *dc, const float *dh, float *c_prev_diff,
-                        float *x_diff)
-{
-    for (int k = 0; k < n; k++) {
-        const float *xk = x + (size_t)k * 4 * h;
-        for (int d = 0; d < h; d++) {
-            size_t j = (size_t)k * h + d;
-            float i = unit_sigmoid(xk[d]);
-            float f = cont[k] == 0.f ? 0.f : cont[k] * unit_sigmoid(xk[h + d]);
-            float o = unit_sigmoid(xk[2 * h + d]);
-            float g = unit_tanh(xk[3 * h + d]);
-            float tanh_c = unit_tanh(c[j]);
-            float c_term = (dc ? dc[j] : 0.f) + dh[j] * o * (1 - tanh_c * tanh_c);
-            if (c_prev_diff)
-                c_prev_diff[j] = c_term * f;
-            if (x_diff) {
-                float *xd = x_diff + (size_t)k * 4 * h;
-                xd[d] = c_term * g * i * (1 - i);
-                xd[h + d] = c_term * c_prev[j] * f * (1 - f);
-                xd[2 * h + d] = dh[j] * tanh_c * o * (1 - o);
-                xd[3 * h + d] = c_term * i * (1 - g * g);
-            }
-        }
-    }
-}
 
 static int unit_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
@@ -90,11 +31,11 @@ static int unit_reshape(struct layer *l, struct tensor **bottom, struct tensor *
 
 static int unit_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    float *cp = tensor_data(bottom[0]), *x = tensor_data(bottom[1]), *cont = tensor_data(bottom[2]);
-    float *c = tensor_data(top[0]), *h = tensor_data(top[1]);
+    const float *cp = LCDATA(bottom[0]), *x = LCDATA(bottom[1]), *cont = LCDATA(bottom[2]);
+    float *c = LDATA(top[0]), *h = LDATA(top[1]);
     if (!cp || !x || !cont || !c || !h)
         return CREMA_ERR_NOMEM;
-    lstm_unit_forward(bottom[0]->shape[1], bottom[0]->shape[2], cp, x, cont, c, h);
+    l->be->recurrent->lstm_unit_forward(l->be, bottom[0]->shape[1], bottom[0]->shape[2], cp, x, cont, c, h);
     return CREMA_OK;
 }
 
@@ -106,14 +47,20 @@ static int unit_backward(struct layer *l, struct tensor **top, const bool *propa
                        l->name);
     if (!propagate_down[0] && !propagate_down[1])
         return CREMA_OK;
-    float *cp = tensor_data(bottom[0]), *x = tensor_data(bottom[1]), *cont = tensor_data(bottom[2]);
-    float *c = tensor_data(top[0]), *dc = tensor_diff(top[0]), *dh = tensor_diff(top[1]);
-    float *cpd = propagate_down[0] ? tensor_diff(bottom[0]) : NULL;
-    float *xd = propagate_down[1] ? tensor_diff(bottom[1]) : NULL;
+    const float *cp = LCDATA(bottom[0]), *x = LCDATA(bottom[1]), *cont = LCDATA(bottom[2]);
+    const float *c = LCDATA(top[0]), *dc = LCDIFF(top[0]), *dh = LCDIFF(top[1]);
+    float *cpd = propagate_down[0] ? LDIFF(bottom[0]) : NULL;
+    float *xd = propagate_down[1] ? LDIFF(bottom[1]) : NULL;
     if (!cp || !x || !cont || !c || !dc || !dh || (propagate_down[0] && !cpd) || (propagate_down[1] && !xd))
         return CREMA_ERR_NOMEM;
-    lstm_unit_backward(bottom[0]->shape[1], bottom[0]->shape[2], cp, x, cont, c, dc, dh, cpd, xd);
+    l->be->recurrent->lstm_unit_backward(l->be, bottom[0]->shape[1], bottom[0]->shape[2], cp, x, cont, c, dc, dh,
+                                         cpd, xd);
     return CREMA_OK;
+}
+
+static bool recurrent_runs_on(const struct backend *be)
+{
+    return be->recurrent != NULL;
 }
 
 static bool unit_allow_force_backward(const struct layer *l, int bottom_index)
@@ -128,5 +75,8 @@ const struct layer_kind lstm_unit_layer = {
     .reshape = unit_reshape,
     .forward = unit_forward,
     .backward = unit_backward,
+    .forward_dev = unit_forward,
+    .backward_dev = unit_backward,
+    .runs_on = recurrent_runs_on,
     .allow_force_backward = unit_allow_force_backward,
 };

@@ -1,9 +1,8 @@
 /* RNN and LSTM (Caffe's RecurrentLayer family): the computation Caffe's
- * unrolled internal net performs, done directly step by step in C. */
+ * unrolled internal net performs, done directly step by step, on any backend
+ * (GEMMs through be->math, the rest through be->recurrent). */
 #include "layers/layer.h"
-#include "layers/lstm_unit.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -25,19 +24,19 @@ struct rec {
     bool expose, has_static;
     int n_recur;    /* recurrent states: h (RNN), h and c (LSTM) */
     struct rec_slots s;
-    /* Buffers for the current T x N; h and c hold T+1 steps, step 0 being
-     * the initial state (kept between forwards when not exposed, as Caffe
-     * copies h_T into h_0). */
-    float *xg, *sg, *gate, *hc, *h, *c, *dgate, *dh, *dc, *dtmp, *ones, *dstatic;
+    /* Buffers for the current T x N on the layer's backend; h and c hold
+     * T+1 steps, step 0 being the initial state (kept between forwards when
+     * not exposed, as Caffe copies h_T into h_0). */
+    struct tensor *xg, *sg, *gate, *hc, *h, *c, *dgate, *dh, *dc, *dtmp, *ones, *dstatic;
     size_t steps_n; /* T*N the buffers were sized for */
 };
 
 static void rec_free_buffers(struct rec *r)
 {
-    float **bufs[] = { &r->xg, &r->sg, &r->gate, &r->hc, &r->h, &r->c, &r->dgate,
-                       &r->dh, &r->dc, &r->dtmp, &r->ones, &r->dstatic };
+    struct tensor **bufs[] = { &r->xg, &r->sg, &r->gate, &r->hc, &r->h, &r->c, &r->dgate,
+                               &r->dh, &r->dc, &r->dtmp, &r->ones, &r->dstatic };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        free(*bufs[i]);
+        tensor_free(*bufs[i]);
         *bufs[i] = NULL;
     }
     r->steps_n = 0;
@@ -52,12 +51,11 @@ static void rec_destroy(struct layer *l)
     l->priv = NULL;
 }
 
-/* Row-major C = A' B' + beta C with Caffe's caffe_cpu_gemm leading dimensions. */
-static void rec_gemm(bool ta, bool tb, int m, int n, int k, const float *a, const float *b, float beta,
-                     float *c)
+/* Row-major C = A' B' + beta C (Caffe's caffe_cpu_gemm) on the layer's backend. */
+static void rec_gemm(const struct layer *l, bool ta, bool tb, int m, int n, int k, const float *a, const float *b,
+                     float beta, float *c)
 {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-                1.f, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+    l->be->math->gemm(l->be, ta, tb, m, n, k, 1.f, a, b, beta, c);
 }
 
 static const char *rec_type(const struct rec *r)
@@ -208,11 +206,15 @@ static int lstm_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return rec_setup(l, bottom, top, REC_LSTM);
 }
 
-static int rec_alloc(float **p, size_t n)
+/* A zeroed buffer of n floats on the layer's backend. */
+static int rec_alloc(struct layer *l, struct tensor **p, size_t n)
 {
-    free(*p);
-    *p = calloc(n ? n : 1, sizeof(float));
-    return *p ? CREMA_OK : err_set(CREMA_ERR_NOMEM, "out of memory");
+    tensor_free(*p);
+    int shape[1] = { (int)(n ? n : 1) };
+    if (!(*p = tensor_new()))
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    int rc = tensor_reshape(*p, 1, shape);
+    return rc ? rc : tensor_zero_data_on(*p, l->be);
 }
 
 static int rec_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -260,93 +262,123 @@ static int rec_reshape(struct layer *l, struct tensor **bottom, struct tensor **
     /* A new batch size drops the carried hidden state. */
     rec_free_buffers(r);
     size_t g = (size_t)r->G, h = (size_t)r->H;
-    if ((rc = rec_alloc(&r->xg, tn * g)) || (rc = rec_alloc(&r->sg, (size_t)N * g)) ||
-        (rc = rec_alloc(&r->gate, tn * g)) || (rc = rec_alloc(&r->hc, tn * h)) ||
-        (rc = rec_alloc(&r->h, (tn + N) * h)) || (rc = rec_alloc(&r->c, (tn + N) * h)) ||
-        (rc = rec_alloc(&r->dgate, tn * g)) || (rc = rec_alloc(&r->dh, (size_t)N * h)) ||
-        (rc = rec_alloc(&r->dc, (size_t)N * h)) || (rc = rec_alloc(&r->dtmp, (size_t)N * h)) ||
-        (rc = rec_alloc(&r->ones, tn)) || (rc = rec_alloc(&r->dstatic, (size_t)N * g)))
+    if ((rc = rec_alloc(l, &r->xg, tn * g)) || (rc = rec_alloc(l, &r->sg, (size_t)N * g)) ||
+        (rc = rec_alloc(l, &r->gate, tn * g)) || (rc = rec_alloc(l, &r->hc, tn * h)) ||
+        (rc = rec_alloc(l, &r->h, (tn + N) * h)) || (rc = rec_alloc(l, &r->c, (tn + N) * h)) ||
+        (rc = rec_alloc(l, &r->dgate, tn * g)) || (rc = rec_alloc(l, &r->dh, (size_t)N * h)) ||
+        (rc = rec_alloc(l, &r->dc, (size_t)N * h)) || (rc = rec_alloc(l, &r->dtmp, (size_t)N * h)) ||
+        (rc = rec_alloc(l, &r->ones, tn)) || (rc = rec_alloc(l, &r->dstatic, (size_t)N * g)))
         return rc;
-    for (size_t i = 0; i < tn; i++)
-        r->ones[i] = 1.f;
+    float *ones = LDATA(r->ones);
+    if (!ones)
+        return CREMA_ERR_NOMEM;
+    l->be->math->set(l->be, tn, 1.f, ones);
     r->N = N;
     r->steps_n = tn;
     return CREMA_OK;
 }
 
-static float rec_tanh(float x)
+/* The pointers of one pass: the buffers' on the layer's backend. */
+struct rec_ptrs {
+    float *xg, *sg, *gate, *hc, *h, *c, *dgate, *dh, *dc, *dtmp, *dstatic;
+    const float *ones;
+};
+
+static int rec_ptrs(struct layer *l, struct rec_ptrs *p)
 {
-    return (float)tanh((double)x);
+    struct rec *r = l->priv;
+    p->xg = LDATA(r->xg);
+    p->sg = LDATA(r->sg);
+    p->gate = LDATA(r->gate);
+    p->hc = LDATA(r->hc);
+    p->h = LDATA(r->h);
+    p->c = LDATA(r->c);
+    p->dgate = LDATA(r->dgate);
+    p->dh = LDATA(r->dh);
+    p->dc = LDATA(r->dc);
+    p->dtmp = LDATA(r->dtmp);
+    p->dstatic = LDATA(r->dstatic);
+    p->ones = LCDATA(r->ones);
+    bool ok = p->xg && p->sg && p->gate && p->hc && p->h && p->c && p->dgate && p->dh && p->dc && p->dtmp &&
+              p->dstatic && p->ones;
+    return ok ? CREMA_OK : CREMA_ERR_NOMEM;
 }
 
 static int rec_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct rec *r = l->priv;
+    const struct backend *be = l->be;
+    const struct recurrent_ops *ops = be->recurrent;
     const int T = r->T, N = r->N, H = r->H, G = r->G;
     const size_t nh = (size_t)N * H, ng = (size_t)N * G;
-    const float *x = tensor_data(bottom[0]), *cont = tensor_data(bottom[1]);
-    const float *xs = r->has_static ? tensor_data(bottom[2]) : NULL;
-    float *out = tensor_data(top[0]);
-    if (!x || !cont || (r->has_static && !xs) || !out)
+    struct rec_ptrs p;
+    int rc = rec_ptrs(l, &p);
+    if (rc)
+        return rc;
+    const float *x = LCDATA(bottom[0]), *cont = LCDATA(bottom[1]);
+    const float *xs = r->has_static ? LCDATA(bottom[2]) : NULL;
+    float *out = LDATA(top[0]);
+    const float *wx = LCDATA(l->blobs[r->s.wx]), *bx = LCDATA(l->blobs[r->s.bx]);
+    const float *wh = LCDATA(l->blobs[r->s.wh]);
+    const float *ws = r->has_static ? LCDATA(l->blobs[r->s.ws]) : NULL;
+    const float *wo = r->arch == REC_RNN ? LCDATA(l->blobs[r->s.wo]) : NULL;
+    const float *bo = r->arch == REC_RNN ? LCDATA(l->blobs[r->s.bo]) : NULL;
+    if (!x || !cont || (r->has_static && (!xs || !ws)) || !out || !wx || !bx || !wh ||
+        (r->arch == REC_RNN && (!wo || !bo)))
         return CREMA_ERR_NOMEM;
-    const float *wx = tensor_data(l->blobs[r->s.wx]), *bx = tensor_data(l->blobs[r->s.bx]);
-    const float *wh = tensor_data(l->blobs[r->s.wh]);
 
     /* The input transform of every step at once, bias included. */
-    rec_gemm(false, true, T * N, G, r->K, x, wx, 0.f, r->xg);
-    for (size_t i = 0; i < (size_t)T * N; i++)
-        for (int j = 0; j < G; j++)
-            r->xg[i * G + j] += bx[j];
+    rec_gemm(l, false, true, T * N, G, r->K, x, wx, 0.f, p.xg);
+    ops->add_bias_rows(be, (size_t)T * N, G, bx, p.xg);
     if (r->has_static)
-        rec_gemm(false, true, N, G, r->KS, xs, tensor_data(l->blobs[r->s.ws]), 0.f, r->sg);
+        rec_gemm(l, false, true, N, G, r->KS, xs, ws, 0.f, p.sg);
 
     if (r->expose) {
         int off = 2 + (r->has_static ? 1 : 0);
-        memcpy(r->h, tensor_data(bottom[off]), nh * sizeof(float));
+        const float *h0 = LCDATA(bottom[off]);
+        const float *c0 = r->arch == REC_LSTM ? LCDATA(bottom[off + 1]) : NULL;
+        if (!h0 || (r->arch == REC_LSTM && !c0))
+            return CREMA_ERR_NOMEM;
+        be->math->copy(be, nh, h0, p.h);
         if (r->arch == REC_LSTM)
-            memcpy(r->c, tensor_data(bottom[off + 1]), nh * sizeof(float));
+            be->math->copy(be, nh, c0, p.c);
     } else {
-        /* Without exposed state Caffe continues from the last forward's h_T. */
-        memmove(r->h, r->h + (size_t)T * nh, nh * sizeof(float));
+        /* Without exposed state Caffe continues from the last forward's h_T
+         * (T >= 1, so the two ranges never overlap). */
+        be->math->copy(be, nh, p.h + (size_t)T * nh, p.h);
         if (r->arch == REC_LSTM)
-            memmove(r->c, r->c + (size_t)T * nh, nh * sizeof(float));
+            be->math->copy(be, nh, p.c + (size_t)T * nh, p.c);
     }
 
-    const float *wo = r->arch == REC_RNN ? tensor_data(l->blobs[r->s.wo]) : NULL;
-    const float *bo = r->arch == REC_RNN ? tensor_data(l->blobs[r->s.bo]) : NULL;
     for (int t = 0; t < T; t++) {
         const float *ct = cont + (size_t)t * N;
-        const float *hprev = r->h + (size_t)t * nh;
-        float *hc = r->hc + (size_t)t * nh;
-        float *gate = r->gate + (size_t)t * ng;
-        float *hcur = r->h + (size_t)(t + 1) * nh;
-        for (int n = 0; n < N; n++)
-            for (int d = 0; d < H; d++)
-                hc[(size_t)n * H + d] = hprev[(size_t)n * H + d] * ct[n];
-        rec_gemm(false, true, N, G, H, hc, wh, 0.f, gate);
-        const float *xgt = r->xg + (size_t)t * ng;
-        for (size_t i = 0; i < ng; i++)
-            gate[i] += xgt[i];
+        const float *hprev = p.h + (size_t)t * nh;
+        float *hc = p.hc + (size_t)t * nh;
+        float *gate = p.gate + (size_t)t * ng;
+        float *hcur = p.h + (size_t)(t + 1) * nh;
+        ops->scale_rows(be, (size_t)N, H, ct, hprev, hc);
+        rec_gemm(l, false, true, N, G, H, hc, wh, 0.f, gate);
+        be->math->add(be, (int)ng, gate, p.xg + (size_t)t * ng, gate);
         if (r->has_static)
-            for (size_t i = 0; i < ng; i++)
-                gate[i] += r->sg[i];
+            be->math->add(be, (int)ng, gate, p.sg, gate);
         float *outt = out + (size_t)t * nh;
         if (r->arch == REC_LSTM) {
-            lstm_unit_forward(N, H, r->c + (size_t)t * nh, gate, ct, r->c + (size_t)(t + 1) * nh, hcur);
-            memcpy(outt, hcur, nh * sizeof(float));
+            ops->lstm_unit_forward(be, N, H, p.c + (size_t)t * nh, gate, ct, p.c + (size_t)(t + 1) * nh, hcur);
+            be->math->copy(be, nh, hcur, outt);
         } else {
-            for (size_t i = 0; i < nh; i++)
-                hcur[i] = rec_tanh(gate[i]);
-            rec_gemm(false, true, N, H, H, hcur, wo, 0.f, outt);
-            for (int n = 0; n < N; n++)
-                for (int d = 0; d < H; d++)
-                    outt[(size_t)n * H + d] = rec_tanh(outt[(size_t)n * H + d] + bo[d]);
+            ops->tanh(be, nh, gate, hcur);
+            rec_gemm(l, false, true, N, H, H, hcur, wo, 0.f, outt);
+            ops->bias_tanh(be, (size_t)N, H, bo, outt);
         }
     }
     if (r->expose) {
-        memcpy(tensor_data(top[1]), r->h + (size_t)T * nh, nh * sizeof(float));
+        float *hT = LDATA(top[1]);
+        float *cT = r->arch == REC_LSTM ? LDATA(top[2]) : NULL;
+        if (!hT || (r->arch == REC_LSTM && !cT))
+            return CREMA_ERR_NOMEM;
+        be->math->copy(be, nh, p.h + (size_t)T * nh, hT);
         if (r->arch == REC_LSTM)
-            memcpy(tensor_data(top[2]), r->c + (size_t)T * nh, nh * sizeof(float));
+            be->math->copy(be, nh, p.c + (size_t)T * nh, cT);
     }
     return CREMA_OK;
 }
@@ -357,97 +389,127 @@ static int rec_backward(struct layer *l, struct tensor **top, const bool *propag
     if (propagate_down[1])
         return err_set(CREMA_ERR_INVALID, "layer %s (%s): cannot backpropagate to the sequence indicators (bottom 1, cont)",
                        l->name, rec_type(r));
+    const struct backend *be = l->be;
+    const struct recurrent_ops *ops = be->recurrent;
     const int T = r->T, N = r->N, H = r->H, G = r->G;
     const size_t nh = (size_t)N * H, ng = (size_t)N * G;
-    const float *cont = tensor_data(bottom[1]);
-    const float *out = tensor_data(top[0]), *dout = tensor_diff(top[0]);
-    if (!cont || !out || !dout)
+    struct rec_ptrs p;
+    int rc = rec_ptrs(l, &p);
+    if (rc)
+        return rc;
+    const float *cont = LCDATA(bottom[1]);
+    const float *out = LCDATA(top[0]), *dout = LCDIFF(top[0]);
+    const float *wh = LCDATA(l->blobs[r->s.wh]);
+    if (!cont || !out || !dout || !wh)
         return CREMA_ERR_NOMEM;
-    const float *wh = tensor_data(l->blobs[r->s.wh]);
     const bool *ppd = l->param_propagate_down;
-    float *dwh = ppd[r->s.wh] ? tensor_diff(l->blobs[r->s.wh]) : NULL;
+    float *dwh = ppd[r->s.wh] ? LDIFF(l->blobs[r->s.wh]) : NULL;
 
     /* Exposed h_T / c_T diffs are ignored and h_0 / c_0 get none: Caffe
      * shares only the data of those blobs with its unrolled net. */
-    memset(r->dh, 0, nh * sizeof(float));
-    memset(r->dc, 0, nh * sizeof(float));
+    be->math->set(be, nh, 0.f, p.dh);
+    be->math->set(be, nh, 0.f, p.dc);
     float *dwo = NULL, *dbo = NULL;
     const float *wo = NULL;
     if (r->arch == REC_RNN) {
-        wo = tensor_data(l->blobs[r->s.wo]);
-        dwo = ppd[r->s.wo] ? tensor_diff(l->blobs[r->s.wo]) : NULL;
-        dbo = ppd[r->s.bo] ? tensor_diff(l->blobs[r->s.bo]) : NULL;
+        wo = LCDATA(l->blobs[r->s.wo]);
+        dwo = ppd[r->s.wo] ? LDIFF(l->blobs[r->s.wo]) : NULL;
+        dbo = ppd[r->s.bo] ? LDIFF(l->blobs[r->s.bo]) : NULL;
+        if (!wo)
+            return CREMA_ERR_NOMEM;
     }
     for (int t = T - 1; t >= 0; t--) {
         const float *ct = cont + (size_t)t * N;
-        const float *hcur = r->h + (size_t)(t + 1) * nh;
-        float *dgate = r->dgate + (size_t)t * ng;
+        const float *hcur = p.h + (size_t)(t + 1) * nh;
+        float *dgate = p.dgate + (size_t)t * ng;
         const float *doutt = dout + (size_t)t * nh;
         if (r->arch == REC_RNN) {
             /* Output branch: o_t = tanh(W_ho h_t + b_o). */
-            const float *outt = out + (size_t)t * nh;
-            for (size_t i = 0; i < nh; i++)
-                r->dtmp[i] = doutt[i] * (1 - outt[i] * outt[i]);
+            ops->tanh_grad(be, nh, doutt, out + (size_t)t * nh, p.dtmp);
             if (dwo)
-                rec_gemm(true, false, H, H, N, r->dtmp, hcur, 1.f, dwo);
+                rec_gemm(l, true, false, H, H, N, p.dtmp, hcur, 1.f, dwo);
             if (dbo)
-                cblas_sgemv(CblasRowMajor, CblasTrans, N, H, 1.f, r->dtmp, H, r->ones, 1, 1.f, dbo, 1);
+                be->math->gemv(be, true, N, H, 1.f, p.dtmp, p.ones, 1.f, dbo);
             /* dh holds what h_t got through step t+1 (zero for t = T-1). */
-            float *from_o = r->dgate + (size_t)t * ng; /* scratch until dgate is written */
-            rec_gemm(false, false, N, H, H, r->dtmp, wo, 0.f, from_o);
-            for (size_t i = 0; i < nh; i++) {
-                float dht = t == T - 1 ? from_o[i] : from_o[i] + r->dh[i];
-                dgate[i] = dht * (1 - hcur[i] * hcur[i]);
-            }
+            float *from_o = dgate; /* scratch until dgate is written */
+            rec_gemm(l, false, false, N, H, H, p.dtmp, wo, 0.f, from_o);
+            if (t != T - 1)
+                be->math->add(be, (int)nh, from_o, p.dh, from_o);
+            ops->tanh_grad(be, nh, from_o, hcur, dgate);
         } else {
-            for (size_t i = 0; i < nh; i++)
-                r->dtmp[i] = t == T - 1 ? doutt[i] : r->dh[i] + doutt[i];
+            if (t == T - 1)
+                be->math->copy(be, nh, doutt, p.dtmp);
+            else
+                be->math->add(be, (int)nh, p.dh, doutt, p.dtmp);
             /* dc holds c_t's diff (c_T's is zero) and becomes c_{t-1}'s. */
-            lstm_unit_backward(N, H, r->c + (size_t)t * nh, r->gate + (size_t)t * ng, ct,
-                               r->c + (size_t)(t + 1) * nh, r->dc, r->dtmp, r->dc, dgate);
+            ops->lstm_unit_backward(be, N, H, p.c + (size_t)t * nh, p.gate + (size_t)t * ng, ct,
+                                    p.c + (size_t)(t + 1) * nh, p.dc, p.dtmp, p.dc, dgate);
         }
-        const float *hc = r->hc + (size_t)t * nh;
+        const float *hc = p.hc + (size_t)t * nh;
         if (dwh)
-            rec_gemm(true, false, G, H, N, dgate, hc, 1.f, dwh);
+            rec_gemm(l, true, false, G, H, N, dgate, hc, 1.f, dwh);
         if (t > 0) {
-            rec_gemm(false, false, N, H, G, dgate, wh, 0.f, r->dh);
-            for (int n = 0; n < N; n++)
-                for (int d = 0; d < H; d++)
-                    r->dh[(size_t)n * H + d] *= ct[n];
+            rec_gemm(l, false, false, N, H, G, dgate, wh, 0.f, p.dh);
+            ops->scale_rows(be, (size_t)N, H, ct, p.dh, p.dh);
         }
     }
 
     if (r->has_static) {
         /* Caffe's split sums the static branch's diffs in step order. */
-        memcpy(r->dstatic, r->dgate, ng * sizeof(float));
-        for (int t = 1; t < T; t++) {
-            const float *dg = r->dgate + (size_t)t * ng;
-            for (size_t i = 0; i < ng; i++)
-                r->dstatic[i] += dg[i];
+        be->math->copy(be, ng, p.dgate, p.dstatic);
+        for (int t = 1; t < T; t++)
+            be->math->add(be, (int)ng, p.dstatic, p.dgate + (size_t)t * ng, p.dstatic);
+        const float *xs = LCDATA(bottom[2]);
+        if (!xs)
+            return CREMA_ERR_NOMEM;
+        if (ppd[r->s.ws]) {
+            float *dws = LDIFF(l->blobs[r->s.ws]);
+            if (!dws)
+                return CREMA_ERR_NOMEM;
+            rec_gemm(l, true, false, G, r->KS, N, p.dstatic, xs, 1.f, dws);
         }
-        const float *xs = tensor_data(bottom[2]);
-        if (ppd[r->s.ws])
-            rec_gemm(true, false, G, r->KS, N, r->dstatic, xs, 1.f, tensor_diff(l->blobs[r->s.ws]));
-        if (propagate_down[2])
-            rec_gemm(false, false, N, r->KS, G, r->dstatic, tensor_data(l->blobs[r->s.ws]), 0.f,
-                     tensor_diff(bottom[2]));
+        if (propagate_down[2]) {
+            const float *ws = LCDATA(l->blobs[r->s.ws]);
+            float *dxs = LDIFF(bottom[2]);
+            if (!ws || !dxs)
+                return CREMA_ERR_NOMEM;
+            rec_gemm(l, false, false, N, r->KS, G, p.dstatic, ws, 0.f, dxs);
+        }
     }
-    const float *x = tensor_data(bottom[0]);
-    if (ppd[r->s.wx])
-        rec_gemm(true, false, G, r->K, T * N, r->dgate, x, 1.f, tensor_diff(l->blobs[r->s.wx]));
-    if (ppd[r->s.bx])
-        cblas_sgemv(CblasRowMajor, CblasTrans, T * N, G, 1.f, r->dgate, G, r->ones, 1, 1.f,
-                    tensor_diff(l->blobs[r->s.bx]), 1);
-    if (propagate_down[0])
-        rec_gemm(false, false, T * N, r->K, G, r->dgate, tensor_data(l->blobs[r->s.wx]), 0.f,
-                 tensor_diff(bottom[0]));
+    const float *x = LCDATA(bottom[0]);
+    if (!x)
+        return CREMA_ERR_NOMEM;
+    if (ppd[r->s.wx]) {
+        float *dwx = LDIFF(l->blobs[r->s.wx]);
+        if (!dwx)
+            return CREMA_ERR_NOMEM;
+        rec_gemm(l, true, false, G, r->K, T * N, p.dgate, x, 1.f, dwx);
+    }
+    if (ppd[r->s.bx]) {
+        float *dbx = LDIFF(l->blobs[r->s.bx]);
+        if (!dbx)
+            return CREMA_ERR_NOMEM;
+        be->math->gemv(be, true, T * N, G, 1.f, p.dgate, p.ones, 1.f, dbx);
+    }
+    if (propagate_down[0]) {
+        const float *wx = LCDATA(l->blobs[r->s.wx]);
+        float *dx = LDIFF(bottom[0]);
+        if (!wx || !dx)
+            return CREMA_ERR_NOMEM;
+        rec_gemm(l, false, false, T * N, r->K, G, p.dgate, wx, 0.f, dx);
+    }
     if (r->expose) {
         int off = 2 + (r->has_static ? 1 : 0);
         for (int j = 0; j < r->n_recur; j++)
-            if (propagate_down[off + j])
-                tensor_zero_diff(bottom[off + j]);
+            if (propagate_down[off + j] && (rc = tensor_zero_diff_on(bottom[off + j], be)))
+                return rc;
     }
     return CREMA_OK;
+}
+
+static bool rec_runs_on(const struct backend *be)
+{
+    return be->recurrent != NULL;
 }
 
 static bool rec_allow_force_backward(const struct layer *l, int bottom_index)
@@ -465,6 +527,9 @@ const struct layer_kind rnn_layer = {
     .backward = rec_backward,
     .destroy = rec_destroy,
     .allow_force_backward = rec_allow_force_backward,
+    .forward_dev = rec_forward,
+    .backward_dev = rec_backward,
+    .runs_on = rec_runs_on,
 };
 
 const struct layer_kind lstm_layer = {
@@ -477,4 +542,7 @@ const struct layer_kind lstm_layer = {
     .backward = rec_backward,
     .destroy = rec_destroy,
     .allow_force_backward = rec_allow_force_backward,
+    .forward_dev = rec_forward,
+    .backward_dev = rec_backward,
+    .runs_on = rec_runs_on,
 };
