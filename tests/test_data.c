@@ -5,7 +5,7 @@
 #include "data/db.h"
 #include "data/image.h"
 #include "data/transformer.h"
-#include "layers/data_layer.h"
+#include "layers/data_source.h"
 #include "layers/layer.h"
 
 #include <stdlib.h>
@@ -281,7 +281,7 @@ static void sharding(void)
         CHECK_OK(data_layer(path, 2, CAFFE__PHASE__TRAIN, NULL, NULL, tops, &l));
         if (!l)
             continue;
-        CHECK_OK(data_layer_set_shard(l, r, 3));
+        CHECK_OK(data_source_set_shard(l, r, 3));
         int per_pass = (10 - r + 2) / 3; /* records r, r+3, ... */
         int got = 0;
         for (int f = 0; f < per_pass; f++) { /* two passes' worth in batches of 2 */
@@ -294,7 +294,7 @@ static void sharding(void)
                 got++;
             }
         }
-        CHECK(data_layer_set_shard(l, 0, 1) != 0); /* too late: already reading */
+        CHECK(data_source_set_shard(l, 0, 1) != 0); /* too late: already reading */
         layer_free(l);
         tensor_free(tops[0]);
         tensor_free(tops[1]);

@@ -1,13 +1,14 @@
 /* The ImageData and WindowData layers, and CaffeOnSpark's MemoryData
  * sources: reading, shuffling, sharding, Caffe's window arithmetic, exact
- * resume positions, and the errors for missing, corrupt and empty input. */
+ * resume positions, and the errors for missing, corrupt and empty input;
+ * what all data layers share (batch_size limit, the data source table). */
 #include "check.h"
 #include "crema.h"
 #include "data/datum.h"
 #include "data/db.h"
 #include "data/image.h"
 #include "data/transformer.h"
-#include "layers/data_layer.h"
+#include "layers/data_source.h"
 #include "layers/input.h"
 #include "layers/layer.h"
 #include "net/net.h"
@@ -183,7 +184,7 @@ static void read_order(const char *list, const char *cd, bool shuffle, uint64_t 
     struct built b;
     CHECK_OK(build(&b, text, CAFFE__PHASE__TRAIN, seed));
     if (b.l && size > 1)
-        CHECK_OK(data_layer_set_shard(b.l, rank, size));
+        CHECK_OK(data_source_set_shard(b.l, rank, size));
     for (int i = 0; i < n; i++) {
         out[i] = -1;
         if (b.l && fwd(&b) == 0)
@@ -652,14 +653,14 @@ static void cos_lmdb_lenet(void)
         float x[784] = { 0 }, y[64] = { 0 };
         CHECK(memory_data_reset(ml, x, y, 64) != 0);
         CHECK_MSG(has("source_class"), "message: %s", crema_errmsg());
-        CHECK(data_layer_set_shard(ml, 0, 2) != 0);
+        CHECK(data_source_set_shard(ml, 0, 2) != 0);
     }
     net_free(net);
     /* rank 1 of 2 reads records 1, 3, 5, ... */
     net = open_net(np, CAFFE__PHASE__TRAIN);
     ml = net ? net_layer_by_name(net, "data") : NULL;
     if (ml) {
-        CHECK_OK(data_layer_set_shard(ml, 1, 2));
+        CHECK_OK(data_source_set_shard(ml, 1, 2));
         CHECK_OK(net_forward(net, NULL));
         int bad = 0;
         for (int i = 0; i < 64; i++)
@@ -755,7 +756,7 @@ static void build_sharded(struct built *b, const char *text, uint64_t seed, int 
 {
     CHECK_OK(build(b, text, CAFFE__PHASE__TRAIN, seed));
     if (b->l && size > 1)
-        CHECK_OK(data_layer_set_shard(b->l, rank, size));
+        CHECK_OK(data_source_set_shard(b->l, rank, size));
 }
 
 /* Runs n forwards of b and checks each against want's batches from `from` on. */
@@ -810,12 +811,12 @@ static void resume_case(const char *text, int rank, int size, int n, const int *
         /* let the thread fill its slots, so the position is not simply the reader's */
         nanosleep(&(struct timespec){ .tv_nsec = 30 * 1000 * 1000 }, NULL);
         Caffe__CremaDataPosition got = CAFFE__CREMA_DATA_POSITION__INIT;
-        CHECK(a.l && a.l->kind->get_position);
-        if (!a.l || !a.l->kind->get_position) {
+        CHECK(a.l && data_source_has_position(a.l));
+        if (!a.l || !data_source_has_position(a.l)) {
             drop(&a);
             break;
         }
-        CHECK_OK(a.l->kind->get_position(a.l, &got));
+        CHECK_OK(data_source_get_position(a.l, &got));
         size_t len = caffe__crema_data_position__get_packed_size(&got);
         uint8_t *buf = malloc(len ? len : 1);
         caffe__crema_data_position__pack(&got, buf);
@@ -829,13 +830,13 @@ static void resume_case(const char *text, int rank, int size, int n, const int *
             break;
         }
         build_sharded(&f, text, 99, rank, size); /* another seed: the position must carry every generator */
-        CHECK_OK(f.l->kind->set_position(f.l, pos));
+        CHECK_OK(data_source_set_position(f.l, pos));
         CHECK_EQ_INT(check_forwards(&f, &want, k, n, tag), 0);
         drop(&f);
         /* the same layer, its thread reading ahead, sent back */
         for (int i = 0; i < 2; i++)
             CHECK_OK(fwd(&a));
-        CHECK_OK(a.l->kind->set_position(a.l, pos));
+        CHECK_OK(data_source_set_position(a.l, pos));
         snprintf(tag, sizeof tag, "%s, sent back to %d", what, k);
         CHECK_EQ_INT(check_forwards(&a, &want, k, n, tag), 0);
         drop(&a);
@@ -869,15 +870,15 @@ static void image_data_resume(void)
     Caffe__CremaDataPosition pos = CAFFE__CREMA_DATA_POSITION__INIT;
     pos.has_record = true;
     pos.record = 53;
-    CHECK(b.l && b.l->kind->set_position(b.l, &pos) != 0);
+    CHECK(b.l && data_source_set_position(b.l, &pos) != 0);
     CHECK_MSG(has("record 53") && has("53 images"), "message: %s", crema_errmsg());
     pos.record = 3;
-    CHECK(b.l && b.l->kind->set_position(b.l, &pos) != 0);
+    CHECK(b.l && data_source_set_position(b.l, &pos) != 0);
     CHECK_MSG(has("shuffle_rng_state"), "message: %s", crema_errmsg());
     uint64_t words[3] = { 1, 2, 3 };
     pos.n_shuffle_rng_state = 3;
     pos.shuffle_rng_state = words;
-    CHECK(b.l && b.l->kind->set_position(b.l, &pos) != 0);
+    CHECK(b.l && data_source_set_position(b.l, &pos) != 0);
     CHECK_MSG(has("shuffle_rng_state has 3 values"), "message: %s", crema_errmsg());
     CHECK_OK(fwd(&b)); /* a refused position leaves the layer as it was */
     drop(&b);
@@ -903,6 +904,101 @@ static void cos_lmdb_resume(void)
     free(lmdb);
 }
 
+/* ---- what every data layer shares ---- */
+
+/* One batch_size limit, checked the same way by the six data layers,
+ * before any source is opened (the sources named here do not exist). */
+static void batch_size_limit(void)
+{
+    static const struct {
+        const char *field, *text; /* text has one %u for the batch size */
+    } kinds[] = {
+        { "data_param.batch_size",
+          "name: 'd' type: 'Data' top: 'data' top: 'label' data_param { source: '/nonexistent' batch_size: %u }" },
+        { "image_data_param.batch_size", "name: 'd' type: 'ImageData' top: 'data' top: 'label' "
+                                         "image_data_param { source: '/nonexistent' batch_size: %u }" },
+        { "hdf5_data_param.batch_size", "name: 'd' type: 'HDF5Data' top: 'data' top: 'label' "
+                                        "hdf5_data_param { source: '/nonexistent' batch_size: %u }" },
+        { "window_data_param.batch_size", "name: 'd' type: 'WindowData' top: 'data' top: 'label' "
+                                          "window_data_param { source: '/nonexistent' batch_size: %u }" },
+        { "memory_data_param.batch_size", "name: 'd' type: 'MemoryData' top: 'data' top: 'label' "
+                                          "memory_data_param { batch_size: %u channels: 1 height: 1 width: 1 }" },
+        { "cos_data_param.batch_size", "name: 'd' type: 'CoSData' top: 'data' top: 'label' "
+                                       "cos_data_param { batch_size: %u top { name: 'data' type: FLOAT channels: 1 } "
+                                       "top { name: 'label' type: INT channels: 1 } }" },
+    };
+    const unsigned bad[] = { 0, DATA_SOURCE_MAX_BATCH + 1u, 4294967295u };
+    char limit[32];
+    snprintf(limit, sizeof limit, "%d", DATA_SOURCE_MAX_BATCH);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+            char text[512], want[96];
+            snprintf(text, sizeof text, kinds[k].text, bad[b]);
+            snprintf(want, sizeof want, "%s is %u", kinds[k].field, bad[b]);
+            struct built x;
+            CHECK_MSG(build(&x, text, CAFFE__PHASE__TRAIN, 1) != 0, "%s %u was accepted", kinds[k].field, bad[b]);
+            CHECK_MSG(has(want) && has(limit) && has("layer d"), "message for %s %u: %s", kinds[k].field, bad[b],
+                      crema_errmsg());
+            drop(&x);
+        }
+    }
+    /* CoSData needs batch_size given */
+    struct built x;
+    CHECK(build(&x, "name: 'd' type: 'CoSData' top: 'data' top: 'label' cos_data_param { "
+                    "top { name: 'data' type: FLOAT channels: 1 } top { name: 'label' type: INT channels: 1 } }",
+                CAFFE__PHASE__TRAIN, 1) != 0);
+    CHECK_MSG(has("cos_data_param.batch_size is 0"), "message: %s", crema_errmsg());
+    drop(&x);
+    /* the limit itself is a batch size (MemoryData: 1 float an item) */
+    char text[256];
+    snprintf(text, sizeof text, "name: 'd' type: 'MemoryData' top: 'data' top: 'label' "
+             "memory_data_param { batch_size: %d channels: 1 height: 1 width: 1 }", DATA_SOURCE_MAX_BATCH);
+    CHECK_OK(build(&x, text, CAFFE__PHASE__TRAIN, 1));
+    CHECK(x.l && x.tops[0]->shape[0] == DATA_SOURCE_MAX_BATCH);
+    drop(&x);
+}
+
+/* Sharding and positions are the data layers' own table: which kind offers
+ * what, and the refusals for the others. */
+static void data_source_table(void)
+{
+    static const struct {
+        const char *type;
+        bool shard, position, follows;
+    } want[] = {
+        { "Data", true, true, true },         { "ImageData", true, true, false },
+        { "HDF5Data", false, true, false },   { "WindowData", false, false, false },
+        { "MemoryData", true, true, false },  { "CoSData", false, false, false },
+        { "InnerProduct", false, false, false }, { "Input", false, false, false },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct layer l = { .kind = layer_kind_find(want[i].type), .name = "x" };
+        CHECK_MSG(l.kind != NULL, "no kind %s", want[i].type);
+        if (!l.kind)
+            continue;
+        CHECK_MSG(data_source_shardable(&l) == want[i].shard, "%s: shardable %d", want[i].type,
+                  data_source_shardable(&l));
+        CHECK_MSG(data_source_has_position(&l) == want[i].position, "%s: has a position %d", want[i].type,
+                  data_source_has_position(&l));
+        CHECK_MSG(data_source_follows_rank0(&l) == want[i].follows, "%s: follows rank 0 %d", want[i].type,
+                  data_source_follows_rank0(&l));
+        bool is_source = i < 6;
+        CHECK_MSG((l.kind->source != NULL) == is_source, "%s: source table %p", want[i].type,
+                  (const void *)l.kind->source);
+        if (!want[i].shard) {
+            CHECK(data_source_set_shard(&l, 0, 2) != 0);
+            CHECK_MSG(has("cannot be sharded") && has(want[i].type), "message: %s", crema_errmsg());
+        }
+        if (!want[i].position) {
+            Caffe__CremaDataPosition pos = CAFFE__CREMA_DATA_POSITION__INIT;
+            CHECK(data_source_get_position(&l, &pos) != 0);
+            CHECK(data_source_set_position(&l, &pos) != 0);
+            CHECK_MSG(has("has no reading position"), "message: %s", crema_errmsg());
+        }
+    }
+}
+
 CHECK_MAIN(CASE(image_data_catdog), CASE(image_data_shuffle_and_shard), CASE(image_data_paths_and_errors),
            CASE(window_data_sample), CASE(window_data_context), CASE(window_data_errors), CASE(cos_lmdb_lenet),
-           CASE(cos_spark_sources), CASE(image_data_resume), CASE(cos_lmdb_resume))
+           CASE(cos_spark_sources), CASE(image_data_resume), CASE(cos_lmdb_resume), CASE(batch_size_limit),
+           CASE(data_source_table))

@@ -3,8 +3,8 @@
 #include "crema.h"
 #include "data/db.h"
 #include "dist/dist.h"
-#include "layers/data_layer.h"
 #include "layers/cos_data.h"
+#include "layers/data_source.h"
 #include "layers/input.h"
 #include "core/blob_proto.h"
 #include "net/device.h"
@@ -668,7 +668,7 @@ crema_status crema_net_set_data_shard(crema_net *net, const char *layer, int ran
 {
     struct layer *l;
     int rc = find_layer(net, layer, "crema_net_set_data_shard", &l);
-    return rc ? rc : data_layer_set_shard(l, rank, size);
+    return rc ? rc : data_source_set_shard(l, rank, size);
 }
 
 crema_status crema_db_count(const char *path, const char *backend, size_t *count)

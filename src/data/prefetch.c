@@ -22,8 +22,8 @@ struct prefetch {
     pthread_cond_t cv;
     /* With prefetch_track: marks[i] is where slot i's batch began, and
      * marks[n_slots] where the thread begins its next batch (written by the
-     * thread under mu). */
-    prefetch_mark_fn mark;
+     * thread under mu); state is what they are copies of. */
+    const void *state;
     size_t mark_size;
     unsigned char *marks;
 };
@@ -63,7 +63,7 @@ int prefetch_new(int batch_size, int n_slots, prefetch_fill_fn fill, void *ctx, 
     return CREMA_OK;
 }
 
-int prefetch_track(struct prefetch *pf, size_t mark_size, prefetch_mark_fn mark)
+int prefetch_track(struct prefetch *pf, const void *state, size_t mark_size)
 {
     if (pf->started)
         return err_set(CREMA_ERR_INVALID, "prefetch_track: the thread has started");
@@ -73,7 +73,7 @@ int prefetch_track(struct prefetch *pf, size_t mark_size, prefetch_mark_fn mark)
     free(pf->marks);
     pf->marks = m;
     pf->mark_size = mark_size;
-    pf->mark = mark;
+    pf->state = state;
     return CREMA_OK;
 }
 
@@ -92,11 +92,11 @@ void prefetch_stop(struct prefetch *pf)
 
 void prefetch_position(struct prefetch *pf, void *out)
 {
-    if (!pf->mark)
+    if (!pf->state)
         return;
     pthread_mutex_lock(&pf->mu);
     if (!pf->started)
-        pf->mark(pf->ctx, out); /* no thread: the fill state is where the next batch begins */
+        memcpy(out, pf->state, pf->mark_size); /* no thread: the fill state is where the next batch begins */
     else
         memcpy(out, mark_at(pf, pf->n_full > 0 ? pf->head : pf->n_slots), pf->mark_size);
     pthread_mutex_unlock(&pf->mu);
@@ -157,7 +157,7 @@ static void *prefetch_main(void *arg)
             pthread_cond_wait(&pf->cv, &pf->mu);
         bool stop = pf->stop;
         int tail = (pf->head + pf->n_full) % pf->n_slots;
-        if (pf->mark && !stop)
+        if (pf->state && !stop)
             memcpy(mark_at(pf, tail), mark_at(pf, pf->n_slots), pf->mark_size);
         pthread_mutex_unlock(&pf->mu);
         if (stop)
@@ -165,8 +165,8 @@ static void *prefetch_main(void *arg)
         /* The consumer never touches a slot that is not full, so this one is ours. */
         int rc = pf->fill(pf->ctx, &pf->slots[tail]);
         pthread_mutex_lock(&pf->mu);
-        if (pf->mark && !rc) /* a failed batch leaves the next one where it began */
-            pf->mark(pf->ctx, mark_at(pf, pf->n_slots));
+        if (pf->state && !rc) /* a failed batch leaves the next one where it began */
+            memcpy(mark_at(pf, pf->n_slots), pf->state, pf->mark_size);
         if (rc) {
             pf->failed = true;
             pf->fail_rc = rc;
@@ -186,8 +186,8 @@ int prefetch_forward(struct prefetch *pf, struct tensor *data, struct tensor *la
 {
     pthread_mutex_lock(&pf->mu);
     if (!pf->started) {
-        if (pf->mark)
-            pf->mark(pf->ctx, mark_at(pf, pf->n_slots));
+        if (pf->state)
+            memcpy(mark_at(pf, pf->n_slots), pf->state, pf->mark_size);
         if (pthread_create(&pf->thread, NULL, prefetch_main, pf) != 0) {
             pthread_mutex_unlock(&pf->mu);
             return err_set(CREMA_ERR_NOMEM, "cannot start the prefetch thread");

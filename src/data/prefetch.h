@@ -36,14 +36,14 @@ bool prefetch_started(const struct prefetch *pf);
 int prefetch_slots(const Caffe__LayerParameter *lp);
 
 /* Reading positions (a resumed run must get the batch its next forward would
- * have got): the thread runs ahead, so the layer's fill state is not where
- * the consumer stands. With a mark function, the ring remembers the fill
- * state each batch began from. mark copies that state (ctx) into a buffer
- * of mark_size bytes; it runs on the prefetch thread between batches, or on
- * the caller's thread while no thread runs. Call before the first forward. */
-typedef void (*prefetch_mark_fn)(const void *ctx, void *mark);
-int prefetch_track(struct prefetch *pf, size_t mark_size, prefetch_mark_fn mark);
-/* Copies into out (mark_size bytes) the state the batch the next
+ * have got): the thread runs ahead, so the fill state is not where the
+ * consumer stands. With tracking, the ring remembers, for each batch, the
+ * size bytes at state (the fill function's position, which it advances) as
+ * they were when the batch began: copied on the prefetch thread between
+ * batches, or on the caller's thread while no thread runs. Call before the
+ * first forward. */
+int prefetch_track(struct prefetch *pf, const void *state, size_t size);
+/* Copies into out (size bytes) the state the batch the next
  * prefetch_forward returns began from. */
 void prefetch_position(struct prefetch *pf, void *out);
 /* Stops and joins the thread and drops what it read ahead (and a failure):

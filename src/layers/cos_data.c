@@ -1,12 +1,15 @@
 /* CaffeOnSpark's CoSData layer: one top per cos_data_param.top, filled with
  * DataFrame columns fed through the C API; and image feeding for MemoryData
  * layers (decode, resize, transform), which both share. */
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/image.h"
 #include "data/transformer.h"
 #include "layers/cos_data.h"
+#include "layers/data_source.h"
 #include "layers/input.h"
 
 /* n images (raw planar c x h x w, or encoded files of the given lengths)
@@ -70,9 +73,11 @@ struct cos_top {
 };
 
 struct cos_priv {
-    int batch, n_tops;
+    struct data_source src; /* the batch size: each top keeps its own place */
+    int n_tops;
     struct cos_top *tops;
 };
+_Static_assert(offsetof(struct cos_priv, src) == 0, "a data layer's state begins with its data_source");
 
 static bool is_image(Caffe__CoSDataParameter__DataType t)
 {
@@ -139,10 +144,9 @@ static int cos_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     if (!cp)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = cp;
-    if (!p->has_batch_size || p->batch_size == 0 || p->batch_size > (1u << 30))
-        return err_set(CREMA_ERR_INVALID, "layer %s: cos_data_param.batch_size must be given and positive",
-                       l->name);
-    cp->batch = (int)p->batch_size;
+    int rc = data_source_init(&cp->src, "cos_data_param.batch_size", p->has_batch_size ? p->batch_size : 0, 0);
+    if (rc)
+        return rc;
     if ((int)p->n_top != l->n_top)
         return err_set(CREMA_ERR_INVALID, "layer %s has %d tops but cos_data_param describes %zu: they must match",
                        l->name, l->n_top, p->n_top);
@@ -152,7 +156,7 @@ static int cos_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     cp->n_tops = l->n_top;
     for (int i = 0; i < l->n_top; i++) {
         struct cos_top *t = &cp->tops[i];
-        int rc = cos_setup_top(l, i, p->top[i], cp->batch, t);
+        rc = cos_setup_top(l, i, p->top[i], cp->src.batch_size, t);
         if (!rc)
             rc = tensor_reshape(top[i], t->num_axes, t->shape);
         if (rc)
@@ -165,6 +169,7 @@ static int cos_forward(struct layer *l, struct tensor **bottom, struct tensor **
 {
     (void)bottom;
     struct cos_priv *cp = l->priv;
+    const int batch = cp->src.batch_size;
     for (int i = 0; i < cp->n_tops; i++) {
         struct cos_top *t = &cp->tops[i];
         if (!t->buf)
@@ -179,13 +184,13 @@ static int cos_forward(struct layer *l, struct tensor **bottom, struct tensor **
         const float *src = t->buf + (size_t)t->pos * t->size;
         if (t->transpose) {
             /* (channels, batch): sample b is column b */
-            for (int b = 0; b < cp->batch; b++)
+            for (int b = 0; b < batch; b++)
                 for (size_t c = 0; c < t->size; c++)
-                    d[c * (size_t)cp->batch + (size_t)b] = src[(size_t)b * t->size + c];
+                    d[c * (size_t)batch + (size_t)b] = src[(size_t)b * t->size + c];
         } else {
-            memcpy(d, src, (size_t)cp->batch * t->size * sizeof(float));
+            memcpy(d, src, (size_t)batch * t->size * sizeof(float));
         }
-        t->pos = (t->pos + cp->batch) % t->n;
+        t->pos = (t->pos + batch) % t->n;
     }
     return CREMA_OK;
 }
@@ -215,9 +220,11 @@ int cos_data_feed(struct layer *l, int top, const void *data, const size_t *leng
     struct cos_top *t = &cp->tops[top];
     if (!data)
         return err_set(CREMA_ERR_INVALID, "CoSData layer %s: top %d: no data", l->name, top);
-    if (n <= 0 || n % cp->batch != 0)
-        return err_set(CREMA_ERR_INVALID, "CoSData layer %s: top %d: the number of samples (%d) must be a positive "
-                       "multiple of batch_size (%d)", l->name, top, n, cp->batch);
+    char what[48];
+    snprintf(what, sizeof what, "samples for top %d", top);
+    int rc = data_source_check_feed(l, what, n);
+    if (rc)
+        return rc;
     if (!is_image(t->type) && lengths)
         return err_set(CREMA_ERR_INVALID, "CoSData layer %s: top %d is not an image top: feed floats, no lengths",
                        l->name, top);
@@ -227,7 +234,6 @@ int cos_data_feed(struct layer *l, int top, const void *data, const size_t *leng
     float *buf = malloc((size_t)n * t->size * sizeof(float));
     if (!buf)
         return err_set(CREMA_ERR_NOMEM, "CoSData layer %s: cannot hold %d samples", l->name, n);
-    int rc = CREMA_OK;
     if (is_image(t->type))
         rc = images_to_floats(l->name, &t->tf, l->rng, data, lengths, n, t->channels, t->height, t->width, t->size,
                               buf);
@@ -244,6 +250,10 @@ int cos_data_feed(struct layer *l, int top, const void *data, const size_t *leng
     return CREMA_OK;
 }
 
+/* Each rank is fed its own partition (crema.spark), and fed anew on a
+ * resumed run: no share to keep, no position. */
+static const struct data_source_ops cos_data_source = { .set_shard = NULL };
+
 const struct layer_kind cos_data_layer = {
     .type = "CoSData",
     .min_bottoms = 0, .max_bottoms = 0,
@@ -251,6 +261,7 @@ const struct layer_kind cos_data_layer = {
     .setup = cos_setup,
     .forward = cos_forward,
     .destroy = cos_destroy,
+    .source = &cos_data_source,
 };
 
 /* ---- images for MemoryData ---- */

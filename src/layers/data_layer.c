@@ -1,47 +1,38 @@
 /* The Data layer: Datum records from LMDB or LevelDB, transformed, in
  * batches filled ahead of time by a prefetch thread. Records are read in key
  * order and wrap around at the end, as Caffe's DataReader cursor does. */
-#include "layers/data_layer.h"
 #include "data/datum.h"
 #include "data/db.h"
-#include "data/prefetch.h"
 #include "data/transformer.h"
+#include "layers/data_source.h"
 #include "util/io.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Where the reader stands: the next record to read, passes made, and the
- * generator that crops and mirrors. The prefetch ring keeps one per batch. */
-struct data_mark {
-    size_t index;
-    uint64_t epoch;
-    struct rng rng;
-};
-
+/* src.at.record is the position of the cursor's record within the database;
+ * src.at.rng crops and mirrors (TRAIN) on the prefetch thread. */
 struct data_priv {
+    struct data_source src;
     struct db *db;
     struct db_cursor *cur;
     struct transformer tf;
-    struct rng rng; /* the prefetch thread's own: TRAIN crops and mirrors */
     struct datum dt;
-    int batch_size;
     bool labels;
-    size_t index; /* position of the cursor's record within the database */
-    uint64_t epoch;
-    int rank, size;
-    struct prefetch *pf;
 };
+_Static_assert(offsetof(struct data_priv, src) == 0, "a data layer's state begins with its data_source");
 
 static int advance(struct data_priv *p)
 {
+    struct data_cursor *at = &p->src.at;
     int rc = db_cursor_next(p->cur);
-    p->index++;
+    at->record++;
     if (!rc && !db_cursor_valid(p->cur)) {
         rc = db_cursor_first(p->cur);
-        p->index = 0;
-        p->epoch++;
+        at->record = 0;
+        at->epoch++;
     }
     if (!rc && !db_cursor_valid(p->cur))
         rc = err_set(CREMA_ERR_INVALID, "%s: the database is empty", db_path(p->db));
@@ -52,13 +43,13 @@ static int advance(struct data_priv *p)
 static int read_record(struct data_priv *p)
 {
     int rc;
-    while (p->index % (size_t)p->size != (size_t)p->rank)
+    while (!data_source_mine(&p->src, p->src.at.record))
         if ((rc = advance(p)))
             return rc;
     size_t vlen;
     const uint8_t *v = db_cursor_value(p->cur, &vlen);
     char key[160], where[400];
-    snprintf(where, sizeof where, "%s: record %zu (key %s)", db_path(p->db), p->index,
+    snprintf(where, sizeof where, "%s: record %zu (key %s)", db_path(p->db), p->src.at.record,
              db_cursor_key_text(p->cur, key, sizeof key));
     rc = datum_decode(v, vlen, p->tf.color, where, &p->dt);
     if (!rc)
@@ -69,24 +60,26 @@ static int read_record(struct data_priv *p)
 static int fill_batch(void *ctx, struct prefetch_batch *b)
 {
     struct data_priv *p = ctx;
-    for (int i = 0; i < p->batch_size; i++) {
+    const int batch_size = p->src.batch_size;
+    const size_t *record = &p->src.at.record;
+    for (int i = 0; i < batch_size; i++) {
         int rc = read_record(p);
         if (rc)
             return rc;
         int oh, ow;
         rc = transformer_check(&p->tf, p->dt.channels, p->dt.height, p->dt.width, &oh, &ow);
         if (rc)
-            return err_prefix(rc, "%s: record %zu", db_path(p->db), p->index ? p->index - 1 : 0);
+            return err_prefix(rc, "%s: record %zu", db_path(p->db), *record ? *record - 1 : 0);
         if (i == 0) {
-            rc = prefetch_reserve(b, p->batch_size, p->dt.channels, oh, ow);
+            rc = prefetch_reserve(b, batch_size, p->dt.channels, oh, ow);
             if (rc)
                 return rc;
         } else if (b->c != p->dt.channels || b->h != oh || b->w != ow) {
             return err_set(CREMA_ERR_SHAPE, "%s: record %zu is %dx%dx%d but the batch's first is %dx%dx%d",
-                           db_path(p->db), p->index ? p->index - 1 : 0, p->dt.channels, oh, ow, b->c, b->h, b->w);
+                           db_path(p->db), *record ? *record - 1 : 0, p->dt.channels, oh, ow, b->c, b->h, b->w);
         }
         size_t item = (size_t)b->c * (size_t)b->h * (size_t)b->w;
-        rc = transformer_apply(&p->tf, &p->rng, p->dt.is_float ? NULL : p->dt.u8, p->dt.is_float ? p->dt.f : NULL,
+        rc = transformer_apply(&p->tf, &p->src.at.rng, p->dt.is_float ? NULL : p->dt.u8, p->dt.is_float ? p->dt.f : NULL,
                                p->dt.channels, p->dt.height, p->dt.width, b->data + item * (size_t)i);
         if (rc)
             return rc;
@@ -94,32 +87,6 @@ static int fill_batch(void *ctx, struct prefetch_batch *b)
             b->label[i] = (float)p->dt.label;
     }
     return CREMA_OK;
-}
-
-int data_layer_set_shard(struct layer *l, int rank, int size)
-{
-    if (!l || !l->kind || !l->kind->set_shard)
-        return err_set(CREMA_ERR_INVALID, "layer %s (%s) cannot be sharded: only layers that read a source can",
-                       l && l->name ? l->name : "?", l && l->kind ? l->kind->type : "?");
-    if (size < 1 || rank < 0 || rank >= size)
-        return err_set(CREMA_ERR_INVALID, "layer %s: shard rank %d of %d is out of range", l->name, rank, size);
-    return l->kind->set_shard(l, rank, size);
-}
-
-static int data_set_shard(struct layer *l, int rank, int size)
-{
-    struct data_priv *p = l->priv;
-    if (prefetch_started(p->pf))
-        return err_set(CREMA_ERR_INVALID, "layer %s: set the shard before the first forward", l->name);
-    p->rank = rank;
-    p->size = size;
-    return CREMA_OK;
-}
-
-static void data_take_mark(const void *ctx, void *out)
-{
-    const struct data_priv *p = ctx;
-    *(struct data_mark *)out = (struct data_mark){ p->index, p->epoch, p->rng };
 }
 
 static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -131,17 +98,16 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (!p)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = p;
-    p->size = 1;
     p->labels = l->n_top > 1;
     if (!dp->source || !*dp->source)
         return err_set(CREMA_ERR_INVALID, "data_param.source is empty");
-    if (dp->batch_size == 0 || dp->batch_size > (1u << 24))
-        return err_set(CREMA_ERR_INVALID, "data_param.batch_size %u must be positive", dp->batch_size);
-    p->batch_size = (int)dp->batch_size;
-    int rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
+    int rc = data_source_init(&p->src, "data_param.batch_size", dp->batch_size,
+                              DATA_SAVES_EPOCH | DATA_SAVES_RNG);
+    if (!rc)
+        rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
     if (rc)
         return rc;
-    rng_seed(&p->rng, l->rng ? rng_next(l->rng) : 0x5eed);
+    data_source_seed(&p->src, l);
     enum db_backend be = dp->backend == CAFFE__DATA_PARAMETER__DB__LMDB ? DB_LMDB : DB_LEVELDB;
     rc = db_open_read(io_strip_file_uri(dp->source), be, &p->db);
     if (!rc)
@@ -153,7 +119,7 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     if (dp->rand_skip > 0) {
         /* As Caffe's older readers: skip up to rand_skip records once, so
          * that parallel runs start at different places. */
-        uint32_t skip = rng_below(&p->rng, dp->rand_skip);
+        uint32_t skip = rng_below(&p->src.at.rng, dp->rand_skip);
         while (skip-- > 0)
             if ((rc = advance(p)))
                 return rc;
@@ -162,7 +128,7 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     size_t vlen;
     const uint8_t *v = db_cursor_value(p->cur, &vlen);
     char key[160], where[400];
-    snprintf(where, sizeof where, "%s: record %zu (key %s)", dp->source, p->index,
+    snprintf(where, sizeof where, "%s: record %zu (key %s)", dp->source, p->src.at.record,
              db_cursor_key_text(p->cur, key, sizeof key));
     rc = datum_decode(v, vlen, p->tf.color, where, &p->dt);
     int oh, ow;
@@ -170,15 +136,12 @@ static int data_setup(struct layer *l, struct tensor **bottom, struct tensor **t
         rc = transformer_check(&p->tf, p->dt.channels, p->dt.height, p->dt.width, &oh, &ow);
     if (rc)
         return rc;
-    rc = tensor_reshape4(top[0], p->batch_size, p->dt.channels, oh, ow);
+    rc = tensor_reshape4(top[0], p->src.batch_size, p->dt.channels, oh, ow);
     if (!rc && p->labels)
-        rc = tensor_reshape(top[1], 1, &p->batch_size);
+        rc = tensor_reshape(top[1], 1, &p->src.batch_size);
     if (rc)
         return rc;
-    rc = prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
-    if (!rc)
-        rc = prefetch_track(p->pf, sizeof(struct data_mark), data_take_mark);
-    return rc;
+    return data_source_prefetch(&p->src, l, fill_batch, p);
 }
 
 static int data_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -193,20 +156,7 @@ static int data_forward(struct layer *l, struct tensor **bottom, struct tensor *
 {
     (void)bottom;
     struct data_priv *p = l->priv;
-    return prefetch_forward(p->pf, top[0], p->labels ? top[1] : NULL, 1);
-}
-
-/* Where the batch the next forward returns began, however far the prefetch
- * thread has read ahead. */
-static int data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
-{
-    struct data_priv *p = l->priv;
-    struct data_mark m;
-    prefetch_position(p->pf, &m);
-    pos->has_record = pos->has_epoch = true;
-    pos->record = m.index;
-    pos->epoch = m.epoch;
-    return layer_position_put_rng(pos, &m.rng);
+    return data_source_forward(&p->src, top[0], p->labels ? top[1] : NULL);
 }
 
 /* Drops what was read ahead, walks the cursor to the record, and lets the
@@ -214,23 +164,22 @@ static int data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 static int data_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
 {
     struct data_priv *p = l->priv;
-    prefetch_stop(p->pf);
-    struct rng r = p->rng;
-    int rc = layer_position_get_rng(l, pos, &r);
+    struct data_cursor at;
+    int rc = data_source_read_position(l, &p->src, pos, &at);
     if (rc)
         return rc;
+    data_source_stop(&p->src);
     if ((rc = db_cursor_first(p->cur)))
         return rc;
-    p->index = 0;
+    p->src.at.record = 0;
     for (uint64_t i = 0; i < pos->record; i++) {
         if ((rc = advance(p)))
             return rc;
-        if (p->index == 0)
+        if (p->src.at.record == 0)
             return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the end of %s",
                            l->name, (unsigned long long)pos->record, db_path(p->db));
     }
-    p->epoch = pos->epoch;
-    p->rng = r;
+    p->src.at = at;
     return CREMA_OK;
 }
 
@@ -239,7 +188,7 @@ static void data_destroy(struct layer *l)
     struct data_priv *p = l->priv;
     if (!p)
         return;
-    prefetch_free(p->pf); /* joins the thread before its state goes */
+    data_source_close(&p->src);
     db_cursor_close(p->cur);
     db_close(p->db);
     datum_free(&p->dt);
@@ -247,6 +196,13 @@ static void data_destroy(struct layer *l)
     free(p);
     l->priv = NULL;
 }
+
+static const struct data_source_ops data_source = {
+    .set_shard = data_source_keep_share,
+    .get_position = data_source_cursor_position,
+    .set_position = data_set_position,
+    .follows_rank0 = true,
+};
 
 const struct layer_kind data_layer = {
     .type = "Data",
@@ -258,7 +214,5 @@ const struct layer_kind data_layer = {
     .reshape = data_reshape,
     .forward = data_forward,
     .destroy = data_destroy,
-    .get_position = data_get_position,
-    .set_position = data_set_position,
-    .set_shard = data_set_shard,
+    .source = &data_source,
 };

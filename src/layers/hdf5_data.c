@@ -1,10 +1,11 @@
 /* HDF5Data (batches of rows from the .h5 files a list file names, one
  * dataset per top) and HDF5Output (writes its bottoms as datasets "data"
  * and "label"), over libhdf5 with its error printing turned off. */
-#include "layers/layer.h"
+#include "layers/data_source.h"
 #include "util/io.h"
 
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,17 +74,19 @@ static int h5_load(hid_t file, const char *path, const char *name, struct h5_dat
     return rc;
 }
 
+/* src.at.record is the row the next forward starts at (cur_row), src.at.rng
+ * shuffles files and rows. */
 struct hdf5_data_priv {
+    struct data_source src;
     char **files;
     int n_files, cur_file;
     int *file_perm;
     struct h5_dataset *sets; /* one per top */
-    size_t rows, cur_row;
+    size_t rows;
     size_t *row_perm;
-    int batch_size;
     bool shuffle;
-    struct rng rng;
 };
+_Static_assert(offsetof(struct hdf5_data_priv, src) == 0, "a data layer's state begins with its data_source");
 
 static void shuffle_ints(struct rng *r, int *a, int n)
 {
@@ -144,7 +147,7 @@ static int load_file(struct layer *l, struct hdf5_data_priv *p, int index)
     for (size_t i = 0; i < rows; i++)
         p->row_perm[i] = i;
     if (p->shuffle)
-        shuffle_sizes(&p->rng, p->row_perm, rows);
+        shuffle_sizes(&p->src.at.rng, p->row_perm, rows);
     return CREMA_OK;
 }
 
@@ -192,7 +195,7 @@ static int reshape_tops(struct layer *l, struct hdf5_data_priv *p, struct tensor
     for (int i = 0; i < l->n_top; i++) {
         int shape[TENSOR_MAX_AXES];
         memcpy(shape, p->sets[i].shape, sizeof shape);
-        shape[0] = p->batch_size;
+        shape[0] = p->src.batch_size;
         int rc = tensor_reshape(top[i], p->sets[i].num_axes, shape);
         if (rc)
             return rc;
@@ -212,15 +215,15 @@ static int hdf5_data_setup(struct layer *l, struct tensor **bottom, struct tenso
     l->priv = p;
     if (!hp->source || !*hp->source)
         return err_set(CREMA_ERR_INVALID, "hdf5_data_param.source is empty");
-    if (hp->batch_size == 0 || hp->batch_size > (1u << 24))
-        return err_set(CREMA_ERR_INVALID, "hdf5_data_param.batch_size %u must be positive", hp->batch_size);
-    p->batch_size = (int)hp->batch_size;
+    int rc = data_source_init(&p->src, "hdf5_data_param.batch_size", hp->batch_size, DATA_SAVES_RNG);
+    if (rc)
+        return rc;
     p->shuffle = hp->shuffle;
-    rng_seed(&p->rng, l->rng ? rng_next(l->rng) : 0x5eed);
+    data_source_seed(&p->src, l);
     p->sets = calloc((size_t)l->n_top, sizeof *p->sets);
     if (!p->sets)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
-    int rc = read_list(io_strip_file_uri(hp->source), p);
+    rc = read_list(io_strip_file_uri(hp->source), p);
     if (rc)
         return rc;
     p->file_perm = malloc((size_t)p->n_files * sizeof(int));
@@ -229,7 +232,7 @@ static int hdf5_data_setup(struct layer *l, struct tensor **bottom, struct tenso
     for (int i = 0; i < p->n_files; i++)
         p->file_perm[i] = i;
     if (p->shuffle)
-        shuffle_ints(&p->rng, p->file_perm, p->n_files);
+        shuffle_ints(&p->src.at.rng, p->file_perm, p->n_files);
     rc = load_file(l, p, p->file_perm[0]);
     if (rc)
         return err_prefix(rc, "hdf5_data_param.source %s", hp->source);
@@ -246,21 +249,21 @@ static int hdf5_data_reshape(struct layer *l, struct tensor **bottom, struct ten
  * the list starts over), as Caffe's HDF5DataLayer::Next. */
 static int next_row(struct layer *l, struct hdf5_data_priv *p)
 {
-    if (++p->cur_row < p->rows)
+    if (++p->src.at.record < p->rows)
         return CREMA_OK;
     if (p->n_files > 1) {
         if (++p->cur_file == p->n_files) {
             p->cur_file = 0;
             if (p->shuffle)
-                shuffle_ints(&p->rng, p->file_perm, p->n_files);
+                shuffle_ints(&p->src.at.rng, p->file_perm, p->n_files);
         }
         int rc = load_file(l, p, p->file_perm[p->cur_file]);
         if (rc)
             return rc;
     } else if (p->shuffle) {
-        shuffle_sizes(&p->rng, p->row_perm, p->rows);
+        shuffle_sizes(&p->src.at.rng, p->row_perm, p->rows);
     }
-    p->cur_row = 0;
+    p->src.at.record = 0;
     return CREMA_OK;
 }
 
@@ -268,17 +271,18 @@ static int hdf5_data_forward(struct layer *l, struct tensor **bottom, struct ten
 {
     (void)bottom;
     struct hdf5_data_priv *p = l->priv;
-    for (int i = 0; i < p->batch_size; i++) {
+    for (int i = 0; i < p->src.batch_size; i++) {
         for (int j = 0; j < l->n_top; j++) {
             const struct h5_dataset *s = &p->sets[j];
-            size_t per_item = top[j]->count / (size_t)p->batch_size;
+            size_t per_item = top[j]->count / (size_t)p->src.batch_size;
             if (s->row != per_item)
                 return err_set(CREMA_ERR_SHAPE, "%s: dataset \"%s\" rows have %zu values, the top expects %zu",
                                p->files[p->file_perm[p->cur_file]], l->param->top[j], s->row, per_item);
             float *d = tensor_data(top[j]);
             if (!d)
                 return CREMA_ERR_NOMEM;
-            memcpy(d + (size_t)i * per_item, s->data + p->row_perm[p->cur_row] * s->row, per_item * sizeof(float));
+            memcpy(d + (size_t)i * per_item, s->data + p->row_perm[p->src.at.record] * s->row,
+                   per_item * sizeof(float));
         }
         int rc = next_row(l, p);
         if (rc)
@@ -292,8 +296,10 @@ static int hdf5_data_forward(struct layer *l, struct tensor **bottom, struct ten
 static int hdf5_data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 {
     struct hdf5_data_priv *p = l->priv;
-    pos->has_record = pos->has_file = true;
-    pos->record = p->cur_row;
+    int rc = data_source_cursor_position(l, pos);
+    if (rc)
+        return rc;
+    pos->has_file = true;
     pos->file = p->cur_file;
     pos->file_order = malloc((size_t)p->n_files * sizeof *pos->file_order);
     if (!pos->file_order)
@@ -309,25 +315,28 @@ static int hdf5_data_get_position(struct layer *l, Caffe__CremaDataPosition *pos
         for (size_t i = 0; i < p->rows; i++)
             pos->row_order[i] = p->row_perm[i];
     }
-    return layer_position_put_rng(pos, &p->rng);
+    return CREMA_OK;
 }
 
 static int hdf5_data_set_position(struct layer *l, const Caffe__CremaDataPosition *pos)
 {
     struct hdf5_data_priv *p = l->priv;
+    struct data_cursor at;
+    int rc = data_source_read_position(l, &p->src, pos, &at);
+    if (rc)
+        return rc;
     if (pos->n_file_order && pos->n_file_order != (size_t)p->n_files)
         return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position names %zu files, the list has %d",
                        l->name, pos->n_file_order, p->n_files);
     if (pos->file < 0 || pos->file >= p->n_files)
         return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.file %d is not in 0..%d", l->name,
                        pos->file, p->n_files - 1);
-    for (size_t i = 0; i < pos->n_file_order; i++) {
+    for (size_t i = 0; i < pos->n_file_order; i++)
         if (pos->file_order[i] >= (uint32_t)p->n_files)
             return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.file_order[%zu] = %u is not a file",
                            l->name, i, pos->file_order[i]);
+    for (size_t i = 0; i < pos->n_file_order; i++)
         p->file_perm[i] = (int)pos->file_order[i];
-    }
-    int rc = CREMA_OK;
     if (p->n_files > 1 || p->cur_file != pos->file)
         rc = load_file(l, p, p->file_perm[pos->file]);
     if (rc)
@@ -347,8 +356,8 @@ static int hdf5_data_set_position(struct layer *l, const Caffe__CremaDataPositio
             p->row_perm[i] = (size_t)pos->row_order[i];
         }
     }
-    p->cur_row = (size_t)pos->record;
-    return layer_position_get_rng(l, pos, &p->rng);
+    p->src.at = at;
+    return CREMA_OK;
 }
 
 static void hdf5_data_destroy(struct layer *l)
@@ -367,6 +376,12 @@ static void hdf5_data_destroy(struct layer *l)
     l->priv = NULL;
 }
 
+/* Every rank reads all of the files: HDF5Data is not sharded. */
+static const struct data_source_ops hdf5_data_source = {
+    .get_position = hdf5_data_get_position,
+    .set_position = hdf5_data_set_position,
+};
+
 const struct layer_kind hdf5_data_layer = {
     .type = "HDF5Data",
     .min_bottoms = 0,
@@ -377,8 +392,7 @@ const struct layer_kind hdf5_data_layer = {
     .reshape = hdf5_data_reshape,
     .forward = hdf5_data_forward,
     .destroy = hdf5_data_destroy,
-    .get_position = hdf5_data_get_position,
-    .set_position = hdf5_data_set_position,
+    .source = &hdf5_data_source,
 };
 
 /* ---- HDF5Output ---- */

@@ -3,43 +3,33 @@
  * and batched ahead of time by the shared prefetch thread. */
 #include "data/image.h"
 #include "data/image_list.h"
-#include "data/prefetch.h"
 #include "data/transformer.h"
-#include "layers/layer.h"
+#include "layers/data_source.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* src.at.record is the next entry within the pass; src.at.rng crops and
+ * mirrors on the prefetch thread. */
 struct image_data_priv {
+    struct data_source src;
     struct image_list list;
     const char *source, *root;
     int new_h, new_w;
     enum image_color color;
     bool shuffle;
-    int batch_size;
     struct transformer tf;
-    struct rng rng;         /* the prefetch thread's: crops and mirrors */
     struct rng shuffle_rng; /* only shuffles: every rank draws the same order */
     /* With shuffle, every pass's order is drawn afresh from the list's file
-     * order (file_order), so that pass_rng, the shuffle generator as it was
-     * before drawing this pass's order, is enough to redraw it on resume.
-     * (Caffe reshuffles the previous order in place; either way each pass
-     * is a uniform permutation.) */
+     * order (file_order), so that src.at.pass_rng, the shuffle generator as
+     * it was before drawing this pass's order, is enough to redraw it on
+     * resume. (Caffe reshuffles the previous order in place; either way
+     * each pass is a uniform permutation.) */
     struct image_list_entry *file_order;
-    struct rng pass_rng;
-    size_t index;           /* position of the next entry within the pass */
-    uint64_t epoch;         /* passes completed */
-    int rank, size;
-    struct prefetch *pf;
 };
-
-/* Where the reader stands; the prefetch ring keeps one per batch. */
-struct image_data_mark {
-    size_t index;
-    uint64_t epoch;
-    struct rng rng, pass_rng;
-};
+_Static_assert(offsetof(struct image_data_priv, src) == 0, "a data layer's state begins with its data_source");
 
 /* Reads entry i as the layer's images are: root + file, colour or gray,
  * resized when new_height/new_width are set. */
@@ -69,17 +59,17 @@ static int load_entry(const struct image_data_priv *p, size_t i, struct image *o
  * shuffle_rng. */
 static void draw_order(struct image_data_priv *p)
 {
-    p->pass_rng = p->shuffle_rng;
+    p->src.at.pass_rng = p->shuffle_rng;
     memcpy(p->list.items, p->file_order, p->list.n * sizeof *p->list.items);
     image_list_shuffle(&p->list, &p->shuffle_rng);
 }
 
 static void advance(struct image_data_priv *p)
 {
-    if (++p->index < p->list.n)
+    if (++p->src.at.record < p->list.n)
         return;
-    p->index = 0;
-    p->epoch++;
+    p->src.at.record = 0;
+    p->src.at.epoch++;
     if (p->shuffle)
         draw_order(p);
 }
@@ -89,10 +79,10 @@ static int fill_batch(void *ctx, struct prefetch_batch *b)
     struct image_data_priv *p = ctx;
     struct image img = { 0 };
     int rc = CREMA_OK;
-    for (int i = 0; !rc && i < p->batch_size; i++) {
-        while (p->index % (size_t)p->size != (size_t)p->rank)
+    for (int i = 0; !rc && i < p->src.batch_size; i++) {
+        while (!data_source_mine(&p->src, p->src.at.record))
             advance(p);
-        size_t at = p->index;
+        size_t at = p->src.at.record;
         const struct image_list_entry *e = &p->list.items[at];
         int label = e->label;
         size_t line = e->line;
@@ -107,7 +97,7 @@ static int fill_batch(void *ctx, struct prefetch_batch *b)
             break;
         }
         if (i == 0) {
-            rc = prefetch_reserve(b, p->batch_size, img.channels, oh, ow);
+            rc = prefetch_reserve(b, p->src.batch_size, img.channels, oh, ow);
         } else if (b->c != img.channels || b->h != oh || b->w != ow) {
             rc = err_set(CREMA_ERR_SHAPE,
                          "%s:%zu: image gives %dx%dx%d but the batch's first gives %dx%dx%d "
@@ -117,28 +107,12 @@ static int fill_batch(void *ctx, struct prefetch_batch *b)
         if (rc)
             break;
         size_t item = (size_t)b->c * (size_t)b->h * (size_t)b->w;
-        rc = transformer_apply(&p->tf, &p->rng, img.data, NULL, img.channels, img.height, img.width,
+        rc = transformer_apply(&p->tf, &p->src.at.rng, img.data, NULL, img.channels, img.height, img.width,
                                b->data + item * (size_t)i);
         b->label[i] = (float)label;
     }
     image_free(&img);
     return rc;
-}
-
-static int image_data_set_shard(struct layer *l, int rank, int size)
-{
-    struct image_data_priv *p = l->priv;
-    if (prefetch_started(p->pf))
-        return err_set(CREMA_ERR_INVALID, "layer %s: set the shard before the first forward", l->name);
-    p->rank = rank;
-    p->size = size;
-    return CREMA_OK;
-}
-
-static void image_data_take_mark(const void *ctx, void *out)
-{
-    const struct image_data_priv *p = ctx;
-    *(struct image_data_mark *)out = (struct image_data_mark){ p->index, p->epoch, p->rng, p->pass_rng };
 }
 
 static int image_data_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -150,14 +124,14 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
     if (!p)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = p;
-    p->size = 1;
     p->source = ip->source ? ip->source : "";
     p->root = ip->root_folder ? ip->root_folder : "";
     if (!*p->source)
         return err_set(CREMA_ERR_INVALID, "image_data_param.source is empty");
-    if (ip->batch_size == 0 || ip->batch_size > (1u << 24))
-        return err_set(CREMA_ERR_INVALID, "image_data_param.batch_size %u must be positive", ip->batch_size);
-    p->batch_size = (int)ip->batch_size;
+    int rc = data_source_init(&p->src, "image_data_param.batch_size", ip->batch_size,
+                              DATA_SAVES_EPOCH | DATA_SAVES_RNG | (ip->shuffle ? DATA_SAVES_PASS_RNG : 0));
+    if (rc)
+        return rc;
     if ((ip->new_height == 0) != (ip->new_width == 0) || ip->new_height > IMAGE_MAX_SIDE ||
         ip->new_width > IMAGE_MAX_SIDE)
         return err_set(CREMA_ERR_INVALID,
@@ -167,13 +141,13 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
     p->new_w = (int)ip->new_width;
     p->color = ip->is_color ? IMAGE_COLOR : IMAGE_GRAY;
     p->shuffle = ip->shuffle;
-    int rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
+    rc = transformer_init(&p->tf, l->param->transform_param, l->phase);
     if (rc)
         return rc;
     rc = image_list_read(p->source, &p->list);
     if (rc)
         return err_prefix(rc, "image_data_param.source");
-    rng_seed(&p->rng, l->rng ? rng_next(l->rng) : 0x5eed);
+    data_source_seed(&p->src, l);
     rng_seed(&p->shuffle_rng, l->rng ? rng_next(l->rng) : 0x5eed5);
     if (p->shuffle) {
         /* shallow: the names stay owned by the list */
@@ -184,56 +158,36 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
         draw_order(p);
     }
     if (ip->rand_skip > 0) {
-        uint32_t skip = rng_below(&p->rng, ip->rand_skip);
+        uint32_t skip = rng_below(&p->src.at.rng, ip->rand_skip);
         if (skip >= p->list.n)
             return err_set(CREMA_ERR_INVALID, "image_data_param.rand_skip: cannot skip %u of %zu images", skip,
                            p->list.n);
-        p->index = skip;
+        p->src.at.record = skip;
     }
     /* Shape the tops from the image that will be read first. */
     struct image img;
-    rc = load_entry(p, p->index, &img);
+    rc = load_entry(p, p->src.at.record, &img);
     int oh = 0, ow = 0;
     if (!rc) {
         rc = transformer_check(&p->tf, img.channels, img.height, img.width, &oh, &ow);
         if (rc)
-            err_prefix(rc, "%s:%zu", p->source, p->list.items[p->index].line);
+            err_prefix(rc, "%s:%zu", p->source, p->list.items[p->src.at.record].line);
     }
     if (!rc)
-        rc = tensor_reshape4(top[0], p->batch_size, img.channels, oh, ow);
+        rc = tensor_reshape4(top[0], p->src.batch_size, img.channels, oh, ow);
     image_free(&img);
     if (!rc)
-        rc = tensor_reshape(top[1], 1, &p->batch_size);
+        rc = tensor_reshape(top[1], 1, &p->src.batch_size);
     if (rc)
         return rc;
-    rc = prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
-    if (!rc)
-        rc = prefetch_track(p->pf, sizeof(struct image_data_mark), image_data_take_mark);
-    return rc;
+    return data_source_prefetch(&p->src, l, fill_batch, p);
 }
 
 static int image_data_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     (void)bottom;
     struct image_data_priv *p = l->priv;
-    return prefetch_forward(p->pf, top[0], top[1], 1);
-}
-
-/* Where the batch the next forward returns began: entry index within the
- * pass, passes made, the crop/mirror generator and, with shuffle, the
- * generator this pass's order was drawn with. */
-static int image_data_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
-{
-    struct image_data_priv *p = l->priv;
-    struct image_data_mark m;
-    prefetch_position(p->pf, &m);
-    pos->has_record = pos->has_epoch = true;
-    pos->record = m.index;
-    pos->epoch = m.epoch;
-    int rc = layer_position_put_rng(pos, &m.rng);
-    if (!rc && p->shuffle)
-        rc = layer_position_put_shuffle_rng(pos, &m.pass_rng);
-    return rc;
+    return data_source_forward(&p->src, top[0], top[1]);
 }
 
 /* Drops what was read ahead, redraws the pass's order and moves to the entry. */
@@ -243,24 +197,16 @@ static int image_data_set_position(struct layer *l, const Caffe__CremaDataPositi
     if (pos->record >= p->list.n)
         return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the %zu images of %s",
                        l->name, (unsigned long long)pos->record, p->list.n, p->source);
-    if (p->shuffle && pos->n_shuffle_rng_state == 0)
-        return err_set(CREMA_ERR_INVALID,
-                       "layer %s: crema_data_position.shuffle_rng_state is missing, and shuffle is on (a position "
-                       "written by a run without shuffle cannot say this pass's order)", l->name);
-    struct rng r = p->rng, pass = p->pass_rng;
-    int rc = layer_position_get_rng(l, pos, &r);
-    if (!rc && p->shuffle)
-        rc = layer_position_get_shuffle_rng(l, pos, &pass);
+    struct data_cursor at;
+    int rc = data_source_read_position(l, &p->src, pos, &at);
     if (rc)
         return rc;
-    prefetch_stop(p->pf);
-    p->rng = r;
+    data_source_stop(&p->src);
+    p->src.at = at;
     if (p->shuffle) {
-        p->shuffle_rng = pass;
+        p->shuffle_rng = at.pass_rng;
         draw_order(p);
     }
-    p->index = (size_t)pos->record;
-    p->epoch = pos->epoch;
     return CREMA_OK;
 }
 
@@ -269,13 +215,19 @@ static void image_data_destroy(struct layer *l)
     struct image_data_priv *p = l->priv;
     if (!p)
         return;
-    prefetch_free(p->pf); /* joins the thread before its state goes */
+    data_source_close(&p->src);
     image_list_free(&p->list);
     free(p->file_order);
     transformer_free(&p->tf);
     free(p);
     l->priv = NULL;
 }
+
+static const struct data_source_ops image_data_source = {
+    .set_shard = data_source_keep_share,
+    .get_position = data_source_cursor_position,
+    .set_position = image_data_set_position,
+};
 
 const struct layer_kind image_data_layer = {
     .type = "ImageData",
@@ -286,7 +238,5 @@ const struct layer_kind image_data_layer = {
     .setup = image_data_setup,
     .forward = image_data_forward,
     .destroy = image_data_destroy,
-    .get_position = image_data_get_position,
-    .set_position = image_data_set_position,
-    .set_shard = image_data_set_shard,
+    .source = &image_data_source,
 };

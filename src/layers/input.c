@@ -2,8 +2,9 @@
  * fillers) and MemoryData (arrays handed in through the API). */
 #include "layers/input.h"
 #include "data/cos_source.h"
-#include "layers/data_layer.h"
+#include "layers/data_source.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,17 +169,20 @@ const struct layer_kind dummy_data_layer = {
 
 /* ---- MemoryData ---- */
 
+/* src.at.record is the first item of the next batch. */
 struct memory_priv {
-    int batch, channels, height, width;
+    struct data_source src;
+    int channels, height, width;
     size_t size; /* floats per item */
     float *data, *labels;
-    int n, pos;
+    int n;
     /* CaffeOnSpark sources (source_class): an LMDB is read by a Data layer
      * standing in for the arrays; other classes are fed by crema.spark. */
     enum cos_source_kind source;
     struct cos_lmdb lmdb;
     struct layer *reader;
 };
+_Static_assert(offsetof(struct memory_priv, src) == 0, "a data layer's state begins with its data_source");
 
 static int memory_check_reader_shape(const struct layer *l, const struct memory_priv *mp, const struct tensor *t)
 {
@@ -201,7 +205,7 @@ static int memory_open_source(struct layer *l, struct memory_priv *mp, struct te
         return err_prefix(rc, "MemoryData layer %s: source_class %s", l->name, l->param->source_class);
     rc = memory_check_reader_shape(l, mp, top[0]);
     if (!rc)
-        rc = tensor_reshape4(top[1], mp->batch, 1, 1, 1);
+        rc = tensor_reshape4(top[1], mp->src.batch_size, 1, 1, 1);
     return rc;
 }
 
@@ -212,7 +216,7 @@ static int memory_set_shard(struct layer *l, int rank, int size)
      * feeds each rank its partition): nothing to split. */
     if (!mp->reader)
         return CREMA_OK;
-    return data_layer_set_shard(mp->reader, rank, size);
+    return data_source_set_shard(mp->reader, rank, size);
 }
 
 static int memory_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -223,23 +227,25 @@ static int memory_setup(struct layer *l, struct tensor **bottom, struct tensor *
     if (!mp)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = mp;
-    mp->batch = (int)p->batch_size;
+    int rc = data_source_init(&mp->src, "memory_data_param.batch_size", p->batch_size, 0);
+    if (rc)
+        return rc;
     mp->channels = (int)p->channels;
     mp->height = (int)p->height;
     mp->width = (int)p->width;
-    if (mp->batch <= 0 || mp->channels <= 0 || mp->height <= 0 || mp->width <= 0)
+    if (mp->channels <= 0 || mp->height <= 0 || mp->width <= 0)
         return err_set(CREMA_ERR_INVALID,
                        "memory_data_param: batch_size, channels, height and width must be given and positive "
-                       "(got %d, %d, %d, %d)", mp->batch, mp->channels, mp->height, mp->width);
+                       "(got %d, %d, %d, %d)", mp->src.batch_size, mp->channels, mp->height, mp->width);
     mp->size = (size_t)mp->channels * (size_t)mp->height * (size_t)mp->width;
     if (l->param->source_class && *l->param->source_class) {
-        int rc = memory_open_source(l, mp, top);
+        rc = memory_open_source(l, mp, top);
         if (rc || mp->reader)
             return rc;
     }
-    int rc = tensor_reshape4(top[0], mp->batch, mp->channels, mp->height, mp->width);
+    rc = tensor_reshape4(top[0], mp->src.batch_size, mp->channels, mp->height, mp->width);
     if (!rc)
-        rc = tensor_reshape(top[1], 1, &mp->batch);
+        rc = tensor_reshape(top[1], 1, &mp->src.batch_size);
     return rc;
 }
 
@@ -251,7 +257,7 @@ static int memory_forward(struct layer *l, struct tensor **bottom, struct tensor
         if (!rc)
             rc = memory_check_reader_shape(l, mp, top[0]);
         if (!rc)
-            rc = tensor_reshape4(top[1], mp->batch, 1, 1, 1);
+            rc = tensor_reshape4(top[1], mp->src.batch_size, 1, 1, 1);
         return rc;
     }
     if (!mp->data && mp->source == COS_SOURCE_SPARK)
@@ -259,17 +265,19 @@ static int memory_forward(struct layer *l, struct tensor **bottom, struct tensor
     if (!mp->data)
         return err_set(CREMA_ERR_INVALID, "MemoryData layer %s has no data: feed it first "
                        "(crema_net_set_memory_data)", l->name);
-    int rc = tensor_reshape4(top[0], mp->batch, mp->channels, mp->height, mp->width);
+    const int batch = mp->src.batch_size;
+    size_t *at = &mp->src.at.record;
+    int rc = tensor_reshape4(top[0], batch, mp->channels, mp->height, mp->width);
     if (!rc)
-        rc = tensor_reshape4(top[1], mp->batch, 1, 1, 1);
+        rc = tensor_reshape4(top[1], batch, 1, 1, 1);
     if (rc)
         return rc;
     float *d = tensor_data(top[0]), *lab = tensor_data(top[1]);
     if (!d || !lab)
         return CREMA_ERR_NOMEM;
-    memcpy(d, mp->data + (size_t)mp->pos * mp->size, (size_t)mp->batch * mp->size * sizeof(float));
-    memcpy(lab, mp->labels + mp->pos, (size_t)mp->batch * sizeof(float));
-    mp->pos = (mp->pos + mp->batch) % mp->n;
+    memcpy(d, mp->data + *at * mp->size, (size_t)batch * mp->size * sizeof(float));
+    memcpy(lab, mp->labels + *at, (size_t)batch * sizeof(float));
+    *at = (*at + (size_t)batch) % (size_t)mp->n;
     return CREMA_OK;
 }
 
@@ -290,10 +298,8 @@ static int memory_get_position(struct layer *l, Caffe__CremaDataPosition *pos)
 {
     struct memory_priv *mp = l->priv;
     if (mp->reader)
-        return mp->reader->kind->get_position(mp->reader, pos);
-    pos->has_record = true;
-    pos->record = (uint64_t)mp->pos;
-    return CREMA_OK;
+        return data_source_get_position(mp->reader, pos);
+    return data_source_cursor_position(l, pos);
 }
 
 /* The arrays are the caller's to feed again; only the offset comes back. */
@@ -301,12 +307,15 @@ static int memory_set_position(struct layer *l, const Caffe__CremaDataPosition *
 {
     struct memory_priv *mp = l->priv;
     if (mp->reader)
-        return mp->reader->kind->set_position(mp->reader, pos); /* it carries this layer's name */
+        return data_source_set_position(mp->reader, pos); /* it carries this layer's name */
     if (mp->data ? pos->record >= (uint64_t)mp->n : pos->record != 0)
         return err_set(CREMA_ERR_INVALID, "layer %s: crema_data_position.record %llu is past the %d items fed",
                        l->name, (unsigned long long)pos->record, mp->data ? mp->n : 0);
-    mp->pos = (int)pos->record;
-    return CREMA_OK;
+    struct data_cursor at;
+    int rc = data_source_read_position(l, &mp->src, pos, &at);
+    if (!rc)
+        mp->src.at = at;
+    return rc;
 }
 
 int memory_data_reset(struct layer *l, const float *data, const float *labels, int n)
@@ -319,9 +328,9 @@ int memory_data_reset(struct layer *l, const float *data, const float *labels, i
                        l->name, l->param->source_class);
     if (!data || !labels)
         return err_set(CREMA_ERR_INVALID, "MemoryData layer %s: data and labels are both needed", l->name);
-    if (n <= 0 || n % mp->batch != 0)
-        return err_set(CREMA_ERR_INVALID, "MemoryData layer %s: the number of items (%d) must be a positive "
-                       "multiple of batch_size (%d)", l->name, n, mp->batch);
+    int rc = data_source_check_feed(l, "items", n);
+    if (rc)
+        return rc;
     size_t nd = (size_t)n * mp->size;
     float *d = malloc(nd * sizeof(float)), *lab = malloc((size_t)n * sizeof(float));
     if (!d || !lab) {
@@ -336,9 +345,15 @@ int memory_data_reset(struct layer *l, const float *data, const float *labels, i
     mp->data = d;
     mp->labels = lab;
     mp->n = n;
-    mp->pos = 0;
+    mp->src.at.record = 0;
     return CREMA_OK;
 }
+
+static const struct data_source_ops memory_data_source = {
+    .set_shard = memory_set_shard,
+    .get_position = memory_get_position,
+    .set_position = memory_set_position,
+};
 
 const struct layer_kind memory_data_layer = {
     .type = "MemoryData",
@@ -347,7 +362,5 @@ const struct layer_kind memory_data_layer = {
     .setup = memory_setup,
     .forward = memory_forward,
     .destroy = memory_destroy,
-    .get_position = memory_get_position,
-    .set_position = memory_set_position,
-    .set_shard = memory_set_shard,
+    .source = &memory_data_source,
 };

@@ -13,6 +13,7 @@
 
 struct layer;
 struct net;
+struct data_source_ops;
 
 struct layer_kind {
     const char *type; /* Caffe's type string: "Convolution" */
@@ -59,17 +60,9 @@ struct layer_kind {
     void (*destroy)(struct layer *l);
     /* Caffe's AllowForceBackward; NULL means true for every bottom. */
     bool (*allow_force_backward)(const struct layer *l, int bottom_index);
-    /* Data layers' reading position, so a resumed run reads on where the
-     * run that wrote the solver state stopped. get_position fills *pos
-     * (an initialized message; arrays malloc'd, freed by the caller with
-     * the message) with the position of the batch the NEXT forward will
-     * produce; set_position goes back to such a position. NULL: the layer
-     * has no position (every non-data layer). */
-    int (*get_position)(struct layer *l, Caffe__CremaDataPosition *pos);
-    int (*set_position)(struct layer *l, const Caffe__CremaDataPosition *pos);
-    /* Layers that read a source: keep only rank's share of it (see
-     * data_layer_set_shard). NULL: the layer cannot be sharded. */
-    int (*set_shard)(struct layer *l, int rank, int size);
+    /* Layers that read a source: sharding and reading positions
+     * (layers/data_source.h). NULL for every other layer. */
+    const struct data_source_ops *source;
 };
 
 struct layer {
@@ -127,15 +120,6 @@ bool layer_set_backend(struct layer *l, const struct backend *be);
 int layer_alloc_blobs(struct layer *l, int n);
 /* Checks the bottom and top counts against the kind's limits. */
 int layer_check_counts(const struct layer *l);
-
-/* For get_position/set_position (data_position.c): the generator's state
- * into pos->rng_state, and back (an absent state leaves r as it is; a
- * state of the wrong length is an error naming the layer). */
-int layer_position_put_rng(Caffe__CremaDataPosition *pos, const struct rng *r);
-int layer_position_get_rng(const struct layer *l, const Caffe__CremaDataPosition *pos, struct rng *r);
-/* The same for pos->shuffle_rng_state (a generator used only to shuffle). */
-int layer_position_put_shuffle_rng(Caffe__CremaDataPosition *pos, const struct rng *r);
-int layer_position_get_shuffle_rng(const struct layer *l, const Caffe__CremaDataPosition *pos, struct rng *r);
 
 /* Fill a tensor with a Caffe FillerParameter (constant, uniform, gaussian
  * with sparse, positive_unitball, xavier, msra, bilinear). */

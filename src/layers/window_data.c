@@ -3,14 +3,14 @@
  * optional context padding, warped to crop_size and mean-subtracted, in the
  * order and arithmetic of Caffe's WindowDataLayer. */
 #include "data/image.h"
-#include "data/prefetch.h"
 #include "data/transformer.h"
-#include "layers/layer.h"
+#include "layers/data_source.h"
 #include "util/io.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,19 +28,20 @@ struct window_image {
     size_t len;
 };
 
+/* src.at.rng samples windows and mirrors on the prefetch thread. */
 struct window_priv {
+    struct data_source src;
     const char *source;
     struct window_image *images;
     size_t n_images;
     struct window *fg, *bg;
     size_t n_fg, n_bg;
-    int batch_size, channels, crop, context_pad;
+    int channels, crop, context_pad;
     bool square, mirror;
     float scale, fg_fraction;
     struct transformer tf; /* mean file and mean values only */
-    struct rng rng;
-    struct prefetch *pf;
 };
+_Static_assert(offsetof(struct window_priv, src) == 0, "a data layer's state begins with its data_source");
 
 /* ---- the window file ---- */
 
@@ -332,20 +333,22 @@ done:
 static int fill_batch(void *ctx, struct prefetch_batch *b)
 {
     struct window_priv *p = ctx;
-    int rc = prefetch_reserve(b, p->batch_size, p->channels, p->crop, p->crop);
+    const int batch_size = p->src.batch_size;
+    struct rng *rng = &p->src.at.rng;
+    int rc = prefetch_reserve(b, batch_size, p->channels, p->crop, p->crop);
     if (rc)
         return rc;
     size_t item = (size_t)p->channels * (size_t)p->crop * (size_t)p->crop;
-    memset(b->data, 0, item * (size_t)p->batch_size * sizeof(float));
-    int num_fg = (int)((float)p->batch_size * p->fg_fraction);
-    int counts[2] = { p->batch_size - num_fg, num_fg };
+    memset(b->data, 0, item * (size_t)batch_size * sizeof(float));
+    int num_fg = (int)((float)batch_size * p->fg_fraction);
+    int counts[2] = { batch_size - num_fg, num_fg };
     int k = 0;
     /* background windows first, then foreground, as Caffe fills the batch */
     for (int is_fg = 0; is_fg < 2; is_fg++) {
         for (int j = 0; j < counts[is_fg]; j++, k++) {
-            uint32_t r = rng_u32(&p->rng);
+            uint32_t r = rng_u32(rng);
             const struct window *win = is_fg ? &p->fg[r % p->n_fg] : &p->bg[r % p->n_bg];
-            bool mirror = p->mirror && rng_u32(&p->rng) % 2;
+            bool mirror = p->mirror && rng_u32(rng) % 2;
             if ((rc = warp_window(p, win, mirror, b->data + item * (size_t)k)))
                 return rc;
             b->label[k] = (float)win->label;
@@ -358,7 +361,7 @@ static int fill_batch(void *ctx, struct prefetch_batch *b)
 
 static void window_free(struct window_priv *p)
 {
-    prefetch_free(p->pf);
+    data_source_close(&p->src);
     for (size_t i = 0; i < p->n_images; i++) {
         free(p->images[i].path);
         free(p->images[i].bytes);
@@ -384,9 +387,9 @@ static int window_setup(struct layer *l, struct tensor **bottom, struct tensor *
     p->source = wp->source ? wp->source : "";
     if (!*p->source)
         return err_set(CREMA_ERR_INVALID, "window_data_param.source is empty");
-    if (wp->batch_size == 0 || wp->batch_size > (1u << 20))
-        return err_set(CREMA_ERR_INVALID, "window_data_param.batch_size %u must be positive", wp->batch_size);
-    p->batch_size = (int)wp->batch_size;
+    int rc = data_source_init(&p->src, "window_data_param.batch_size", wp->batch_size, 0);
+    if (rc)
+        return rc;
     /* As Caffe: crop size, mirror and mean come from transform_param; the
      * scale from window_data_param. */
     p->crop = (int)tp->crop_size;
@@ -406,17 +409,17 @@ static int window_setup(struct layer *l, struct tensor **bottom, struct tensor *
     p->fg_fraction = wp->fg_fraction;
     if (!(wp->fg_fraction >= 0 && wp->fg_fraction <= 1))
         return err_set(CREMA_ERR_INVALID, "window_data_param.fg_fraction %g must be in [0, 1]", wp->fg_fraction);
-    int rc = transformer_init(&p->tf, tp, l->phase);
+    rc = transformer_init(&p->tf, tp, l->phase);
     if (rc)
         return rc;
     rc = parse_window_file(p, wp, wp->root_folder ? wp->root_folder : "", wp->cache_images);
     if (rc)
         return rc;
-    int num_fg = (int)((float)p->batch_size * p->fg_fraction);
+    int num_fg = (int)((float)p->src.batch_size * p->fg_fraction);
     if (num_fg > 0 && p->n_fg == 0)
         return err_set(CREMA_ERR_INVALID, "%s: no foreground windows (overlap >= fg_threshold %g) to sample from",
                        p->source, wp->fg_threshold);
-    if (num_fg < p->batch_size && p->n_bg == 0)
+    if (num_fg < p->src.batch_size && p->n_bg == 0)
         return err_set(CREMA_ERR_INVALID, "%s: no background windows (overlap < bg_threshold %g) to sample from",
                        p->source, wp->bg_threshold);
     const struct transformer *tf = &p->tf;
@@ -429,20 +432,20 @@ static int window_setup(struct layer *l, struct tensor **bottom, struct tensor *
     if (tf->n_mean_values > 1 && tf->n_mean_values != p->channels)
         return err_set(CREMA_ERR_SHAPE, "transform_param: %d mean_value given for %d channels (give 1 or %d)",
                        tf->n_mean_values, p->channels, p->channels);
-    rng_seed(&p->rng, l->rng ? rng_next(l->rng) : 0x5eed);
-    rc = tensor_reshape4(top[0], p->batch_size, p->channels, p->crop, p->crop);
+    data_source_seed(&p->src, l);
+    rc = tensor_reshape4(top[0], p->src.batch_size, p->channels, p->crop, p->crop);
     if (!rc)
-        rc = tensor_reshape(top[1], 1, &p->batch_size);
+        rc = tensor_reshape(top[1], 1, &p->src.batch_size);
     if (rc)
         return rc;
-    return prefetch_new(p->batch_size, prefetch_slots(l->param), fill_batch, p, &p->pf);
+    return data_source_prefetch(&p->src, l, fill_batch, p);
 }
 
 static int window_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     (void)bottom;
     struct window_priv *p = l->priv;
-    return prefetch_forward(p->pf, top[0], top[1], 1);
+    return data_source_forward(&p->src, top[0], top[1]);
 }
 
 static void window_destroy(struct layer *l)
@@ -451,6 +454,10 @@ static void window_destroy(struct layer *l)
         window_free(l->priv);
     l->priv = NULL;
 }
+
+/* Windows are sampled at random from all of the file on every rank: no
+ * share, and no position to resume from. */
+static const struct data_source_ops window_data_source = { .set_shard = NULL };
 
 const struct layer_kind window_data_layer = {
     .type = "WindowData",
@@ -461,4 +468,5 @@ const struct layer_kind window_data_layer = {
     .setup = window_setup,
     .forward = window_forward,
     .destroy = window_destroy,
+    .source = &window_data_source,
 };

@@ -3,7 +3,6 @@
  * data-parallel part solver_dist.c's. */
 #include "solvers/solver_internal.h"
 #include "dist/dist.h"
-#include "layers/data_layer.h"
 #include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
@@ -282,6 +281,8 @@ int solver_create(const Caffe__SolverParameter *param, FILE *log, struct solver 
     s->log = log;
     int rc = message_clone(&param->base, (ProtobufCMessage **)&s->param);
     const Caffe__SolverParameter *p = s->param;
+    if (!rc)
+        rc = solver_check_param(p); /* before the nets open their sources */
     if (!rc && p->average_loss < 1)
         rc = err_set(CREMA_ERR_INVALID, "solver: average_loss must be at least 1, got %d", p->average_loss);
     if (!rc && p->iter_size < 1)
@@ -603,9 +604,7 @@ int solver_step(struct solver *s, int iters)
             iters_last = s->update.iter;
             display_outputs(s);
         }
-        float rate;
-        if ((rc = solver_learning_rate(&s->update, &rate)))
-            return rc;
+        float rate = solver_learning_rate(&s->update);
         if (display)
             LOG(s, "Iteration %d, lr = %g\n", s->update.iter, rate);
         s->rate = rate;

@@ -2,7 +2,7 @@
  * buckets while backward runs, shards, and state agreed among ranks. */
 #include "solvers/solver_internal.h"
 #include "dist/dist.h"
-#include "layers/data_layer.h"
+#include "layers/data_source.h"
 #include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
@@ -305,17 +305,17 @@ static int dist_sync_positions(struct solver *s)
             continue;
         struct net *net = m->net == 0 ? s->net : s->test_nets[m->net - 1];
         struct layer *l = net_layer_by_name(net, m->layer);
-        if (!l || !l->kind->set_position || strcmp(l->kind->type, "Data") != 0)
+        if (!l || !data_source_follows_rank0(l))
             continue;
         m->record = shard_record(m->record, d->rank, d->size);
         m->n_rng_state = 0; /* each rank keeps its own generator */
-        rc = l->kind->set_position(l, m);
+        rc = data_source_set_position(l, m);
         if (rc) {
             /* past the end of the database: this rank's next record is in
              * the next pass */
             m->record = 0;
             m->epoch++;
-            rc = l->kind->set_position(l, m);
+            rc = data_source_set_position(l, m);
         }
     }
     proto_free(&st->base);
@@ -356,11 +356,11 @@ static int dist_shard_net(struct solver *s, struct net *net, const char *which)
     struct solver_dist *d = s->dist;
     for (int i = 0; i < net->n_layers; i++) {
         struct layer *l = net->layers[i].layer;
-        if (l->kind->set_shard) {
-            int rc = data_layer_set_shard(l, d->rank, d->size);
+        if (data_source_shardable(l)) {
+            int rc = data_source_set_shard(l, d->rank, d->size);
             if (rc)
                 return err_prefix(rc, "%s net", which);
-        } else if (l->kind->get_position && d->rank == 0) {
+        } else if (data_source_has_position(l) && d->rank == 0) {
             LOG(s, "Note: %s net layer %s (%s) is not sharded: every rank reads all of its data\n", which, l->name,
                 l->kind->type);
         }

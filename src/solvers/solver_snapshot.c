@@ -2,7 +2,7 @@
  * temporary name and renamed), restore, and the data layers' positions. */
 #include "solvers/solver_internal.h"
 #include "dist/dist.h"
-#include "layers/data_layer.h"
+#include "layers/data_source.h"
 #include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
@@ -47,7 +47,7 @@ int collect_positions(struct solver *s, Caffe__CremaDataPosition ***out, size_t 
         struct net *net = k == 0 ? s->net : s->test_nets[k - 1];
         for (int i = 0; !rc && i < net->n_layers; i++) {
             struct layer *l = net->layers[i].layer;
-            if (!l->kind->get_position)
+            if (!data_source_has_position(l))
                 continue;
             if (n == cap) {
                 cap = cap ? 2 * cap : 4;
@@ -70,7 +70,7 @@ int collect_positions(struct solver *s, Caffe__CremaDataPosition ***out, size_t 
             m->net = k;
             if (!m->layer)
                 rc = CREMA_ERR_NOMEM;
-            else if ((rc = l->kind->get_position(l, m)))
+            else if ((rc = data_source_get_position(l, m)))
                 err_prefix(rc, "layer %s: reading position", l->name);
         }
     }
@@ -91,9 +91,9 @@ int apply_positions(struct solver *s, Caffe__CremaDataPosition **pos, size_t n)
             continue; /* a net or layer this solver does not have: as Caffe ignores unknown layers */
         struct net *net = m->net == 0 ? s->net : s->test_nets[m->net - 1];
         struct layer *l = net_layer_by_name(net, m->layer);
-        if (!l || !l->kind->set_position)
+        if (!l || !data_source_has_position(l))
             continue;
-        int rc = l->kind->set_position(l, m);
+        int rc = data_source_set_position(l, m);
         if (rc)
             return rc;
     }

@@ -7,40 +7,200 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_names[] = { "SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam" };
+/* ---- solver types ---- */
 
-const char *solver_kind_name(enum solver_kind kind) { return kind_names[kind]; }
+static int check_adagrad(const Caffe__SolverParameter *p)
+{
+    if (p->momentum != 0)
+        return err_set(CREMA_ERR_INVALID, "momentum: AdaGrad needs momentum 0, got %g", p->momentum);
+    return CREMA_OK;
+}
+
+static int check_rmsprop(const Caffe__SolverParameter *p)
+{
+    if (p->momentum != 0)
+        return err_set(CREMA_ERR_INVALID, "momentum: RMSProp needs momentum 0, got %g", p->momentum);
+    if (!(p->rms_decay >= 0 && p->rms_decay < 1))
+        return err_set(CREMA_ERR_INVALID, "rms_decay: RMSProp needs it in [0, 1), got %g", p->rms_decay);
+    return CREMA_OK;
+}
+
+/* Caffe's solvers, in the order of the deprecated SolverParameter.SolverType
+ * enum (solver_type indexes this table). checks: what the constructor's
+ * sanity checks refuse. */
+static const struct solver_type {
+    const char *name;
+    enum solver_kind kind;
+    int history; /* history blobs per learnable parameter */
+    int (*check)(const Caffe__SolverParameter *p);
+} solver_types[] = {
+    { "SGD", SOLVER_SGD, 1, NULL },
+    { "Nesterov", SOLVER_NESTEROV, 1, NULL },
+    { "AdaGrad", SOLVER_ADAGRAD, 1, check_adagrad },
+    { "RMSProp", SOLVER_RMSPROP, 1, check_rmsprop },
+    { "AdaDelta", SOLVER_ADADELTA, 2, NULL },
+    { "Adam", SOLVER_ADAM, 2, NULL },
+};
+#define N_SOLVER_TYPES ((int)(sizeof solver_types / sizeof solver_types[0]))
+
+const char *solver_kind_name(enum solver_kind kind)
+{
+    for (int i = 0; i < N_SOLVER_TYPES; i++)
+        if (solver_types[i].kind == kind)
+            return solver_types[i].name;
+    return "?";
+}
+
+static int find_solver_type(const Caffe__SolverParameter *p, const struct solver_type **out)
+{
+    if (p->has_solver_type && !(p->type && strcmp(p->type, "SGD") != 0)) {
+        /* The deprecated enum, when `type` is unset or its default. */
+        if ((unsigned)p->solver_type >= (unsigned)N_SOLVER_TYPES)
+            return err_set(CREMA_ERR_INVALID, "solver_type %d is not a solver", p->solver_type);
+        *out = &solver_types[p->solver_type];
+        return CREMA_OK;
+    }
+    const char *type = p->type ? p->type : "SGD";
+    for (int i = 0; i < N_SOLVER_TYPES; i++)
+        if (strcmp(type, solver_types[i].name) == 0) {
+            *out = &solver_types[i];
+            return CREMA_OK;
+        }
+    return err_set(CREMA_ERR_INVALID,
+                   "type: unknown solver type \"%s\" (SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam)", type);
+}
 
 int solver_kind_from_param(const Caffe__SolverParameter *p, enum solver_kind *kind)
 {
-    const char *type = p->type ? p->type : "SGD";
-    if (p->has_solver_type && !(p->type && strcmp(p->type, "SGD") != 0)) {
-        /* The deprecated enum, when `type` is unset or its default. */
-        static const enum solver_kind by_enum[] = { SOLVER_SGD, SOLVER_NESTEROV, SOLVER_ADAGRAD,
-                                                    SOLVER_RMSPROP, SOLVER_ADADELTA, SOLVER_ADAM };
-        if ((unsigned)p->solver_type > 5)
-            return err_set(CREMA_ERR_INVALID, "solver_type %d is not a solver", p->solver_type);
-        *kind = by_enum[p->solver_type];
-    } else {
-        int found = 0;
-        for (int i = 0; i < 6; i++)
-            if (strcmp(type, kind_names[i]) == 0) {
-                *kind = (enum solver_kind)i;
-                found = 1;
-            }
-        if (!found)
-            return err_set(CREMA_ERR_INVALID,
-                           "type: unknown solver type \"%s\" (SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam)",
-                           type);
+    const struct solver_type *t;
+    int rc = find_solver_type(p, &t);
+    if (!rc && t->check)
+        rc = t->check(p);
+    if (!rc)
+        *kind = t->kind;
+    return rc;
+}
+
+/* ---- learning-rate policies ---- */
+
+/* The conditions Caffe's SGDSolver::GetLearningRate CHECKs at every
+ * iteration, checked once when the solver opens. */
+static int need_gamma(const Caffe__SolverParameter *p)
+{
+    if (!(p->gamma >= 0))
+        return err_set(CREMA_ERR_INVALID, "gamma: lr_policy \"%s\" needs gamma >= 0, got %g", p->lr_policy,
+                       p->gamma);
+    return CREMA_OK;
+}
+
+static int need_stepsize(const Caffe__SolverParameter *p)
+{
+    if (p->stepsize <= 0)
+        return err_set(CREMA_ERR_INVALID, "stepsize: lr_policy \"%s\" needs stepsize > 0, got %d", p->lr_policy,
+                       p->stepsize);
+    return need_gamma(p);
+}
+
+/* Caffe divides by max_iter unchecked (a NaN rate); crema refuses it. */
+static int need_max_iter(const Caffe__SolverParameter *p)
+{
+    if (p->max_iter <= 0)
+        return err_set(CREMA_ERR_INVALID, "max_iter: lr_policy \"%s\" needs max_iter > 0, got %d", p->lr_policy,
+                       p->max_iter);
+    return CREMA_OK;
+}
+
+static float rate_fixed(struct solver_update *u)
+{
+    return u->param->base_lr;
+}
+
+static float rate_step(struct solver_update *u)
+{
+    const Caffe__SolverParameter *p = u->param;
+    u->current_step = u->iter / p->stepsize;
+    return (float)(p->base_lr * pow(p->gamma, u->current_step));
+}
+
+static float rate_exp(struct solver_update *u)
+{
+    return (float)(u->param->base_lr * pow(u->param->gamma, u->iter));
+}
+
+static float rate_inv(struct solver_update *u)
+{
+    const Caffe__SolverParameter *p = u->param;
+    return (float)(p->base_lr * pow(1.f + p->gamma * (float)u->iter, -p->power));
+}
+
+/* As Caffe, at most one step per iteration, each when iter reaches the
+ * next stepvalue; stepvalues out of order (which Caffe accepts too) are
+ * taken in the order given. */
+static float rate_multistep(struct solver_update *u)
+{
+    const Caffe__SolverParameter *p = u->param;
+    if (u->current_step < (int)p->n_stepvalue && u->iter >= p->stepvalue[u->current_step]) {
+        u->current_step++;
+        if (u->log)
+            fprintf(u->log, "MultiStep Status: Iteration %d, step = %d\n", u->iter, u->current_step);
     }
-    if (*kind == SOLVER_ADAGRAD && p->momentum != 0)
-        return err_set(CREMA_ERR_INVALID, "momentum: AdaGrad needs momentum 0, got %g", p->momentum);
-    if (*kind == SOLVER_RMSPROP) {
-        if (p->momentum != 0)
-            return err_set(CREMA_ERR_INVALID, "momentum: RMSProp needs momentum 0, got %g", p->momentum);
-        if (p->rms_decay < 0 || p->rms_decay > 1)
-            return err_set(CREMA_ERR_INVALID, "rms_decay must be in [0, 1], got %g", p->rms_decay);
-    }
+    return (float)(p->base_lr * pow(p->gamma, u->current_step));
+}
+
+static float rate_poly(struct solver_update *u)
+{
+    const Caffe__SolverParameter *p = u->param;
+    return (float)(p->base_lr * pow(1.f - (float)u->iter / (float)p->max_iter, p->power));
+}
+
+static float rate_sigmoid(struct solver_update *u)
+{
+    const Caffe__SolverParameter *p = u->param;
+    return p->base_lr * (1.f / (1.f + expf(-p->gamma * ((float)u->iter - (float)p->stepsize))));
+}
+
+/* Caffe's policies: the rate at u->iter, and the fields it needs. */
+static const struct lr_policy {
+    const char *name;
+    float (*rate)(struct solver_update *u);
+    int (*check)(const Caffe__SolverParameter *p);
+} lr_policies[] = {
+    { "fixed", rate_fixed, NULL },
+    { "step", rate_step, need_stepsize },
+    { "exp", rate_exp, need_gamma },
+    { "inv", rate_inv, need_gamma },
+    { "multistep", rate_multistep, need_gamma },
+    { "poly", rate_poly, need_max_iter },
+    { "sigmoid", rate_sigmoid, need_stepsize },
+};
+
+static int find_lr_policy(const Caffe__SolverParameter *p, const struct lr_policy **out)
+{
+    const char *name = p->lr_policy ? p->lr_policy : "";
+    for (size_t i = 0; i < sizeof lr_policies / sizeof lr_policies[0]; i++)
+        if (strcmp(name, lr_policies[i].name) == 0) {
+            *out = &lr_policies[i];
+            return lr_policies[i].check ? lr_policies[i].check(p) : CREMA_OK;
+        }
+    if (!*name)
+        return err_set(CREMA_ERR_INVALID, "lr_policy is not given (fixed, step, exp, inv, multistep, poly, sigmoid)");
+    return err_set(CREMA_ERR_INVALID,
+                   "lr_policy: unknown learning rate policy \"%s\" (fixed, step, exp, inv, multistep, poly, sigmoid)",
+                   name);
+}
+
+int solver_check_param(const Caffe__SolverParameter *p)
+{
+    enum solver_kind kind;
+    const struct lr_policy *policy;
+    int rc = solver_kind_from_param(p, &kind);
+    if (!rc)
+        rc = find_lr_policy(p, &policy);
+    if (rc)
+        return rc;
+    const char *reg = p->regularization_type ? p->regularization_type : "L2";
+    if (strcmp(reg, "L1") != 0 && strcmp(reg, "L2") != 0)
+        return err_set(CREMA_ERR_INVALID, "regularization_type: unknown \"%s\" (L1 or L2)", reg);
     return CREMA_OK;
 }
 
@@ -49,18 +209,21 @@ int solver_update_init(struct solver_update *u, const Caffe__SolverParameter *p,
 {
     memset(u, 0, sizeof *u);
     u->param = p;
-    int rc = solver_kind_from_param(p, &u->kind);
+    const struct solver_type *type;
+    int rc = solver_check_param(p);
+    if (!rc)
+        rc = find_solver_type(p, &type);
+    if (!rc)
+        rc = find_lr_policy(p, &u->policy);
     if (rc)
         return rc;
-    const char *reg = p->regularization_type ? p->regularization_type : "L2";
-    if (strcmp(reg, "L1") != 0 && strcmp(reg, "L2") != 0)
-        return err_set(CREMA_ERR_INVALID, "regularization_type: unknown \"%s\" (L1 or L2)", reg);
+    u->kind = type->kind;
     u->n_params = n_params;
     u->params = params;
     u->lr_mult = lr_mult;
     u->decay_mult = decay_mult;
     u->be = &cpu_backend;
-    u->n_history = (u->kind == SOLVER_ADADELTA || u->kind == SOLVER_ADAM) ? 2 * n_params : n_params;
+    u->n_history = type->history * n_params;
     u->history = calloc((size_t)u->n_history + 1, sizeof *u->history);
     if (!u->history)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
@@ -80,40 +243,9 @@ void solver_update_free(struct solver_update *u)
     memset(u, 0, sizeof *u);
 }
 
-int solver_learning_rate(struct solver_update *u, float *rate)
+float solver_learning_rate(struct solver_update *u)
 {
-    const Caffe__SolverParameter *p = u->param;
-    const char *policy = p->lr_policy ? p->lr_policy : "";
-    float base = p->base_lr;
-    int iter = u->iter;
-    if (strcmp(policy, "fixed") == 0) {
-        *rate = base;
-    } else if (strcmp(policy, "step") == 0) {
-        if (p->stepsize <= 0)
-            return err_set(CREMA_ERR_INVALID, "stepsize must be positive for lr_policy \"step\"");
-        u->current_step = iter / p->stepsize;
-        *rate = (float)(base * pow(p->gamma, u->current_step));
-    } else if (strcmp(policy, "exp") == 0) {
-        *rate = (float)(base * pow(p->gamma, iter));
-    } else if (strcmp(policy, "inv") == 0) {
-        *rate = (float)(base * pow(1.f + p->gamma * (float)iter, -p->power));
-    } else if (strcmp(policy, "multistep") == 0) {
-        if (u->current_step < (int)p->n_stepvalue && iter >= p->stepvalue[u->current_step]) {
-            u->current_step++;
-            if (u->log)
-                fprintf(u->log, "MultiStep Status: Iteration %d, step = %d\n", iter, u->current_step);
-        }
-        *rate = (float)(base * pow(p->gamma, u->current_step));
-    } else if (strcmp(policy, "poly") == 0) {
-        if (p->max_iter <= 0)
-            return err_set(CREMA_ERR_INVALID, "max_iter must be positive for lr_policy \"poly\"");
-        *rate = (float)(base * pow(1.f - (float)iter / (float)p->max_iter, p->power));
-    } else if (strcmp(policy, "sigmoid") == 0) {
-        *rate = base * (1.f / (1.f + expf(-p->gamma * ((float)iter - (float)p->stepsize))));
-    } else {
-        return err_set(CREMA_ERR_INVALID, "lr_policy: unknown learning rate policy \"%s\"", policy);
-    }
-    return CREMA_OK;
+    return u->policy->rate(u);
 }
 
 /* The parameter's diff and data, and history h, on the update's backend. */

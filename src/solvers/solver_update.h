@@ -12,9 +12,12 @@
 
 enum solver_kind { SOLVER_SGD, SOLVER_NESTEROV, SOLVER_ADAGRAD, SOLVER_RMSPROP, SOLVER_ADADELTA, SOLVER_ADAM };
 
+struct lr_policy;
+
 struct solver_update {
     const Caffe__SolverParameter *param;
     enum solver_kind kind;
+    const struct lr_policy *policy; /* lr_policy, resolved and checked */
     int n_params;
     struct tensor **params;   /* the net's learnable tensors (not owned) */
     const float *lr_mult;     /* per param */
@@ -35,12 +38,18 @@ struct solver_update {
 int solver_kind_from_param(const Caffe__SolverParameter *p, enum solver_kind *kind);
 const char *solver_kind_name(enum solver_kind kind);
 
+/* Everything the update reads from p, checked before any iteration: the
+ * solver type, the lr_policy and the fields it needs (what Caffe checks
+ * at each iteration: step's stepsize > 0, gamma >= 0, ...), and the
+ * regularization_type. Errors name the field. */
+int solver_check_param(const Caffe__SolverParameter *p);
+
 int solver_update_init(struct solver_update *u, const Caffe__SolverParameter *p, int n_params,
                        struct tensor **params, const float *lr_mult, const float *decay_mult);
 void solver_update_free(struct solver_update *u);
 
-/* The learning rate at u->iter (multistep advances u->current_step). */
-int solver_learning_rate(struct solver_update *u, float *rate);
+/* The learning rate at u->iter (step and multistep set u->current_step). */
+float solver_learning_rate(struct solver_update *u);
 
 /* Caffe's ApplyUpdate minus the display line: clip, then per parameter
  * normalise, regularise and compute the update value; then data -= diff.
