@@ -140,4 +140,6 @@ struct solver_ops {
     void (*apply)(const struct backend *be, size_t n, const float *g, float *w);
 };
 
+#include "core/ops_loss.h"
+
 #endif
