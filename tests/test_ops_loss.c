@@ -103,6 +103,15 @@ static void compare(const char *what, const char *ctx, struct twin *w, double rt
               what, ctx, e, at, bes[1]->name, (double)a[at], (double)b[at], m, rtol * m + atol);
 }
 
+/* The device's second run on the same inputs must give the same bits (no
+ * atomics, reductions in a fixed order): again is that run's output. */
+static void same_bits(const char *what, const char *ctx, struct twin *w, struct tensor *again)
+{
+    CHECK_OK(bes[1]->sync(bes[1]));
+    const float *a = tensor_cdata(w->t[1]), *b = tensor_cdata(again);
+    CHECK_MSG(memcmp(a, b, w->n * sizeof(float)) == 0, "%s (%s): two runs on %s differ", what, ctx, bes[1]->name);
+}
+
 static void fill(float *x, size_t n, float lo, float hi)
 {
     for (size_t i = 0; i < n; i++)
@@ -168,6 +177,12 @@ static void test_softmax(void)
                 /* Probabilities in [0, 1] whose sum of up to 1000 terms the
                  * GPU (cuDNN) takes in its own order: 1e-5 of the largest. */
                 compare("softmax_forward", ctx, &y, on_dev(1e-5), 0);
+                if (!in_place) {
+                    struct tensor *y2 = tnew(n, NULL);
+                    bes[1]->loss->softmax_forward(bes[1], in(xt, 1), out(y2, 1), outer, ch, inner);
+                    same_bits("softmax_forward", ctx, &y, y2);
+                    tensor_free(y2);
+                }
                 /* backward from the CPU's y, so only the entry differs */
                 struct tensor *yt = tnew(n, tensor_cdata(y.t[0]));
                 struct tensor *dyt = tnew(n, dy);
@@ -242,6 +257,11 @@ static void test_softmax_loss(void)
                                                         tensor_cdata_on(nz.t[k], bes[k]), out(dx.t[k], k));
                 }
                 compare("softmax_loss_forward loss", ctx, &loss, sum_tol(positions), 0);
+                struct tensor *again = tnew(1, NULL), *nz2 = tnew(1, NULL);
+                bes[1]->loss->softmax_loss_forward(bes[1], in(prob, 1), in(lab, 1), &g, out(again, 1), out(nz2, 1));
+                same_bits("softmax_loss_forward loss", ctx, &loss, again);
+                tensor_free(again);
+                tensor_free(nz2);
                 compare("softmax_loss_forward normalizer", ctx, &nz, 0, 0); /* a count */
                 compare("softmax_loss_backward", ctx, &dx, SAME, 0);
                 if (c == 3)
@@ -390,6 +410,11 @@ static void test_euclidean(void)
         }
         compare("euclidean_loss_forward diff", ctx, &diff, 0, 0); /* a - b: exact on both */
         compare("euclidean_loss_forward loss", ctx, &loss, sum_tol(n), 0);
+        struct tensor *again = tnew(1, NULL), *diff2 = tnew(n, NULL);
+        bes[1]->loss->euclidean_loss_forward(bes[1], n, num, in(at, 1), in(bt, 1), out(diff2, 1), out(again, 1));
+        same_bits("euclidean_loss_forward loss", ctx, &loss, again);
+        tensor_free(again);
+        tensor_free(diff2);
         compare("euclidean_loss_backward a", ctx, &da, SAME, 0);
         compare("euclidean_loss_backward b", ctx, &db, SAME, 0);
         tensor_free(at);
