@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/ops_loss.h"
+
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };
 
 struct backend;
@@ -139,7 +141,5 @@ struct solver_ops {
     /* w -= g (Net::Update) */
     void (*apply)(const struct backend *be, size_t n, const float *g, float *w);
 };
-
-#include "core/ops_loss.h"
 
 #endif
