@@ -17,6 +17,7 @@
 
 #include "core/ops_recurrent.h"
 #include "core/ops_structure.h"
+#include "core/ops_loss.h"
 
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };
 

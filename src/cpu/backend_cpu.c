@@ -177,7 +177,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
                                           \
     .vision = NULL,                       \
                                           \
-    .loss = NULL,                         \
+    .loss = &cpu_loss_ops,                \
                                           \
     .structure = &cpu_structure_ops,      \
                                           \

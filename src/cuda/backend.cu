@@ -246,7 +246,7 @@ static int cu_open(int id, const struct backend **out)
 
     be->vision = NULL;
 
-    be->loss = NULL;
+    be->loss = cuda_loss_ops();
 
     be->structure = cuda_structure_ops();
 
