@@ -27,6 +27,8 @@ struct structure_ops;
 struct norm_ops;
 struct recurrent_ops;
 
+#include "core/ops_vision.h"
+
 struct backend {
     const char *name; /* "cpu", "cuda:0", "cpu-mirror" */
     enum device device;

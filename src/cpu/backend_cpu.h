@@ -17,5 +17,6 @@ extern const struct backend cpu_mirror_backend;
 /* The family tables (one file per family under src/cpu). */
 extern const struct math_ops cpu_math_ops;
 extern const struct solver_ops cpu_solver_ops;
+extern const struct vision_ops cpu_vision_ops;
 
 #endif
