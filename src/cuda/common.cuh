@@ -80,6 +80,7 @@ static inline unsigned cuda_blocks(size_t n)
 extern "C" {
 const struct math_ops *cuda_math_ops(void);
 const struct solver_ops *cuda_solver_ops(void);
+const struct vision_ops *cuda_vision_ops(void);
 }
 
 #endif
