@@ -673,6 +673,9 @@ static void conv_plan_case(const struct conv_case *cc, struct rng *r)
         snprintf(what, sizeof what, "conv %s: forward with TF32", cc->name);
         if (at)
             compare(what, host(again), host(y[0]), ny, 0, at);
+        printf("  %-44s %s\n", "", memcmp(host(again), host(y[1]), ny * sizeof(float))
+                                        ? "(TF32 changed the result: tensor-core kernels)"
+                                        : "(the same bits as fp32: cuDNN kept FMA kernels)");
         free(at);
         CHECK_OK(dev_be->set_tf32(dev_be, false));
         v->conv_forward(dev_be, plan, xd, wd, tensor_data_on(again, dev_be));
@@ -721,6 +724,8 @@ static void test_conv_plans(void)
         { "2-D one output", { 2, 1, 1, 2, 1, { 3, 3 }, { 1, 1 }, { 3, 3 }, { 0, 0 }, { 1, 1 }, { 1, 1 } } },
         { "2-D 11x11 s4", { 2, 2, 1, 3, 8, { 35, 35 }, { 7, 7 }, { 11, 11 }, { 0, 0 }, { 4, 4 }, { 1, 1 } } },
         { "1-D", { 1, 2, 1, 3, 2, SP1(11), SP1(6), SP1(3), SP1(1), SP1(2), SP1(1) } },
+        /* big enough for tensor-core kernels when TF32 is on */
+        { "2-D 64ch 32x32", { 2, 2, 1, 64, 64, { 32, 32 }, { 32, 32 }, { 3, 3 }, { 1, 1 }, { 1, 1 }, { 1, 1 } } },
         { "3-D", { 3, 1, 1, 2, 3, { 3, 4, 4 }, { 3, 2, 4 }, { 3, 3, 3 }, { 1, 1, 1 }, { 1, 2, 1 }, { 1, 1, 1 } } },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -854,7 +859,8 @@ static void test_layers(void)
     /* Limits on a GPU, inputs and weights in [-1, 1]: a sum of K products
      * (the bias counting as one more) differs by at most 2 (K + 1) 2^-24
      * (K + 1); K is the largest of the forward's, the two gradients' and
-     * the bias gradient's term counts (worked out per case). AVE pooling through cuDNN: (kh kw + 2) 2^-24.
+     * the bias gradient's term counts (worked out per case); col2im's
+     * too. AVE pooling through cuDNN: (kh kw + 2) 2^-24.
      * LRN: powf's 4 ulp through values below 10. MAX, crop and im2col
      * select or copy: exact. */
 #define KTOL(K) (2.0 * ((K) + 2) * ((K) + 1) * U)
@@ -890,10 +896,13 @@ static void test_layers(void)
         { "name: 's' type: 'SPP' spp_param { pyramid_height: 2 pool: AVE }", 1, 1, 4, { 2, 2, 9, 10 }, false,
           92 * U },
         { "name: 'c' type: 'Crop' crop_param { axis: 2 offset: 2 offset: 1 }", 2, 1, 4, { 2, 4, 6, 5 }, true, 0 },
+        /* backward is the math table's col2im, which on a GPU gathers each
+         * pixel's (at most kernel-size) terms in another order than the
+         * CPU's scatter */
         { "name: 'i' type: 'Im2col' convolution_param { kernel_size: 3 stride: 2 pad: 1 }", 1, 1, 4,
-          { 2, 2, 5, 4 }, false, 0 },
+          { 2, 2, 5, 4 }, false, KTOL(9) },
         { "name: 'i' type: 'Im2col' convolution_param { kernel_size: 2 dilation: 2 force_nd_im2col: true }", 1, 1,
-          4, { 1, 3, 5, 6 }, false, 0 },
+          4, { 1, 3, 5, 6 }, false, KTOL(4) },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         layer_case(&cases[i], &r);
