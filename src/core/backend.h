@@ -32,6 +32,8 @@ struct norm_ops;
 struct recurrent_ops;
 struct comm_ops;
 
+#include "core/ops_vision.h"
+
 struct backend {
     const char *name; /* "cpu", "cuda:0", "cpu-mirror" */
     enum device device;

@@ -175,7 +175,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
     .solver = &cpu_solver_ops,            \
     .neuron = NULL,                       \
                                           \
-    .vision = NULL,                       \
+    .vision = &cpu_vision_ops,            \
                                           \
     .loss = &cpu_loss_ops,                \
                                           \

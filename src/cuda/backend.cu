@@ -244,7 +244,7 @@ static int cu_open(int id, const struct backend **out)
     /* Layer families: one line each. */
     be->neuron = NULL;
 
-    be->vision = NULL;
+    be->vision = cuda_vision_ops();
 
     be->loss = cuda_loss_ops();
 
