@@ -140,4 +140,7 @@ struct solver_ops {
     void (*apply)(const struct backend *be, size_t n, const float *g, float *w);
 };
 
+#include "core/ops_neuron.h"
+#include "core/ops_norm.h"
+
 #endif

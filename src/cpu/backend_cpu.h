@@ -17,5 +17,7 @@ extern const struct backend cpu_mirror_backend;
 /* The family tables (one file per family under src/cpu). */
 extern const struct math_ops cpu_math_ops;
 extern const struct solver_ops cpu_solver_ops;
+extern const struct neuron_ops cpu_neuron_ops;
+extern const struct norm_ops cpu_norm_ops;
 
 #endif
