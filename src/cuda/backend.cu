@@ -215,7 +215,7 @@ static int cu_open(int id, const struct backend **out)
     be->math = cuda_math_ops();
     be->solver = cuda_solver_ops();
     /* Layer families: one line each. */
-    be->neuron = NULL;
+    be->neuron = cuda_neuron_ops();
 
     be->vision = NULL;
 
@@ -223,7 +223,7 @@ static int cu_open(int id, const struct backend **out)
 
     be->structure = NULL;
 
-    be->norm = NULL;
+    be->norm = cuda_norm_ops();
 
     be->recurrent = NULL;
 

@@ -80,6 +80,8 @@ static inline unsigned cuda_blocks(size_t n)
 extern "C" {
 const struct math_ops *cuda_math_ops(void);
 const struct solver_ops *cuda_solver_ops(void);
+const struct neuron_ops *cuda_neuron_ops(void);
+const struct norm_ops *cuda_norm_ops(void);
 }
 
 #endif
