@@ -178,7 +178,7 @@ static void mvn_entries(void)
 {
     static const struct {
         size_t rows, dim;
-    } shapes[] = { { 1, 1 }, { 1, 7 }, { 6, 20 }, { 5, 3000 }, { 3, 257 }, { 524289, 3 } };
+    } shapes[] = { { 1, 1 }, { 1, 7 }, { 6, 20 }, { 4, 32 }, { 4, 33 }, { 5, 3000 }, { 3, 257 }, { 524289, 3 } };
     struct rng r;
     rng_seed(&r, 3);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -246,6 +246,50 @@ static void mvn_entries(void)
         free(hy);
         free(hstd);
     }
+}
+
+/* The sums use no atomics: the same inputs give the same bits every time. */
+static void sums_repeat(void)
+{
+    const struct backend *be = ops_be[1];
+    struct rng r;
+    rng_seed(&r, 5);
+    const size_t outer = 8, dim = 33, inner = 301, n = outer * dim * inner, rows = outer * dim;
+    float *hx = host_random(n, &r, -2, 2), *hdy = host_random(n, &r, -1, 1);
+    if (!hx || !hdy) {
+        free(hx);
+        free(hdy);
+        return;
+    }
+    struct ops_buf x = ops_buf_new(n, hx), dy = ops_buf_new(n, hdy), out[2][4];
+    for (int t = 0; t < 2; t++) {
+        out[t][0] = ops_buf_new(dim, NULL);
+        out[t][1] = ops_buf_new(dim, NULL);
+        out[t][2] = ops_buf_new(n, NULL);
+        out[t][3] = ops_buf_new(n, NULL);
+        float *sd = NULL;
+        struct ops_buf std = ops_buf_new(rows, NULL);
+        sd = ops_on(&std, 1);
+        be->norm->bias_backward(be, outer, dim, inner, ops_on(&dy, 1), ops_on(&out[t][0], 1), false);
+        be->norm->scale_param_backward(be, outer, dim, inner, ops_on(&x, 1), ops_on(&dy, 1), ops_on(&out[t][1], 1),
+                                       false);
+        be->norm->mvn_forward(be, rows, inner, true, 1e-9f, ops_on(&x, 1), ops_on(&out[t][2], 1), sd);
+        be->norm->mvn_backward(be, rows, inner, true, ops_on(&out[t][2], 1), ops_on(&dy, 1), sd,
+                               ops_on(&out[t][3], 1));
+        CHECK_OK(be->sync(be));
+        ops_buf_free(&std);
+    }
+    static const char *names[4] = { "bias_backward", "scale_param_backward", "mvn_forward", "mvn_backward" };
+    for (int i = 0; i < 4; i++) {
+        CHECK_MSG(memcmp(tensor_cdata(out[0][i].t[1]), tensor_cdata(out[1][i].t[1]), out[0][i].n * sizeof(float)) == 0,
+                  "%s on %s: two runs gave different bits", names[i], be->name);
+        ops_buf_free(&out[0][i]);
+        ops_buf_free(&out[1][i]);
+    }
+    ops_buf_free(&x);
+    ops_buf_free(&dy);
+    free(hx);
+    free(hdy);
 }
 
 /* ---- the layers on both backends ---- */
@@ -338,7 +382,7 @@ int main(int argc, char **argv)
 {
     ops_open();
     static const struct check_case cases[] = {
-        CASE(bn_entries), CASE(broadcast_entries), CASE(mvn_entries), CASE(layers_agree),
+        CASE(bn_entries), CASE(broadcast_entries), CASE(mvn_entries), CASE(sums_repeat), CASE(layers_agree),
     };
     return check_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);
 }

@@ -1,8 +1,9 @@
 /* The normalisation family on the GPU: BatchNorm's per-channel steps (its
  * sums and broadcasts are cuBLAS calls through the math table), Scale's and
  * Bias's broadcasts, and sums over outer and inner axes and over MVN's rows
- * with one block per result and a fixed tree (no atomics: two runs give the
- * same bits). Formulas as the CPU's (cpu/norm.c). */
+ * with one block per result and a fixed tree, or one thread per short row
+ * (no atomics: two runs give the same bits). Formulas as the CPU's
+ * (cpu/norm.c), each operation rounded on its own as there. */
 #include "cuda/block_sum.cuh"
 #include "cuda/common.cuh"
 
@@ -116,7 +117,66 @@ static void scale_param_backward(const struct backend *be, size_t outer, size_t 
     broadcast_sum(be, outer, dim, inner, dy, x, ds, accumulate);
 }
 
-/* ---- MVN: one block per row ---- */
+/* ---- MVN: one thread per short row, one block per long one ---- */
+
+/* Rows this short are summed by one thread each, in the CPU's order (so
+ * the two agree bit for bit but for powf): a tree's order would change the
+ * mean by an ulp, which dividing by the std of a nearly constant row
+ * magnifies; and a block of threads would idle on them. */
+#define MVN_SHORT_ROW 32
+
+static __global__ void k_mvn_fwd_rows(size_t rows, size_t dim, bool normalize_variance, float inv_dim, float eps,
+                                      const float *x, float *y, float *std)
+{
+    CUDA_LOOP(r, rows)
+    {
+        const float *xr = x + r * dim;
+        float *yr = y + r * dim;
+        float sum = 0.f;
+        for (size_t i = 0; i < dim; i++)
+            sum = __fadd_rn(sum, xr[i]);
+        const float mean = __fmul_rn(inv_dim, sum);
+        float sq = 0.f;
+        for (size_t i = 0; i < dim; i++) {
+            const float d = __fadd_rn(xr[i], -mean);
+            yr[i] = d;
+            sq = __fadd_rn(sq, __fmul_rn(d, d));
+        }
+        if (!normalize_variance)
+            continue;
+        const float s = __fadd_rn(powf(__fmul_rn(inv_dim, sq), 0.5f), eps);
+        for (size_t i = 0; i < dim; i++)
+            yr[i] = __fdiv_rn(yr[i], s);
+        std[r] = s;
+    }
+}
+
+static __global__ void k_mvn_bwd_rows(size_t rows, size_t dim, bool normalize_variance, float inv_dim, float k,
+                                      const float *y, const float *dy, const float *std, float *dx)
+{
+    CUDA_LOOP(r, rows)
+    {
+        const float *yr = y + r * dim, *dyr = dy + r * dim;
+        float *dxr = dx + r * dim;
+        float s_ydy = 0.f, s_dy = 0.f;
+        for (size_t i = 0; i < dim; i++) {
+            if (normalize_variance)
+                s_ydy = __fadd_rn(s_ydy, __fmul_rn(yr[i], dyr[i]));
+            s_dy = __fadd_rn(s_dy, dyr[i]);
+        }
+        if (normalize_variance) {
+            const float sd = std[r];
+            for (size_t i = 0; i < dim; i++) {
+                const float t = __fadd_rn(__fmul_rn(yr[i], s_ydy), s_dy);
+                dxr[i] = __fdiv_rn(__fadd_rn(dyr[i], __fmul_rn(k, t)), sd);
+            }
+        } else {
+            const float mean = __fmul_rn(inv_dim, s_dy);
+            for (size_t i = 0; i < dim; i++)
+                dxr[i] = __fadd_rn(dyr[i], -mean);
+        }
+    }
+}
 
 /* A row's sums are complete (block_sum synchronises) before any thread
  * writes the row, and each thread then rewrites only the elements it read:
@@ -184,6 +244,10 @@ static void mvn_forward(const struct backend *be, size_t rows, size_t dim, bool 
     if (rows == 0 || dim == 0)
         return;
     const float inv_dim = (float)(1. / (double)dim);
+    if (dim <= MVN_SHORT_ROW) {
+        CUDA_LAUNCH(be, k_mvn_fwd_rows, rows, rows, dim, normalize_variance, inv_dim, eps, x, y, std);
+        return;
+    }
     k_mvn_fwd<<<block_sum_grid(rows), BLOCK_SUM_THREADS, 0, CUDA_CTX(be)->stream>>>(rows, dim, normalize_variance,
                                                                                      inv_dim, eps, x, y, std);
     CUDA_LAUNCHED(be, "k_mvn_fwd");
@@ -195,6 +259,10 @@ static void mvn_backward(const struct backend *be, size_t rows, size_t dim, bool
     if (rows == 0 || dim == 0)
         return;
     const float inv_dim = (float)(1. / (double)dim), k = (float)(-1. / (double)dim);
+    if (dim <= MVN_SHORT_ROW) {
+        CUDA_LAUNCH(be, k_mvn_bwd_rows, rows, rows, dim, normalize_variance, inv_dim, k, y, dy, std, dx);
+        return;
+    }
     k_mvn_bwd<<<block_sum_grid(rows), BLOCK_SUM_THREADS, 0, CUDA_CTX(be)->stream>>>(rows, dim, normalize_variance,
                                                                                      inv_dim, k, y, dy, std, dx);
     CUDA_LAUNCHED(be, "k_mvn_bwd");

@@ -629,8 +629,9 @@ static int dropout_setup(struct layer *l, struct tensor **bottom, struct tensor 
     struct neuron *n = l->priv;
     n->p[0] = ratio;
     n->p[1] = (float)(1. / (1. - ratio));
-    /* Caffe's uint_thres_: UINT_MAX * ratio in float, below 2^32 for ratio < 1. */
-    n->threshold = (uint32_t)(4294967295u * ratio);
+    /* Caffe's uint_thres_, UINT_MAX * ratio in float, where UINT_MAX rounds
+     * to 2^32; below 2^32 for ratio < 1. */
+    n->threshold = (uint32_t)(4294967296.f * ratio);
     return CREMA_OK;
 }
 
