@@ -169,5 +169,7 @@ struct comm_ops {
     /* Ends the rank's part; aborts pending work after an error. */
     void (*close)(const struct backend *be, void *comm);
 };
+#include "core/ops_neuron.h"
+#include "core/ops_norm.h"
 
 #endif

@@ -173,7 +173,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
 #define CPU_FAMILIES                      \
     .math = &cpu_math_ops,                \
     .solver = &cpu_solver_ops,            \
-    .neuron = NULL,                       \
+    .neuron = &cpu_neuron_ops,            \
                                           \
     .vision = &cpu_vision_ops,            \
                                           \
@@ -181,7 +181,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
                                           \
     .structure = &cpu_structure_ops,      \
                                           \
-    .norm = NULL,                         \
+    .norm = &cpu_norm_ops,                \
                                           \
     .recurrent = &cpu_recurrent_ops
 

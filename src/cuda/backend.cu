@@ -242,7 +242,7 @@ static int cu_open(int id, const struct backend **out)
     be->solver = cuda_solver_ops();
     be->comm = cuda_comm_ops();
     /* Layer families: one line each. */
-    be->neuron = NULL;
+    be->neuron = cuda_neuron_ops();
 
     be->vision = cuda_vision_ops();
 
@@ -250,7 +250,7 @@ static int cu_open(int id, const struct backend **out)
 
     be->structure = cuda_structure_ops();
 
-    be->norm = NULL;
+    be->norm = cuda_norm_ops();
 
     be->recurrent = cuda_recurrent_ops();
 

@@ -85,6 +85,8 @@ const struct structure_ops *cuda_structure_ops(void);
 const struct recurrent_ops *cuda_recurrent_ops(void);
 const struct loss_ops *cuda_loss_ops(void);
 const struct vision_ops *cuda_vision_ops(void);
+const struct neuron_ops *cuda_neuron_ops(void);
+const struct norm_ops *cuda_norm_ops(void);
 }
 
 #endif
