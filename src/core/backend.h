@@ -15,9 +15,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/ops_loss.h"
+#include "core/ops_neuron.h"
+#include "core/ops_norm.h"
 #include "core/ops_recurrent.h"
 #include "core/ops_structure.h"
-#include "core/ops_loss.h"
+#include "core/ops_vision.h"
 
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };
 
@@ -31,8 +34,6 @@ struct structure_ops;
 struct norm_ops;
 struct recurrent_ops;
 struct comm_ops;
-
-#include "core/ops_vision.h"
 
 struct backend {
     const char *name; /* "cpu", "cuda:0", "cpu-mirror" */
@@ -169,7 +170,5 @@ struct comm_ops {
     /* Ends the rank's part; aborts pending work after an error. */
     void (*close)(const struct backend *be, void *comm);
 };
-#include "core/ops_neuron.h"
-#include "core/ops_norm.h"
 
 #endif
