@@ -171,6 +171,12 @@ crema_status crema_proto_add(crema_proto *p, const char *path, const char *value
 /* Unsets the field at path (with an index, removes that value only). */
 crema_status crema_proto_clear(crema_proto *p, const char *path);
 
+/* What the field at path holds, by the schema alone: *type is "int32",
+ * "uint32", "int64", "float", "double", "bool", "enum", "string", "bytes",
+ * or a message field's type ("caffe.LayerParameter"); *repeated is 1 for a
+ * repeated field. Either output may be NULL. */
+crema_status crema_proto_field(const crema_proto *p, const char *path, const char **type, int *repeated);
+
 /* Caffe's upgrades on read: a NetParameter's V0/V1 layers, data transform
  * fields, input fields and BatchNorm params; a SolverParameter's
  * solver_type. *changed (may be NULL) says whether anything changed. */
@@ -244,6 +250,11 @@ crema_status crema_net_set_memory_images(crema_net *net, const char *layer, cons
 crema_status crema_net_set_data_shard(crema_net *net, const char *layer, int rank, int size);
 /* The number of records of a database ("lmdb" or "leveldb"). */
 crema_status crema_db_count(const char *path, const char *backend, size_t *count);
+/* The keys of records rank, rank + size, ... (the shard crema_net_set_data_shard
+ * gives a rank), in the database's order: key i is bytes offsets[i] up to
+ * offsets[i + 1] of keys. *count keys; free both with crema_free. */
+crema_status crema_db_keys(const char *path, const char *backend, int rank, int size, uint8_t **keys,
+                           size_t **offsets, size_t *count);
 
 /* ---- Data-parallel ranks ----------------------------------------------- */
 

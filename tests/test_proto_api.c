@@ -101,6 +101,15 @@ static void test_get(void)
                   bad[i], rc, crema_errmsg());
     }
     CHECK(crema_proto_get(NULL, "name", &v, NULL) == CREMA_ERR_INVALID);
+    const char *type = NULL;
+    int repeated = -1;
+    CHECK_OK(crema_proto_field(p, "layer[5].transform_param.mean_value", &type, &repeated));
+    CHECK(streq(type, "float") && repeated == 1);
+    CHECK_OK(crema_proto_field(p, "layer", &type, &repeated));
+    CHECK(streq(type, "caffe.LayerParameter") && repeated == 1);
+    CHECK_OK(crema_proto_field(p, "layer[0].include[0].phase", &type, &repeated));
+    CHECK(streq(type, "enum") && repeated == 0);
+    CHECK(crema_proto_field(p, "layer[0].bogus", &type, NULL) == CREMA_ERR_INVALID);
     crema_proto_free(p);
 }
 

@@ -616,6 +616,78 @@ crema_status crema_db_count(const char *path, const char *backend, size_t *count
     return rc;
 }
 
+crema_status crema_db_keys(const char *path, const char *backend, int rank, int size, uint8_t **keys,
+                           size_t **offsets, size_t *count)
+{
+    if (!path || !backend || !keys || !offsets || !count)
+        return err_set(CREMA_ERR_INVALID, "crema_db_keys: NULL argument");
+    *keys = NULL;
+    *offsets = NULL;
+    *count = 0;
+    if (size < 1 || rank < 0 || rank >= size)
+        return err_set(CREMA_ERR_INVALID, "crema_db_keys: rank %d of %d", rank, size);
+    enum db_backend b;
+    struct db *db;
+    struct db_cursor *c = NULL;
+    int rc = db_backend_parse(backend, &b);
+    if (!rc)
+        rc = db_open_read(path, b, &db);
+    if (rc)
+        return rc;
+    size_t cap = 0, n = 0, used = 0, bcap = 0;
+    uint8_t *buf = NULL;
+    size_t *off = NULL;
+    rc = db_cursor_open(db, &c);
+    for (size_t i = 0; !rc && db_cursor_valid(c); i++) {
+        if (i % (size_t)size == (size_t)rank) {
+            size_t klen;
+            const uint8_t *k = db_cursor_key(c, &klen);
+            if (n + 2 > cap) {
+                cap = cap ? cap * 2 : 1024;
+                size_t *no = realloc(off, cap * sizeof *no);
+                if (!no) {
+                    rc = err_set(CREMA_ERR_NOMEM, "%s: out of memory listing keys", path);
+                    break;
+                }
+                off = no;
+            }
+            if (used + klen > bcap) {
+                bcap = bcap ? bcap * 2 : 16384;
+                while (bcap < used + klen)
+                    bcap *= 2;
+                uint8_t *nb = realloc(buf, bcap);
+                if (!nb) {
+                    rc = err_set(CREMA_ERR_NOMEM, "%s: out of memory listing keys", path);
+                    break;
+                }
+                buf = nb;
+            }
+            off[n++] = used;
+            if (klen)
+                memcpy(buf + used, k, klen);
+            used += klen;
+        }
+        rc = db_cursor_next(c);
+    }
+    if (c)
+        db_cursor_close(c);
+    db_close(db);
+    if (!rc && !off && !(off = malloc(sizeof *off)))
+        rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (!rc && !buf && !(buf = malloc(1)))
+        rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (rc) {
+        free(buf);
+        free(off);
+        return rc;
+    }
+    off[n] = used;
+    *keys = buf;
+    *offsets = off;
+    *count = n;
+    return CREMA_OK;
+}
+
 /* ---- Data-parallel ranks ---- */
 
 struct crema_dist {
@@ -836,6 +908,21 @@ crema_status crema_proto_clear(crema_proto *p, const char *path)
     if (!p)
         return err_set(CREMA_ERR_INVALID, "crema_proto_clear: NULL message");
     return proto_path_clear(p->msg, path);
+}
+
+crema_status crema_proto_field(const crema_proto *p, const char *path, const char **type, int *repeated)
+{
+    if (!p)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_field: NULL message");
+    const ProtobufCFieldDescriptor *f;
+    int rc = proto_path_field(p->msg->descriptor, path, &f);
+    if (rc)
+        return rc;
+    if (type)
+        *type = proto_field_type_name(f);
+    if (repeated)
+        *repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+    return CREMA_OK;
 }
 
 crema_status crema_proto_upgrade(crema_proto *p, int *changed)

@@ -52,6 +52,13 @@ int proto_path_add(ProtobufCMessage *root, const char *path, const char *value);
  * index, that one value). An absent field or parent is not an error. */
 int proto_path_clear(ProtobufCMessage *root, const char *path);
 
+/* The field a path names, by the descriptors alone (indices are not
+ * checked against any message). */
+int proto_path_field(const ProtobufCMessageDescriptor *desc, const char *path, const ProtobufCFieldDescriptor **out);
+/* The name protobuf gives a field's type ("int32", "float", "enum", ...;
+ * a message field's message type, "caffe.LayerParameter"). */
+const char *proto_field_type_name(const ProtobufCFieldDescriptor *f);
+
 /* Binary format. */
 int proto_parse_binary(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                        const char *filename, ProtobufCMessage **out);

@@ -288,3 +288,32 @@ int proto_path_clear(ProtobufCMessage *root, const char *path)
     clear_field(e.parent, e.f, e.index);
     return CREMA_OK;
 }
+
+int proto_path_field(const ProtobufCMessageDescriptor *desc, const char *path, const ProtobufCFieldDescriptor **out)
+{
+    *out = NULL;
+    if (!desc || !path)
+        return err_set(CREMA_ERR_INVALID, "a NULL message or path");
+    const char *p = path;
+    char name[128];
+    for (;;) {
+        long index = -1;
+        int rc = next_component(path, &p, name, sizeof name, &index);
+        if (rc)
+            return rc;
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, name);
+        if (!f)
+            return err_set(CREMA_ERR_INVALID, "path \"%s\": message %s has no field \"%s\"", path, desc->name, name);
+        if (index >= 0 && f->label != PROTOBUF_C_LABEL_REPEATED)
+            return err_set(CREMA_ERR_INVALID, "path \"%s\": field \"%s\" of %s is not repeated, so it takes no "
+                           "index", path, name, desc->name);
+        if (!*p) {
+            *out = f;
+            return CREMA_OK;
+        }
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            return err_set(CREMA_ERR_INVALID, "path \"%s\": field \"%s\" of %s is not a message", path, name,
+                           desc->name);
+        desc = f->descriptor;
+    }
+}

@@ -1113,3 +1113,10 @@ bool proto_field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescri
 }
 
 size_t proto_field_elem_size(const ProtobufCFieldDescriptor *f) { return elem_size(f->type); }
+
+const char *proto_field_type_name(const ProtobufCFieldDescriptor *f)
+{
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return ((const ProtobufCMessageDescriptor *)f->descriptor)->name;
+    return type_name(f->type);
+}
