@@ -26,6 +26,17 @@ def _spark_session(sc_or_spark):
     return SparkSession.builder.config(conf=sc_or_spark.getConf()).getOrCreate()
 
 
+def use_driver_python(sc):
+    """On a local master with no Python named for the workers (neither
+    PYSPARK_PYTHON nor spark.pyspark.python), the workers run the driver's
+    own interpreter, which has crema, instead of `python3` from the PATH."""
+    import sys
+    master = sc.master or ""
+    local = master == "local" or master.startswith("local[") or master.startswith("local-cluster[")
+    if local and not os.environ.get("PYSPARK_PYTHON") and not sc.getConf().get("spark.pyspark.python", None):
+        sc.pythonExec = sys.executable
+
+
 def available_slots(sc):
     """How many tasks Spark can run at once now (what a barrier stage needs)."""
     try:
@@ -115,6 +126,7 @@ class CremaOnSpark:
         # session comes from the context either way
         self.spark = _spark_session(sc_or_spark)
         self.sc = self.spark.sparkContext
+        use_driver_python(self.sc)
 
     # ---- the job ----
 

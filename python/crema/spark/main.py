@@ -12,11 +12,23 @@ import os
 import sys
 
 
+def is_local_master(master):
+    """local, local[N], local[N,F] and local-cluster[...]: every worker on
+    this machine."""
+    return bool(master) and (master == "local" or master.startswith("local[") or master.startswith("local-cluster["))
+
+
 def _session(master):
     from pyspark.sql import SparkSession
     b = SparkSession.builder.appName("crema.spark")
     if master:
         b = b.master(master)
+    if is_local_master(master) and not os.environ.get("PYSPARK_PYTHON"):
+        # Spark starts the workers' Python from PYSPARK_PYTHON, else
+        # `python3` from the PATH, which may lack crema (a venv's package):
+        # on this machine, the driver's own interpreter serves
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        b = b.config("spark.pyspark.python", sys.executable)
     for k in ("PYTHONPATH", "CREMA_LIBRARY", "OPENBLAS_NUM_THREADS"):
         if os.environ.get(k):
             b = b.config("spark.executorEnv." + k, os.environ[k])
