@@ -56,7 +56,7 @@ if env -u LD_LIBRARY_PATH "$SUBMIT" --master local \
 else
   fails=$((fails + 1)); echo "FAIL CaffeOnSpark's PythonApiTest"
 fi
-grep -E "^(test|Ran|OK|FAILED|AssertionError|Traceback|  File|[A-Za-z]*Error)|test\(\)|validation rows" "$TMP/api.log"
+grep -v " INFO " "$TMP/api.log" | grep -E "^(Ran|OK|FAILED|AssertionError|Traceback|  File|[A-Za-z]*Error)|\.\.\. (ok|FAIL|ERROR)|^test\(\)|^validation rows"
 
 if env -u LD_LIBRARY_PATH "$SUBMIT" --master "local[1]" \
      --conf spark.pythonargs="-conf lenet_memory_solver_py.prototxt -model file:///$TMP/lenet_lr.model -features ip1 -label label -devices 1 -clusterSize 1" \

@@ -2,11 +2,13 @@
 test, features) on PySpark. Training runs one crema rank per Spark task in
 barrier mode; the ranks meet at rank 0's rendezvous, whose address travels
 by BarrierTaskContext.allGather with a secret the driver draws."""
+import atexit
 import json
 import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import time
 
@@ -26,14 +28,41 @@ def _spark_session(sc_or_spark):
     return SparkSession.builder.config(conf=sc_or_spark.getConf()).getOrCreate()
 
 
+def is_local_master(master):
+    master = master or ""
+    return master == "local" or master.startswith("local[") or master.startswith("local-cluster[")
+
+
+_barrier_timer_hook = []
+
+
+def release_barrier_timer_at_exit(sc):
+    """Spark 3.5 starts a non-daemon java.util.Timer (BarrierTaskContext's)
+    in the JVM of a barrier task. With local[N] that JVM is the driver's, and
+    a spark-submit application that ends without sc.stop() would then never
+    exit: at the Python driver's exit the timer is cancelled."""
+    master = sc.master or ""
+    if _barrier_timer_hook or not (master == "local" or master.startswith("local[")):
+        return
+    _barrier_timer_hook.append(sc)
+
+    def cancel():
+        try:
+            cls = sc._jvm.java.lang.Class.forName("org.apache.spark.BarrierTaskContext$")
+            field = cls.getDeclaredField("org$apache$spark$BarrierTaskContext$$timer")
+            field.setAccessible(True)
+            field.get(cls.getField("MODULE$").get(None)).cancel()
+        except Exception as e:  # another Spark, or the JVM already gone
+            sys.stderr.write("crema.spark: could not release Spark's barrier timer at exit: %s\n" % e)
+
+    atexit.register(cancel)
+
+
 def use_driver_python(sc):
     """On a local master with no Python named for the workers (neither
     PYSPARK_PYTHON nor spark.pyspark.python), the workers run the driver's
     own interpreter, which has crema, instead of `python3` from the PATH."""
-    import sys
-    master = sc.master or ""
-    local = master == "local" or master.startswith("local[") or master.startswith("local-cluster[")
-    if local and not os.environ.get("PYSPARK_PYTHON") and not sc.getConf().get("spark.pyspark.python", None):
+    if is_local_master(sc.master) and not os.environ.get("PYSPARK_PYTHON") and not sc.getConf().get("spark.pyspark.python", None):
         sc.pythonExec = sys.executable
 
 
@@ -247,6 +276,7 @@ class CremaOnSpark:
         # a shuffle after the barrier stage makes it a ShuffleMapStage: Spark
         # retries those (all tasks together) when a task fails, never a
         # barrier ResultStage
+        release_barrier_timer_at_exit(self.sc)
         out = df.mapInArrow(task, "record string", barrier=True).repartition(1).collect()
         rows = [json.loads(r.record) for r in out]
         self._validation_names = []

@@ -12,17 +12,12 @@ import os
 import sys
 
 
-def is_local_master(master):
-    """local, local[N], local[N,F] and local-cluster[...]: every worker on
-    this machine."""
-    return bool(master) and (master == "local" or master.startswith("local[") or master.startswith("local-cluster["))
-
-
 def _session(master):
     from pyspark.sql import SparkSession
     b = SparkSession.builder.appName("crema.spark")
     if master:
         b = b.master(master)
+    from .cos import is_local_master
     if is_local_master(master) and not os.environ.get("PYSPARK_PYTHON"):
         # Spark starts the workers' Python from PYSPARK_PYTHON, else
         # `python3` from the PATH, which may lack crema (a venv's package):
