@@ -17,7 +17,7 @@ def _session(master):
     b = SparkSession.builder.appName("crema.spark")
     if master:
         b = b.master(master)
-    from .cos import is_local_master
+    from crema.spark.cos import is_local_master  # main.py also runs as a script (spark-submit)
     if is_local_master(master) and not os.environ.get("PYSPARK_PYTHON"):
         # Spark starts the workers' Python from PYSPARK_PYTHON, else
         # `python3` from the PATH, which may lack crema (a venv's package):
