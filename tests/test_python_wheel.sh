@@ -105,24 +105,26 @@ else
 fi
 
 # ---- 3. spark.archives: the wheel in a packed venv on the executors ----
+# (a .tar.gz: Spark unpacks a plain .tar with Hadoop's Java untar, which
+# refuses the venv's bin/python link to the interpreter outside it)
 EXEC=$TMP/exec-venv
 if "$PY" -m venv "$EXEC" >"$TMP/venv.log" 2>&1 \
    && "$EXEC/bin/python" $PIPQ "$WHEEL" pyarrow pandas >"$TMP/pip.log" 2>&1 \
-   && "$TOOLS/bin/venv-pack" -p "$EXEC" -o "$TMP/crema-env.tar" >"$TMP/pack.log" 2>&1; then
-  ok "venv-pack: the wheel, pyarrow and pandas in crema-env.tar ($(du -m "$TMP/crema-env.tar" | cut -f1) MB)"
+   && "$TOOLS/bin/venv-pack" -p "$EXEC" -o "$TMP/crema-env.tar.gz" >"$TMP/pack.log" 2>&1; then
+  ok "venv-pack: the wheel, pyarrow and pandas in crema-env.tar.gz ($(du -m "$TMP/crema-env.tar.gz" | cut -f1) MB)"
 else
   tail -20 "$TMP/pip.log" "$TMP/pack.log"; bad "the executors' venv"; finish
 fi
 SUBMIT=$("$FRESH/bin/python" -c "import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), 'bin', 'spark-submit'))")
 MAIN=$("$FRESH/bin/python" -c "import crema.spark.main as m; print(m.__file__)")
 if (cd "$W" && env -u LD_LIBRARY_PATH PATH="$FRESH/bin:$PATH" "$SUBMIT" --master 'local-cluster[2,1,1024]' \
-      --conf spark.archives="$TMP/crema-env.tar#environment" \
+      --conf spark.archives="$TMP/crema-env.tar.gz#environment" \
       --conf spark.pyspark.python=./environment/bin/python \
       --conf spark.pyspark.driver.python="$FRESH/bin/python" \
       "$MAIN" -conf "$W/solver.prototxt" -train -model "file:$W/archived.caffemodel" -clusterSize 2 \
       >"$TMP/archives.log" 2>&1) && [ -s "$W/archived.caffemodel" ] \
-   && grep -q "crema-env.tar" "$TMP/archives.log"; then
-  ok "spark-submit --conf spark.archives=crema-env.tar#environment: trained on local-cluster[2,1,1024]"
+   && grep -q "crema-env.tar.gz" "$TMP/archives.log"; then
+  ok "spark-submit --conf spark.archives=crema-env.tar.gz#environment: trained on local-cluster[2,1,1024]"
 else
   grep -E "Error|error|crema.spark:" "$TMP/archives.log" | tail -15; bad "spark.archives on local-cluster"
 fi
