@@ -498,6 +498,8 @@ class Devices(unittest.TestCase):
             crema.set_device(0)
             crema.set_mode_gpu()
             crema.set_mode_cpu()
+
+
 class Prototxt(unittest.TestCase):
     """crema.Message: libcrema's reader, paths, rewrites and FilterNet."""
 
