@@ -500,6 +500,23 @@ class Devices(unittest.TestCase):
             crema.set_mode_cpu()
 
 
+class SparkDevices(unittest.TestCase):
+    """crema.spark's one rank per GPU: a task's assigned GPU, else the
+    solver's solver_mode GPU over the GPUs present, else the CPU."""
+
+    def test_cpu_without_gpus(self):
+        from crema.spark import rank
+
+        class Job:
+            solver_text = 'base_lr: 0.01 solver_mode: GPU'
+
+        self.assertEqual(rank.task_gpus(), [])  # not in a Spark task
+        if crema.gpu_count() == 0:
+            self.assertEqual(rank.choose_device(Job(), 0), "CPU")
+        Job.solver_text = 'base_lr: 0.01 solver_mode: CPU'
+        self.assertEqual(rank.choose_device(Job(), 1), "CPU")
+
+
 class Prototxt(unittest.TestCase):
     """crema.Message: libcrema's reader, paths, rewrites and FilterNet."""
 

@@ -334,6 +334,44 @@ def _validate(job, solver, net, feeder, dist, size):
     return row
 
 
+def task_gpus():
+    """The GPU addresses Spark gave this task (spark.task.resource.gpu.amount
+    with the executors' GPU discovery), or [] outside Spark or without."""
+    try:
+        from pyspark import TaskContext
+        ctx = TaskContext.get()
+        res = ctx.resources() if ctx is not None else {}
+        gpu = res.get("gpu") if res else None
+        return list(gpu.addresses) if gpu is not None else []
+    except Exception:
+        return []
+
+
+def choose_device(job, rank):
+    """Where a rank computes, one rank per GPU as CaffeOnSpark ran one solver
+    per GPU: the GPU Spark assigned the task; else, when the solver says
+    solver_mode: GPU and GPUs are present, GPU rank % count (with
+    spark.executor.resource.gpu unset, every task of a host sees every GPU);
+    else the CPU, with one line saying so where the solver asked for a GPU.
+    Returns a description for the log."""
+    import crema
+    sp = Message("SolverParameter", job.solver_text, filename="solver")
+    wants = sp.has("solver_mode") and str(sp.get("solver_mode")) == "GPU"
+    gpus = task_gpus()
+    if gpus:
+        gpu = int(gpus[0])
+    elif wants and crema.gpu_count() > 0:
+        gpu = rank % crema.gpu_count()
+    else:
+        crema.set_mode_cpu()
+        if wants:
+            log("rank %d: solver_mode is GPU, but this executor has no GPU; computing on the CPU" % rank)
+        return "CPU"
+    crema.set_device(gpu)
+    crema.set_mode_gpu()  # raises, naming why, if the GPU cannot be had
+    return "GPU %d" % gpu
+
+
 def train_rank(job, rank, size, address, secret, table, val_table):
     """Trains as rank of size: feeds each iteration's batch into the train
     net's data layer and steps the solver, which averages the gradients over
@@ -345,6 +383,9 @@ def train_rank(job, rank, size, address, secret, table, val_table):
     dist = crema.Dist(rank, size, address, secret, job.timeout_ms)
     solver = vnet = None
     try:
+        where = choose_device(job, rank)
+        if rank == 0:
+            log("rank %d of %d computes on the %s" % (rank, size, where))
         solver = crema.Solver(write_solver_file(job, work), log=(rank == 0))
         if job.weights:
             solver.net.load_weights(job.weights)
@@ -420,6 +461,7 @@ def score_partition(job, spec, table, rank, size, mode):
     yields (ids, {blob: N x k float32}) per batch, rows as per_sample."""
     import crema
     work = tempfile.mkdtemp(prefix="crema-spark-score-")
+    choose_device(job, rank)
     net = crema.Net(write_net_file(job, work), job.model_local, phase="TEST")
     feeder = make_feeder(spec, table, rank, size, "TEST", work)
     n, b = feeder.n, spec.batch
