@@ -144,6 +144,63 @@ static int cu_download(const struct backend *be, void *host, const void *src, si
     return cu_copy(be, host, src, bytes, cudaMemcpyDeviceToHost, "copy from the GPU");
 }
 
+/* ---- for the prefetch threads ---- */
+
+static int cu_host_register(const struct backend *be, void *p, size_t bytes)
+{
+    cudaError_t e = cudaHostRegister(p, bytes ? bytes : 1, cudaHostRegisterDefault);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* pageable memory still works, only slower */
+        return cuda_host_api->err_set(CUDA_ERR_DEVICE, "%s: cannot pin %zu bytes of host memory (%s)", be->name, bytes,
+                                      cudaGetErrorString(e));
+    }
+    return CUDA_OK;
+}
+
+static void cu_host_unregister(const struct backend *be, void *p)
+{
+    if (cudaHostUnregister(p) != cudaSuccess)
+        cudaGetLastError();
+}
+
+static int cu_upload_side(const struct backend *be, void *dst, const void *host, size_t bytes)
+{
+    struct cuda_ctx *c = CUDA_CTX(be);
+    /* the calling thread may not have made this device current yet */
+    int rc = cuda_check(be, cudaSetDevice(c->device), "cudaSetDevice");
+    if (!rc)
+        rc = cuda_check(be, cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, c->side), "copy to the GPU");
+    if (!rc)
+        rc = cuda_check(be, cudaStreamSynchronize(c->side), "copy to the GPU");
+    return rc;
+}
+
+static int cu_mark(const struct backend *be, void **ev)
+{
+    if (!*ev) {
+        cudaEvent_t e;
+        int rc = cuda_check(be, cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+        if (rc)
+            return rc;
+        *ev = (void *)e;
+    }
+    return cuda_check(be, cudaEventRecord((cudaEvent_t)*ev, CUDA_CTX(be)->stream), "cudaEventRecord");
+}
+
+static int cu_mark_wait(const struct backend *be, void *ev)
+{
+    if (!ev)
+        return CUDA_OK;
+    cudaSetDevice(CUDA_CTX(be)->device);
+    return cuda_check(be, cudaEventSynchronize((cudaEvent_t)ev), "waiting for the GPU");
+}
+
+static void cu_mark_free(const struct backend *be, void *ev)
+{
+    if (ev)
+        cudaEventDestroy((cudaEvent_t)ev);
+}
+
 static int cu_status(const struct backend *be)
 {
     struct cuda_ctx *c = CUDA_CTX(be);
@@ -203,6 +260,8 @@ static void cu_close_all(void)
         c->scratch_bytes = 0;
         cudnnDestroy(c->dnn);
         cublasDestroy(c->blas);
+        cudaStreamSynchronize(c->side);
+        cudaStreamDestroy(c->side);
         cudaStreamDestroy(c->stream);
         opened[id] = false;
     }
@@ -241,6 +300,8 @@ static int cu_open(int id, const struct backend **out)
     if (!rc)
         rc = cuda_check(be, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
     if (!rc)
+        rc = cuda_check(be, cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (!rc)
         rc = cublas_check(be, cublasCreate(&c->blas), "cublasCreate");
     if (!rc)
         rc = cublas_check(be, cublasSetStream(c->blas, c->stream), "cublasSetStream");
@@ -261,6 +322,12 @@ static int cu_open(int id, const struct backend **out)
     be->sync = cu_sync;
     be->status = cu_status;
     be->set_tf32 = cu_set_tf32;
+    be->host_register = cu_host_register;
+    be->host_unregister = cu_host_unregister;
+    be->upload_side = cu_upload_side;
+    be->mark = cu_mark;
+    be->mark_wait = cu_mark_wait;
+    be->mark_free = cu_mark_free;
     be->memory = cu_memory;
     be->math = cuda_math_ops();
     be->solver = cuda_solver_ops();

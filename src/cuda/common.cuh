@@ -26,6 +26,7 @@ struct cuda_ctx {
     int device;
     char name[32];
     cudaStream_t stream; /* every kernel and copy of this backend, in order */
+    cudaStream_t side;   /* the prefetch threads' uploads */
     cublasHandle_t blas;
     cudnnHandle_t dnn;
     bool tf32;           /* TF32 tensor cores for GEMM and convolution */
