@@ -11,6 +11,7 @@
 #include "layers/layer.h"
 #include "core/tensor.h"
 #include "util/rng.h"
+#include "util/strmap.h"
 
 /* One layer of the net and its wiring (indices are into net->blobs and
  * net->params). */
@@ -65,6 +66,10 @@ struct net {
 
     int n_learnable;
     struct net_learnable *learnable;
+
+    /* Names to indices: named blobs (automatic tops are not named) and
+     * layers (the first of several with one name). */
+    struct strmap blob_index, layer_index;
 
     /* Called by net_backward_from_to after layer i's backward (or its skip),
      * when the diffs of the parameters only layers >= i use are final: the
