@@ -6,6 +6,7 @@
 #include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
+#include "proto/upgrade.h"
 #include "util/err.h"
 #include "util/strmap.h"
 
@@ -783,9 +784,13 @@ int net_build(const Caffe__NetParameter *param, const Caffe__NetState *state, ui
     net->be = &cpu_backend;
     net->phase = state->phase;
     int rc = net_param_clone(param, &net->param);
-    if (!rc && net->param->n_layers > 0)
-        rc = err_set(CREMA_ERR_UNSUPPORTED, "net %s: uses the old V1 'layers' format; upgrade it first "
-                     "(crema upgrade)", str_or(param->name, ""));
+    if (!rc && upgrade_net_needed(net->param)) {
+        /* a NetParameter made in memory; files are upgraded as they are read */
+        char what[300] = "a net made in memory";
+        if (param->name && *param->name)
+            snprintf(what, sizeof what, "net \"%.256s\"", param->name);
+        rc = upgrade_net_on_load(net->param, what);
+    }
     if (!rc) {
         net->name = strdup(str_or(param->name, ""));
         if (!net->name)
@@ -1059,17 +1064,18 @@ static bool blob_proto_empty(const Caffe__BlobProto *bp)
 }
 
 /* from_hdf5: Caffe's HDF5 files leave out weights shared with an earlier
- * layer; such blobs may be missing or empty. */
-static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, bool from_hdf5)
+ * layer; such blobs may be missing or empty. got (may be NULL; one flag per
+ * net layer) marks the layers that received weights. */
+static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, bool from_hdf5, bool *got)
 {
     for (size_t i = 0; i < weights->n_layer; i++) {
         const Caffe__LayerParameter *src = weights->layer[i];
         if (!src->name)
             continue;
-        struct layer *l = net_layer_by_name(net, src->name);
-        if (!l)
-            continue;
         int li = net_layer_index(net, src->name);
+        if (li < 0)
+            continue;
+        struct layer *l = net->layers[li].layer;
         if ((size_t)l->n_blobs != src->n_blobs && !(from_hdf5 && src->n_blobs < (size_t)l->n_blobs))
             return err_set(CREMA_ERR_SHAPE, "layer %s: the weights hold %zu blobs, the layer has %d", src->name,
                            src->n_blobs, l->n_blobs);
@@ -1089,28 +1095,112 @@ static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, 
             if (rc)
                 return err_prefix(rc, "layer %s: param %d", src->name, j);
         }
+        if (got)
+            got[li] = true;
     }
     return CREMA_OK;
 }
 
 int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
 {
-    return net_copy_layers(net, weights, false);
+    return net_copy_layers(net, weights, false, NULL);
+}
+
+/* Up to `max` names from names(i) for i in 0..n where pick(i), as "a, b,
+ * c and 12 more". */
+static void name_list(char *out, size_t size, int n, int max, const char *(*name)(const void *, int),
+                      bool (*pick)(const void *, int), const void *ctx)
+{
+    size_t used = 0;
+    int shown = 0, total = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (!pick(ctx, i))
+            continue;
+        total++;
+        if (shown < max && used + 2 < size) {
+            used += (size_t)snprintf(out + used, size - used, "%s%s", shown ? ", " : "", name(ctx, i));
+            shown++;
+        }
+    }
+    if (total > shown && used < size)
+        snprintf(out + used, size - used, " and %d more", total - shown);
+}
+
+struct coverage {
+    const struct net *net;
+    const bool *got;
+    const Caffe__NetParameter *w;
+};
+
+static const char *cov_layer_name(const void *c, int i)
+{
+    return ((const struct coverage *)c)->net->layers[i].layer->name;
+}
+
+static bool cov_missing(const void *c, int i)
+{
+    const struct coverage *cv = c;
+    return cv->net->layers[i].layer->n_blobs > 0 && !cv->got[i];
+}
+
+static const char *cov_file_name(const void *c, int i)
+{
+    const char *n = ((const struct coverage *)c)->w->layer[i]->name;
+    return n ? n : "(unnamed)";
+}
+
+static bool cov_any(const void *c, int i)
+{
+    (void)c;
+    (void)i;
+    return true;
+}
+
+int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched)
+{
+    Caffe__NetParameter *w = NULL;
+    bool h5 = hdf5_is_snapshot_name(path);
+    int rc = h5 ? hdf5_read_net(path, &w) : upgrade_read_net(path, true, &w);
+    if (rc)
+        return rc;
+    bool *got = calloc((size_t)net->n_layers + 1, sizeof *got);
+    rc = got ? net_copy_layers(net, w, h5, got) : err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (rc) {
+        err_prefix(rc, "%s", path);
+    } else {
+        /* Caffe leaves a layer the file does not name with its initial
+         * values and says nothing; a file that fits no layer at all (empty,
+         * or another net's) is almost always a mistake. */
+        int with = 0, missing = 0;
+        for (int i = 0; i < net->n_layers; i++)
+            if (net->layers[i].layer->n_blobs > 0) {
+                with++;
+                missing += !got[i];
+            }
+        struct coverage cv = { net, got, w };
+        char names[1024], held[1024];
+        if (missing) {
+            name_list(names, sizeof names, net->n_layers, 8, cov_layer_name, cov_missing, &cv);
+            name_list(held, sizeof held, (int)w->n_layer, 8, cov_file_name, cov_any, &cv);
+        }
+        if (missing && missing == with && !allow_unmatched)
+            rc = err_set(CREMA_ERR_INVALID, "%s: no layer of net %s got weights from this file: it holds %zu "
+                         "layer(s)%s%s%s, none named as the net's %d layer(s) with weights (%s); an empty or "
+                         "another net's weights file?", path, net->name, w->n_layer, w->n_layer ? " (" : "",
+                         held, w->n_layer ? ")" : "", with, names);
+        else if (missing)
+            err_notice("%s: %d of net %s's %d layer(s) with weights got none from this file and keep their "
+                       "initial values: %s", path, missing, net->name, with, names);
+    }
+    free(got);
+    proto_free(&w->base);
+    return rc;
 }
 
 int net_load_weights(struct net *net, const char *path)
 {
-    Caffe__NetParameter *w = NULL;
-    bool h5 = hdf5_is_snapshot_name(path);
-    int rc = h5 ? hdf5_read_net(path, &w)
-                : proto_read_binary(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&w);
-    if (rc)
-        return rc;
-    rc = net_copy_layers(net, w, h5);
-    if (rc)
-        err_prefix(rc, "%s", path);
-    proto_free(&w->base);
-    return rc;
+    return net_load_weights_opt(net, path, false);
 }
 
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out)

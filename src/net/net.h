@@ -120,9 +120,13 @@ struct layer *net_layer_by_name(const struct net *net, const char *name);
  * whose name is a layer of this net (others are ignored); a count or shape
  * mismatch is an error naming the layer and both shapes. */
 int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights);
-/* The same from a file: a binary .caffemodel, or HDF5 when the name ends in
- * ".h5" (Caffe's rule). */
+/* The same from a file: a binary .caffemodel (V0/V1 ones upgraded, with a
+ * notice), or HDF5 when the name ends in ".h5" (Caffe's rule). Layers with
+ * weights that the file does not name are listed in a notice; when none of
+ * them got weights the load fails (CREMA_ERR_INVALID, naming what the file
+ * holds) unless allow_unmatched. */
 int net_load_weights(struct net *net, const char *path);
+int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched);
 /* Caffe's ToProto: every layer's parameter with its blobs (and diffs when
  * write_diff). Free with caffe__net_parameter__free_unpacked(p, NULL). */
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out);
