@@ -18,6 +18,8 @@
 #include "cli.h"
 #include "api/internal.h"
 
+#define CLI_RANKS_PER_CORE 4
+
 int cli_dist_setup(const char *cmd, const struct cli_dist_opts *o, struct dist_config *cfg)
 {
     dist_config_init(cfg);
@@ -59,8 +61,21 @@ int cli_dist_setup(const char *cmd, const struct cli_dist_opts *o, struct dist_c
         }
         return CLI_DIST_NONE;
     }
-    if (cfg->rank < 0)
+    if (cfg->rank < 0) {
+        /* Every rank would start here: each holds the whole model and its
+         * own threads, so far more ranks than cores only thrash. */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        if (cores < 1)
+            cores = 1;
+        if ((long)cfg->size > CLI_RANKS_PER_CORE * cores) {
+            fprintf(stderr, "crema %s: -clusterSize %d would start %d ranks on this machine, which has %ld core%s "
+                    "(at most %ld here, %d a core); spread the ranks over hosts with mpirun, srun or -rank and "
+                    "-rendezvous\n", cmd, cfg->size, cfg->size, cores, cores == 1 ? "" : "s",
+                    CLI_RANKS_PER_CORE * cores, CLI_RANKS_PER_CORE);
+            return -1;
+        }
         return CLI_DIST_LAUNCH;
+    }
     if (cfg->rank >= cfg->size) {
         fprintf(stderr, "crema %s: rank %d is out of range for a job of %d ranks (0..%d)\n", cmd, cfg->rank,
                 cfg->size, cfg->size - 1);

@@ -1190,8 +1190,8 @@ int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched
                          "another net's weights file?", path, net->name, w->n_layer, w->n_layer ? " (" : "",
                          held, w->n_layer ? ")" : "", with, names);
         else if (missing)
-            err_notice("%s: %d of net %s's %d layer(s) with weights got none from this file and keep their "
-                       "initial values: %s", path, missing, net->name, with, names);
+            err_notice("%s: %d of the %d layer(s) with weights of net %s got none from this file and keep "
+                       "their initial values: %s", path, missing, with, net->name, names);
     }
     free(got);
     proto_free(&w->base);
