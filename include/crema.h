@@ -53,12 +53,20 @@ typedef struct crema_blob {
 
 /* Builds the net of a prototxt (text NetParameter) in the given phase and,
  * when weights is not NULL, loads them by layer name: a binary .caffemodel
- * or an HDF5 .caffemodel.h5. */
+ * or an HDF5 .caffemodel.h5 (as crema_net_load_weights). Nets and weights
+ * in Caffe's V0/V1 formats are upgraded as Caffe does on load, with one
+ * notice on stderr per file. */
 crema_status crema_net_open(const char *prototxt, const char *weights, crema_phase phase, crema_net **out);
 void crema_net_free(crema_net *net);
 
-/* Loads more weights into an open net (Caffe's CopyTrainedLayersFrom). */
+/* Loads more weights into an open net (Caffe's CopyTrainedLayersFrom).
+ * Layers with weights that the file does not name keep their values and are
+ * named in a notice on stderr; a file that gives no layer any weights (an
+ * empty or unrelated one) is an error, unless flags has
+ * CREMA_WEIGHTS_ALLOW_UNMATCHED. V0/V1 files are upgraded on load. */
 crema_status crema_net_load_weights(crema_net *net, const char *weights);
+#define CREMA_WEIGHTS_ALLOW_UNMATCHED 1u
+crema_status crema_net_load_weights_flags(crema_net *net, const char *weights, unsigned flags);
 /* Writes the net's weights as a binary .caffemodel (atomically). */
 crema_status crema_net_save_weights(crema_net *net, const char *path);
 

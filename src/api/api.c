@@ -98,7 +98,7 @@ crema_status crema_net_open(const char *prototxt, const char *weights, crema_pha
         return err_set(CREMA_ERR_INVALID, "crema_net_open: phase must be CREMA_TRAIN or CREMA_TEST, got %d",
                        (int)phase);
     Caffe__NetParameter *p = NULL;
-    int rc = proto_read_text(prototxt, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    int rc = upgrade_read_net(prototxt, false, &p);
     if (rc)
         return rc;
     static const Caffe__NetState def = CAFFE__NET_STATE__INIT;
@@ -137,11 +137,18 @@ void crema_net_free(crema_net *net)
     free(net);
 }
 
-crema_status crema_net_load_weights(crema_net *net, const char *weights)
+crema_status crema_net_load_weights_flags(crema_net *net, const char *weights, unsigned flags)
 {
     if (!net || !weights)
         return err_set(CREMA_ERR_INVALID, "crema_net_load_weights: NULL argument");
-    return net_load_weights(net->net, weights);
+    if (flags & ~CREMA_WEIGHTS_ALLOW_UNMATCHED)
+        return err_set(CREMA_ERR_INVALID, "crema_net_load_weights_flags: unknown flags 0x%x", flags);
+    return net_load_weights_opt(net->net, weights, flags & CREMA_WEIGHTS_ALLOW_UNMATCHED);
+}
+
+crema_status crema_net_load_weights(crema_net *net, const char *weights)
+{
+    return crema_net_load_weights_flags(net, weights, 0);
 }
 
 crema_status crema_net_save_weights(crema_net *net, const char *path)
@@ -435,14 +442,12 @@ crema_status crema_weights_open(const char *path, crema_weights **out)
     if (!path)
         return err_set(CREMA_ERR_INVALID, "crema_weights_open: no path");
     Caffe__NetParameter *p = NULL;
-    int rc = hdf5_is_snapshot_name(path)
-                 ? hdf5_read_net(path, &p)
-                 : proto_read_binary(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    int rc = hdf5_is_snapshot_name(path) ? hdf5_read_net(path, &p) : upgrade_read_net(path, true, &p);
     if (rc)
         return rc;
     crema_weights *w = calloc(1, sizeof *w);
     if (w)
-        w->layers = calloc(p->n_layer + p->n_layers + 1, sizeof *w->layers);
+        w->layers = calloc(p->n_layer + 1, sizeof *w->layers);
     if (!w || !w->layers) {
         free(w);
         proto_free(&p->base);
@@ -450,8 +455,6 @@ crema_status crema_weights_open(const char *path, crema_weights **out)
     }
     for (size_t i = 0; !rc && i < p->n_layer; i++)
         rc = weights_add_layer(w, p->layer[i]->name, p->layer[i]->blobs, p->layer[i]->n_blobs);
-    for (size_t i = 0; !rc && i < p->n_layers; i++)
-        rc = weights_add_layer(w, p->layers[i]->name, p->layers[i]->blobs, p->layers[i]->n_blobs);
     proto_free(&p->base);
     if (rc) {
         crema_weights_free(w);
