@@ -30,6 +30,15 @@ except ValueError:
     pass
 else:
     sys.exit("load_weights took a path with a NUL byte")
+# every path the package hands to C: solvers, weights files, databases
+for call in (lambda: crema.Solver(deploy + "\0"), lambda: crema.read_caffemodel(weights + "\0"),
+             lambda: crema.db_count(weights + "\0")):
+    try:
+        call()
+    except ValueError as e:
+        assert "NUL" in str(e), e
+    else:
+        sys.exit("a path with a NUL byte reached C")
 print("python ok")
 PY
 OLD=$SHARED/corpus/upgrade/V1_before_2015/examples/mnist/lenet.prototxt

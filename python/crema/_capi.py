@@ -170,9 +170,14 @@ def encode(s):
     return s if isinstance(s, bytes) else str(s).encode("utf-8")
 
 
-def encode_path(p):
-    """A file path (str, bytes or os.PathLike) for C."""
-    return os.fsencode(p)
+def encode_path(p, what="file"):
+    """A file path (str, bytes or os.PathLike) for C, refused when it holds a
+    NUL byte: C would read it only up to the NUL and open another file than
+    the one named."""
+    b = os.fsencode(p)
+    if b"\0" in b:
+        raise ValueError("crema: %s path %r holds a NUL byte" % (what, p))
+    return b
 
 
 def decode(b):
