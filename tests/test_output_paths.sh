@@ -80,6 +80,26 @@ expect_rc 0 $F -output out.json
 if [ ! -e "out.json.tmp.$dead" ]; then ok; else fail "out.json.tmp.$dead (a killed run's) was left behind"; fi
 if [ -e "out.json.tmp.$$" ]; then ok; else fail "out.json.tmp.$$ (a live process's) was removed"; fi
 
+# HDF5Output's file_name: a link is followed; a FIFO (HDF5 must seek) is
+# refused by name and left a FIFO
+h5net() {
+    cat <<NET
+name: "h5"
+layer { name: "data" type: "Data" top: "data" top: "label"
+  transform_param { scale: 0.00390625 } data_param { source: "lmdb" batch_size: 4 backend: LMDB } }
+layer { name: "out" type: "HDF5Output" bottom: "data" bottom: "label" hdf5_output_param { file_name: "$1" } }
+NET
+}
+ln -s real.h5 h5link
+h5net h5link >h5link.prototxt
+expect_rc 0 "$BIN" test -model h5link.prototxt -weights snap_iter_1.caffemodel -iterations 1 -allow_unmatched_weights
+if [ -L h5link ] && [ -f real.h5 ]; then ok; else fail "HDF5Output replaced the link h5link (or wrote no real.h5)"; fi
+mkfifo h5pipe
+h5net h5pipe >h5pipe.prototxt
+expect_rc 1 "$BIN" test -model h5pipe.prototxt -weights snap_iter_1.caffemodel -iterations 1 -allow_unmatched_weights
+has "$TMP/err" "h5pipe is a FIFO"
+if [ -p h5pipe ]; then ok; else fail "HDF5Output replaced the FIFO h5pipe"; fi
+
 echo "$checks checks, $fails failed"
 cd / && rm -rf "$TMP"
 [ "$fails" -eq 0 ]
