@@ -6,11 +6,7 @@
 set -u
 NAME=output_paths
 . tests/cli_testing.sh
-FM=/usr/share/datasets/fashion-mnist
-[ -f "$FM/t10k-images-idx3-ubyte.gz" ] || { echo "skipped: no Fashion-MNIST at $FM"; exit 77; }
-cd "$TMP" || exit 1
-"$BIN" convert-mnist "$FM/t10k-images-idx3-ubyte.gz" "$FM/t10k-labels-idx1-ubyte.gz" lmdb >/dev/null 2>&1 ||
-    { echo "FAIL: convert-mnist"; exit 1; }
+fashion_lmdb
 cat >net.prototxt <<'NET'
 name: "out"
 layer { name: "data" type: "Data" top: "data" top: "label"
