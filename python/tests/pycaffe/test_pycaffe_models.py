@@ -65,6 +65,43 @@ class TestResNet20(unittest.TestCase):
                 self.assertLess(max_rel(net.blobs[blob].data, golden['blob/' + blob][0][0]), 1e-4, blob)
 
 
+class TestResNet20Detector(unittest.TestCase):
+    """caffe.Detector over one image file holding the three golden CIFAR
+    images side by side, a window each: the golden classes."""
+
+    def test_windows(self):
+        from PIL import Image
+        case = os.path.join(GOLDEN, 'models', 'resnet20_cifar')
+        golden = read_golden(os.path.join(case, 'golden.caffemodel'))
+        mean = np.array([113.9, 123.0, 125.3], np.float32)        # BGR, as the golden run's
+        x = golden['blob/Data1'][0][0]                              # BGR - mean, 3 x 3 x 32 x 32
+        rgb = np.rint((x + mean[None, :, None, None])[:, ::-1].transpose(0, 2, 3, 1)).astype(np.uint8)
+        tmp = tempfile.mkdtemp()
+        try:
+            path = os.path.join(tmp, 'three.png')
+            Image.fromarray(np.concatenate(list(rgb), axis=1)).save(path)
+            det = caffe.Detector(os.path.join(case, 'net.prototxt'), os.path.join(case, 'ResNet_20.caffemodel'),
+                                 mean=mean, raw_scale=255, channel_swap=(2, 1, 0))
+            windows = [np.array([0, 32 * i, 32, 32 * (i + 1)]) for i in range(3)]
+            found = det.detect_windows([(path, windows)])
+            self.assertEqual([d['filename'] for d in found], [path] * 3)
+            probs = np.array([d['prediction'] for d in found])
+            self.assertEqual(list(probs.argmax(1)), [5, 3, 9])
+            self.assertLess(max_rel(probs, golden['blob/prob'][0][0].reshape(3, -1)), 1e-3)
+            # with context: windows grown by the padding, warped to the input
+            det = caffe.Detector(os.path.join(case, 'net.prototxt'), os.path.join(case, 'ResNet_20.caffemodel'),
+                                 mean=mean, raw_scale=255, channel_swap=(2, 1, 0), context_pad=2)
+            # the mean in the image's own space (RGB, [0, 1]) pads what lies outside it
+            np.testing.assert_allclose(det.crop_mean.ravel(), mean[::-1] / 255, rtol=1e-6)
+            inner = [np.array([2, 32 * i + 2, 30, 32 * i + 30]) for i in range(3)]
+            found = det.detect_windows([(path, inner)])
+            self.assertEqual(np.array([d['prediction'] for d in found]).shape, (3, 10))
+            crop = det.crop(caffe.io.load_image(path), inner[1])
+            self.assertEqual(crop.shape, (32, 32, 3))
+        finally:
+            shutil.rmtree(tmp)
+
+
 class TestSqueezeNet(unittest.TestCase):
     """No trained SqueezeNet weights are at hand: the deploy prototxt with
     weights from its fillers, saved and given to a Classifier; its ten-crop
