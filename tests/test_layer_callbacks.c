@@ -168,6 +168,26 @@ static void test_callbacks(void)
         for (int i = 0; i < 6; i++)
             CHECK_MSG(x.diff[i] == 10.f, "x diff[%d] = %g", i, (double)x.diff[i]);
 
+        /* on a device (the mirror backend: memory of its own) the layers
+         * run on the host copies, and the numbers are the same */
+        CHECK_OK(crema_net_set_device(net, "cpu-mirror"));
+        CHECK_OK(crema_net_blob(net, "x", &x));
+        for (int i = 0; i < 6; i++)
+            x.data[i] = (float)(2 * i);
+        CHECK_OK(crema_net_forward(net, NULL));
+        CHECK_OK(crema_net_blob(net, "z", &z));
+        for (int i = 0; i < 6; i++)
+            CHECK_MSG(z.data[i] == 20.f * (float)i + 0.5f, "on the mirror: z[%d] = %g", i, (double)z.data[i]);
+        for (int i = 0; i < 6; i++)
+            z.diff[i] = 2;
+        CHECK_OK(crema_net_clear_param_diffs(net));
+        CHECK_OK(crema_net_backward(net));
+        CHECK_OK(crema_net_param(net, "Add", 0, &w));
+        CHECK_MSG(w.diff[0] == 12.f, "on the mirror: param diff %g", (double)w.diff[0]);
+        CHECK_OK(crema_net_blob(net, "x", &x));
+        CHECK_MSG(x.diff[5] == 20.f, "on the mirror: x diff %g", (double)x.diff[5]);
+        CHECK_OK(crema_net_set_device(net, "cpu"));
+
         /* a reshape of the input reaches the Python layers' tops */
         int shape[3] = { 4, 1, 2 };
         CHECK_OK(crema_net_reshape_blob(net, "x", 3, shape));
