@@ -253,7 +253,9 @@ static void test_state_share_hdf5(void)
     CHECK_OK(crema_net_open_state(proto, NULL, CREMA_TEST, 0, stages, 1, &a));
     CHECK_OK(crema_net_open_state(proto, NULL, CREMA_TEST, 1, NULL, 0, &lvl));
     CHECK_OK(crema_net_open_state(proto, NULL, CREMA_TEST, 1, stages, 1, &both));
-    CHECK(crema_net_open_state(proto, NULL, CREMA_TEST, 0, NULL, 2, &plain) != CREMA_OK);
+    crema_net *bad = NULL;
+    CHECK(crema_net_open_state(proto, NULL, CREMA_TEST, 0, NULL, 2, &bad) != CREMA_OK);
+    CHECK(bad == NULL);
     if (plain && a && lvl && both) {
         CHECK(!has_blob(plain, "a") && !has_blob(plain, "l1"));
         CHECK(has_blob(a, "a") && !has_blob(a, "l1"));
