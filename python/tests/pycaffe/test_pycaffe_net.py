@@ -171,6 +171,19 @@ class TestNet(unittest.TestCase):
         self.net.backward()
         self.assertEqual(seen, [('f', 0), ('f', 1), ('f', 2), ('f', 3), ('b', 3), ('b', 2), ('b', 1), ('b', 0)])
 
+    def test_random_seed(self):
+        net_file = simple_net_file(self.num_output)
+        try:
+            caffe.set_random_seed(5)
+            a = caffe.Net(net_file, caffe.TRAIN).params['ip'][0].data.copy()
+            b = caffe.Net(net_file, caffe.TRAIN).params['ip'][0].data.copy()
+            caffe.set_random_seed(6)
+            c = caffe.Net(net_file, caffe.TRAIN).params['ip'][0].data.copy()
+        finally:
+            os.remove(net_file)
+        np.testing.assert_array_equal(a, b)
+        self.assertFalse(np.array_equal(a, c))
+
     def test_missing_file(self):
         with self.assertRaises(RuntimeError):
             caffe.Net('/nonexistent/net.prototxt', caffe.TEST)
