@@ -565,9 +565,6 @@ static int net_setup_layer(struct net *net, struct build *b, int i)
     if (lp->n_propagate_down && lp->n_propagate_down != lp->n_bottom)
         return err_set(CREMA_ERR_INVALID, "layer %s: propagate_down is given %zu times for %zu bottoms (give it "
                        "once per bottom or not at all)", lname, lp->n_propagate_down, lp->n_bottom);
-    if (strcmp(type, "Python") == 0)
-        return err_set(CREMA_ERR_UNSUPPORTED, "layer %s: type \"Python\" runs Python code and needs crema's Python "
-                       "package (import crema in Python); the C library alone cannot run it", lname);
     const struct layer_kind *kind = layer_kind_find(type);
     if (!kind)
         return err_set(CREMA_ERR_UNSUPPORTED, "layer %s: unknown layer type \"%s\"", lname, type);
@@ -1159,8 +1156,12 @@ static bool cov_any(const void *c, int i)
 
 int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched)
 {
+    return net_load_weights_as(net, path, hdf5_is_snapshot_name(path), allow_unmatched);
+}
+
+int net_load_weights_as(struct net *net, const char *path, bool h5, bool allow_unmatched)
+{
     Caffe__NetParameter *w = NULL;
-    bool h5 = hdf5_is_snapshot_name(path);
     int rc = h5 ? hdf5_read_net(path, &w) : upgrade_read_net(path, true, &w);
     if (rc)
         return rc;
@@ -1246,5 +1247,32 @@ int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out)
         return rc;
     }
     *out = np;
+    return CREMA_OK;
+}
+
+int net_share_trained_layers(struct net *dst_net, const struct net *from)
+{
+    for (int i = 0; i < from->n_layers; i++) {
+        struct layer *src = from->layers[i].layer;
+        struct layer *dst = net_layer_by_name(dst_net, src->name);
+        if (!dst)
+            continue;
+        if (dst->n_blobs != src->n_blobs)
+            return err_set(CREMA_ERR_SHAPE, "layer %s: this net's has %d parameter blobs, the other net's %d",
+                           src->name, dst->n_blobs, src->n_blobs);
+        for (int j = 0; j < src->n_blobs; j++) {
+            if (!tensor_shape_equals(dst->blobs[j], src->blobs[j])) {
+                char a[256], b[256];
+                return err_set(CREMA_ERR_SHAPE, "layer %s: parameter blob %d is %s in this net but %s in the other",
+                               src->name, j, tensor_shape_string(dst->blobs[j], a, sizeof a),
+                               tensor_shape_string(src->blobs[j], b, sizeof b));
+            }
+            if (!tensor_data(src->blobs[j]))
+                return CREMA_ERR_NOMEM;
+            int rc = tensor_share_data(dst->blobs[j], src->blobs[j]);
+            if (rc)
+                return rc;
+        }
+    }
     return CREMA_OK;
 }

@@ -131,6 +131,11 @@ int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
  * holds) unless allow_unmatched. */
 int net_load_weights(struct net *net, const char *path);
 int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched);
+/* The same with the format given: HDF5 when h5, whatever the name. */
+int net_load_weights_as(struct net *net, const char *path, bool h5, bool allow_unmatched);
+/* Caffe's ShareTrainedLayersWith: every layer of dst named as a layer of
+ * from uses from's parameter data buffers (counts and shapes must match). */
+int net_share_trained_layers(struct net *dst, const struct net *from);
 /* Caffe's ToProto: every layer's parameter with its blobs (and diffs when
  * write_diff). Free with caffe__net_parameter__free_unpacked(p, NULL). */
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out);
