@@ -230,6 +230,20 @@ int crema_gpu_count(void);
 crema_status crema_net_set_device(crema_net *net, const char *device);
 crema_status crema_solver_set_device(crema_solver *s, const char *device);
 
+/* ---- ONNX export -------------------------------------------------------- */
+
+/* Writes the net as it is now (its input shapes, its weights) as an ONNX
+ * model, atomically. opset: 0 for CREMA_ONNX_OPSET_DEFAULT, else
+ * CREMA_ONNX_OPSET_MIN..MAX. Axis 0 of every input is the symbolic batch
+ * "N" unless flags has CREMA_ONNX_FIXED_BATCH. A layer without an ONNX
+ * equivalent fails the export (CREMA_ERR_UNSUPPORTED) with a message naming
+ * it and why. */
+#define CREMA_ONNX_OPSET_MIN 13
+#define CREMA_ONNX_OPSET_MAX 21
+#define CREMA_ONNX_OPSET_DEFAULT 17
+#define CREMA_ONNX_FIXED_BATCH 1u
+crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* The public C API (include/crema.h): opaque handles around struct net and
  * weights files, with every failure reported through crema_errmsg(). */
 #include "crema.h"
+#include "api/onnx_export.h"
 #include "data/db.h"
 #include "dist/dist.h"
 #include "layers/cos_data.h"
@@ -781,4 +782,20 @@ crema_status crema_solver_set_device(crema_solver *s, const char *device)
     const struct backend *be = NULL;
     int rc = device_open(device, &be);
     return rc ? rc : solver_set_backend(s->s, be);
+}
+
+/* ---- ONNX export ---------------------------------------------------------- */
+
+_Static_assert(CREMA_ONNX_OPSET_MIN == ONNX_OPSET_MIN && CREMA_ONNX_OPSET_MAX == ONNX_OPSET_MAX &&
+                   CREMA_ONNX_OPSET_DEFAULT == ONNX_OPSET_DEFAULT,
+               "crema.h and api/onnx_export.h disagree on the ONNX opsets");
+
+crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags)
+{
+    if (!net || !path)
+        return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: NULL argument");
+    if (flags & ~CREMA_ONNX_FIXED_BATCH)
+        return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: unknown flags 0x%x", flags);
+    struct onnx_export_options opt = { .opset = opset, .fixed_batch = flags & CREMA_ONNX_FIXED_BATCH };
+    return onnx_export_net(net->net, path, &opt);
 }
