@@ -4,30 +4,24 @@
 # wheel from the repository root, then python/tests/test_net.py run from
 # outside the tree with LD_LIBRARY_PATH unset. The venv and the CMake build
 # are kept next to $CREMA_TMP (build/python-venv, build/python-cmake) and
-# reinstalled only when the sources change.
+# reinstalled only when the sources change (tests/python_env.sh).
 set -u
-ROOT=$(pwd)
-PY=${PYTHON:-python3}
+. "$(dirname "$0")/python_env.sh"
 SHARED=$(cd "${CREMA_SHARED:-../shared}" && pwd)
-TMPBASE=${CREMA_TMP:-build/tmp}
-mkdir -p "$TMPBASE"
-TMPBASE=$(cd "$TMPBASE" && pwd)
-CACHE=$(dirname "$TMPBASE")
 TMP=$TMPBASE/python.$$
 fails=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fails=$((fails + 1)); }
 finish() { rm -rf "$TMP"; echo "$fails failed"; [ $fails -eq 0 ]; exit $?; }
 rm -rf "$TMP"; mkdir -p "$TMP"
-. "$ROOT/tests/python_venv.sh"
-venv_create || { fails=$((fails + 1)); finish; }
-venv_install_crema || { fails=$((fails + 1)); finish; }
-if [ "$VENV_REINSTALLED" = 1 ]; then
+
+python_env_setup "$TMP" || { fails=$((fails + 1)); finish; }
+if [ "$PYTHON_ENV_INSTALLED" = 1 ]; then
   # pip install . from the root builds the same package
   if "$VPY" -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps -w "$TMP/wheel" . \
        >"$TMP/wheel.log" 2>&1 \
-     && "$VPY" -c "import zipfile, glob, sys; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/crema-*.whl')[0]).namelist(); sys.exit(not ('crema/_lib/libcrema.so' in n and 'crema/net.py' in n))" "$TMP/wheel"
-  then ok "pip wheel . (root) ships crema/_lib/libcrema.so"
+     && "$VPY" -c "import zipfile, glob, sys; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/crema-*.whl')[0]).namelist(); sys.exit(not ('crema/_lib/libcrema.so' in n and 'crema/net.py' in n and 'com/yahoo/ml/caffe/CaffeOnSpark.py' in n))" "$TMP/wheel"
+  then ok "pip wheel . (root) ships crema/_lib/libcrema.so and com/yahoo/ml/caffe"
   else tail -20 "$TMP/wheel.log"; bad "pip wheel . (root)"; fi
 fi
 

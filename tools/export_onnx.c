@@ -19,6 +19,9 @@ static struct flag export_flags[] = {
       "NAME); repeat for several", NULL, false },
     { "fixed_batch", FLAG_BOOL, "false", "write axis 0 of the inputs as the number it has, not the symbolic "
       "batch N", NULL, false },
+    { "allow_unmatched_weights", FLAG_BOOL, "false",
+      "load -weights even when no layer of the net gets weights from them (an empty or unrelated file)", NULL,
+      false },
     { "level", FLAG_INT, "0", "the net state's level", NULL, false },
     { "stage", FLAG_STRING, "", "comma-separated stages of the net state", NULL, false },
     { "help", FLAG_BOOL, "false", "print this list", NULL, false },
@@ -128,7 +131,8 @@ int cmd_export_onnx(int argc, char **argv)
         return 1;
     struct net *net = NULL;
     if (cli_load_net("export-onnx", model, weights, CAFFE__PHASE__TEST, (int)cli_int(fl, N_EXPORT_FLAGS, "level"),
-                     cli_str(fl, N_EXPORT_FLAGS, "stage"), &net))
+                     cli_str(fl, N_EXPORT_FLAGS, "stage"), cli_bool(fl, N_EXPORT_FLAGS, "allow_unmatched_weights"),
+                     &net))
         return 1;
     int rc = 0;
     for (int i = 0; i < n_shapes && !rc; i++)

@@ -115,6 +115,8 @@ _SIGNATURES = {
                                             c_int, _float_p]),
     "crema_net_set_data_shard": (c_int, [_net_p, c_char_p, c_int, c_int]),
     "crema_db_count": (c_int, [c_char_p, c_char_p, POINTER(c_size_t)]),
+    "crema_db_keys": (c_int, [c_char_p, c_char_p, c_int, c_int, POINTER(c_void_p), POINTER(c_void_p),
+                              POINTER(c_size_t)]),
     "crema_dist_open": (c_int, [c_int, c_int, c_char_p, c_char_p, c_int, POINTER(c_void_p)]),
     "crema_dist_free": (None, [c_void_p]),
     "crema_dist_rank": (c_int, [c_void_p]),
@@ -123,6 +125,21 @@ _SIGNATURES = {
     "crema_dist_broadcast": (c_int, [c_void_p, c_void_p, c_size_t, c_int]),
     "crema_dist_barrier": (c_int, [c_void_p]),
     "crema_solver_set_dist": (c_int, [c_void_p, c_void_p]),
+    "crema_proto_parse": (c_int, [c_char_p, c_char_p, c_size_t, c_char_p, POINTER(c_void_p)]),
+    "crema_proto_read": (c_int, [c_char_p, c_char_p, POINTER(c_void_p)]),
+    "crema_proto_free": (None, [c_void_p]),
+    "crema_proto_type": (c_char_p, [c_void_p]),
+    "crema_proto_print": (c_int, [c_void_p, POINTER(c_void_p), POINTER(c_size_t)]),
+    "crema_free": (None, [c_void_p]),
+    "crema_proto_merge": (c_int, [c_void_p, c_char_p, c_size_t]),
+    "crema_proto_get": (c_int, [c_void_p, c_char_p, POINTER(c_void_p), POINTER(c_size_t)]),
+    "crema_proto_count": (c_int, [c_void_p, c_char_p, POINTER(c_size_t)]),
+    "crema_proto_set": (c_int, [c_void_p, c_char_p, c_char_p]),
+    "crema_proto_add": (c_int, [c_void_p, c_char_p, c_char_p]),
+    "crema_proto_clear": (c_int, [c_void_p, c_char_p]),
+    "crema_proto_field": (c_int, [c_void_p, c_char_p, POINTER(c_char_p), POINTER(c_int)]),
+    "crema_proto_upgrade": (c_int, [c_void_p, POINTER(c_int)]),
+    "crema_proto_filter_net": (c_int, [c_void_p, c_void_p]),
     "crema_weights_open": (c_int, [c_char_p, POINTER(_weights_p)]),
     "crema_weights_free": (None, [_weights_p]),
     "crema_weights_num_layers": (c_int, [_weights_p]),
@@ -154,9 +171,14 @@ def encode(s):
     return s if isinstance(s, bytes) else str(s).encode("utf-8")
 
 
-def encode_path(p):
-    """A file path (str, bytes or os.PathLike) for C."""
-    return os.fsencode(p)
+def encode_path(p, what="file"):
+    """A file path (str, bytes or os.PathLike) for C, refused when it holds a
+    NUL byte: C would read it only up to the NUL and open another file than
+    the one named."""
+    b = os.fsencode(p)
+    if b"\0" in b:
+        raise ValueError("crema: %s path %r holds a NUL byte" % (what, p))
+    return b
 
 
 def decode(b):

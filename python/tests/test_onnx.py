@@ -417,9 +417,8 @@ class Options(unittest.TestCase):
 
 
 class OldNets(unittest.TestCase):
-    """V0 and V1 nets export through the upgrade on load: the command line
-    given the old file and weights saved from the upgraded net; ONNX Runtime
-    against crema's forward of the upgraded net."""
+    """V0 and V1 nets export as they load, upgraded: from Python, and from
+    the command line given the old file and the same weights."""
 
     def test_v0_v1(self):
         up = os.path.join(CORPUS, "upgrade")
@@ -429,23 +428,24 @@ class OldNets(unittest.TestCase):
         for rel, batch in cases:
             with self.subTest(net=rel):
                 old = os.path.join(up, rel)
-                new, weights, out = tmp_path("upgraded.prototxt"), tmp_path("old.caffemodel"), tmp_path("old.onnx")
-                r = subprocess.run([BIN, "upgrade-net", old, new], capture_output=True, text=True)
-                self.assertEqual(r.returncode, 0, r.stderr)
+                weights, out = tmp_path("old.caffemodel"), tmp_path("old.onnx")
                 rng = np.random.default_rng(zlib.crc32(rel.encode()))
-                with crema.Net(new, phase="TEST") as net:
+                with crema.Net(old, phase="TEST") as net:
                     inputs_at_batch(net, batch, rng)
                     randomize(net, rng)
+                    feeds = {n: net.blobs[n].data.copy() for n in net.inputs}
+                    export_and_check(self, net, out)
+                    n, worst = compare(self, net, feeds, out, rel)
+                    REPORT.append(("upgrade/" + rel, n, worst, 0.0))
+                    os.remove(out)
                     net.save(weights)
                     shape = ",".join(str(d) for d in net.blobs[net.inputs[0]].shape)
                     r = subprocess.run([BIN, "export-onnx", "-model", old, "-weights", weights, "-output", out,
                                         "-input_shape", shape], capture_output=True, text=True)
                     self.assertEqual(r.returncode, 0, r.stderr)
                     onnx.checker.check_model(out, full_check=True)
-                    feeds = {n: net.blobs[n].data.copy() for n in net.inputs}
-                    n, worst = compare(self, net, feeds, out, rel)
-                    REPORT.append(("upgrade/" + rel, n, worst, 0.0))
-                for p in (new, weights, out):
+                    compare(self, net, feeds, out, rel + " (command line)")
+                for p in (weights, out):
                     os.remove(p)
 
 
@@ -471,12 +471,20 @@ class Demo(unittest.TestCase):
             self.assertEqual(r.returncode, 0, "%s: %s" % (args, r.stderr[-2000:]))
             return r
 
-        for split, prefix in (("train", "train"), ("test", "t10k")):
-            run("convert-mnist", os.path.join(data, prefix + "-images-idx3-ubyte.gz"),
-                os.path.join(data, prefix + "-labels-idx1-ubyte.gz"), "fashion_%s_lmdb" % split)
+        lmdbs = os.environ.get("CREMA_FASHION_LMDB")
+        if lmdbs:
+            train_db = os.path.join(lmdbs, "fashion_mnist_train_lmdb")
+            test_db = os.path.join(lmdbs, "fashion_mnist_test_lmdb")
+        else:
+            train_db, test_db = os.path.join(work, "train_lmdb"), os.path.join(work, "test_lmdb")
+            for db, prefix in ((train_db, "train"), (test_db, "t10k")):
+                run("convert-mnist", os.path.join(data, prefix + "-images-idx3-ubyte.gz"),
+                    os.path.join(data, prefix + "-labels-idx1-ubyte.gz"), db)
         # The demo's own net, solver settings, and paths, trained ITERS iterations.
         with open(os.path.join(root, "demo", "lenet_train_test.prototxt")) as f:
-            net_text = f.read().replace("build/demo/", "")
+            net_text = f.read()
+        net_text = net_text.replace("build/demo/fashion_train_lmdb", train_db)
+        net_text = net_text.replace("build/demo/fashion_test_lmdb", test_db)
         with open(os.path.join(work, "net.prototxt"), "w") as f:
             f.write(net_text)
         with open(os.path.join(root, "demo", "lenet_solver.prototxt")) as f:

@@ -76,13 +76,10 @@ int solver_read_param(const char *path, Caffe__SolverParameter **out)
 {
     *out = NULL;
     Caffe__SolverParameter *p = NULL;
-    int rc = proto_read_text(path, &caffe__solver_parameter__descriptor, (ProtobufCMessage **)&p);
+    int rc = upgrade_read_solver(path, &p);
     if (rc)
         return rc;
-    if (upgrade_solver_needed(p))
-        rc = upgrade_solver(p, path, NULL);
-    if (!rc)
-        rc = default_snapshot_prefix(p, path);
+    rc = default_snapshot_prefix(p, path);
     if (rc) {
         proto_free(&p->base);
         return rc;
@@ -93,14 +90,7 @@ int solver_read_param(const char *path, Caffe__SolverParameter **out)
 
 static int read_net_file(const char *path, Caffe__NetParameter **out)
 {
-    int rc = proto_read_text(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)out);
-    if (!rc && upgrade_net_needed(*out))
-        rc = upgrade_net(*out, path, NULL);
-    if (rc && *out) {
-        proto_free(&(*out)->base);
-        *out = NULL;
-    }
-    return rc;
+    return upgrade_read_net(path, false, out);
 }
 
 /* ---------------------------------------------------------------------- */
