@@ -384,6 +384,26 @@ class Options(unittest.TestCase):
                 self.assertEqual(m.graph.input[0].type.tensor_type.shape.dim[0].dim_value, 3)
                 os.remove(path)
 
+    def test_dummy_data(self):
+        """Constant DummyData tops become initializers; random ones are refused."""
+        with crema.Net(os.path.join(GOLDEN, "data", "dummy_data", "net.prototxt"), phase="TEST") as net:
+            net.forward()
+            path = tmp_path("dummy.onnx")
+            export_and_check(self, net, path)
+            compare(self, net, {}, path, "dummy_data")
+            os.remove(path)
+        proto = tmp_path("dummy_random.prototxt")
+        with open(proto, "w") as f:
+            f.write('layer { name: "d" type: "DummyData" top: "x" dummy_data_param { shape { dim: 2 dim: 3 } '
+                    'data_filler { type: "gaussian" } } }\n'
+                    'layer { name: "r" type: "ReLU" bottom: "x" top: "y" }\n')
+        with crema.Net(proto, phase="TEST") as net:
+            with self.assertRaises(crema.CremaError) as cm:
+                net.export_onnx(tmp_path("dummy_random.onnx"))
+            self.assertIn("layer d (DummyData)", str(cm.exception))
+            self.assertIn("gaussian", str(cm.exception))
+        os.remove(proto)
+
     def cli(self, *args):
         return subprocess.run([BIN, "export-onnx"] + list(args), capture_output=True, text=True)
 
