@@ -387,6 +387,19 @@ crema_status crema_layer_param(const crema_layer *layer, uint8_t **bytes, size_t
 crema_status crema_layer_fail(crema_layer *layer, crema_status status, const char *message);
 /* The provider's state of layer i of a net; NULL for other layers. */
 void *crema_net_layer_state(const crema_net *net, int i);
+/* ---- ONNX export -------------------------------------------------------- */
+
+/* Writes the net as it is now (its input shapes, its weights) as an ONNX
+ * model, atomically. opset: 0 for CREMA_ONNX_OPSET_DEFAULT, else
+ * CREMA_ONNX_OPSET_MIN..MAX. Axis 0 of every input is the symbolic batch
+ * "N" unless flags has CREMA_ONNX_FIXED_BATCH. A layer without an ONNX
+ * equivalent fails the export (CREMA_ERR_UNSUPPORTED) with a message naming
+ * it and why. */
+#define CREMA_ONNX_OPSET_MIN 13
+#define CREMA_ONNX_OPSET_MAX 21
+#define CREMA_ONNX_OPSET_DEFAULT 17
+#define CREMA_ONNX_FIXED_BATCH 1u
+crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags);
 
 #ifdef __cplusplus
 }

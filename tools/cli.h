@@ -107,6 +107,8 @@ int cli_check_output(const char *cmd, const char *output, const char *format);
 int cli_extract(const char *cmd, const struct extract_job *job);
 
 int cmd_test(int argc, char **argv);
+/* ONNX export (export_onnx.c) */
+int cmd_export_onnx(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_device_query(int argc, char **argv);
 

@@ -146,6 +146,7 @@ _SIGNATURES = {
     "crema_weights_layer_name": (c_char_p, [_weights_p, c_int]),
     "crema_weights_num_blobs": (c_int, [_weights_p, c_int]),
     "crema_weights_blob": (c_int, [_weights_p, c_int, c_int, POINTER(Blob)]),
+    "crema_net_export_onnx": (c_int, [_net_p, c_char_p, c_int, ctypes.c_uint]),
 }
 
 for _name, (_res, _args) in _SIGNATURES.items():

@@ -503,6 +503,14 @@ class Net:
         """Writes the weights as a binary .caffemodel (atomically)."""
         check(lib.crema_net_save_weights(self._live().ptr, _c_path(path, "output")))
 
+    # ---- export ----
+
+    def export_onnx(self, path, opset=None, fixed_batch=False):
+        """Writes the net as it is now (its input shapes and weights) as an
+        ONNX model; see crema.onnx_export.export_onnx."""
+        from .onnx_export import export_onnx
+        export_onnx(self, path, opset=opset, fixed_batch=fixed_batch)
+
     def __repr__(self):
         if self._h is None:
             return "<crema.Net (closed)>"

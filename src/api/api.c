@@ -2,6 +2,7 @@
  * weights files, with every failure reported through crema_errmsg(). */
 #include "crema.h"
 #include "api/handles.h"
+#include "api/onnx_export.h"
 #include "data/db.h"
 #include "dist/dist.h"
 #include "layers/cos_data.h"
@@ -1109,4 +1110,20 @@ crema_status crema_proto_filter_net(crema_proto *net, const crema_proto *state)
     if (!rc)
         rc = net_filter_layers(np, (const Caffe__NetState *)state->msg);
     return rc;
+}
+
+/* ---- ONNX export ---------------------------------------------------------- */
+
+_Static_assert(CREMA_ONNX_OPSET_MIN == ONNX_OPSET_MIN && CREMA_ONNX_OPSET_MAX == ONNX_OPSET_MAX &&
+                   CREMA_ONNX_OPSET_DEFAULT == ONNX_OPSET_DEFAULT,
+               "crema.h and api/onnx_export.h disagree on the ONNX opsets");
+
+crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags)
+{
+    if (!net || !path)
+        return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: NULL argument");
+    if (flags & ~CREMA_ONNX_FIXED_BATCH)
+        return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: unknown flags 0x%x", flags);
+    struct onnx_export_options opt = { .opset = opset, .fixed_batch = flags & CREMA_ONNX_FIXED_BATCH };
+    return onnx_export_net(net->net, path, &opt);
 }
