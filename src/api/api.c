@@ -692,3 +692,17 @@ crema_status crema_solver_set_dist(crema_solver *cs, crema_dist *d)
         return err_set(CREMA_ERR_INVALID, "crema_solver_set_dist: NULL argument");
     return solver_set_dist(cs->s, d->comm);
 }
+
+/* For front ends that keep snapshots elsewhere (api_frontend.c): the
+ * snapshot written under another prefix than the prototxt's, which every
+ * rank must hold identical. */
+crema_status crema_solver_snapshot_to(crema_solver *s, const char *prefix)
+{
+    if (!s || !prefix)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_snapshot_to: NULL argument");
+    char *saved = s->s->param->snapshot_prefix;
+    s->s->param->snapshot_prefix = (char *)prefix;
+    int rc = solver_snapshot(s->s);
+    s->s->param->snapshot_prefix = saved;
+    return rc;
+}
