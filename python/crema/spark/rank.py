@@ -7,13 +7,21 @@ import glob
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from . import prototxt
+from . import hdfs, prototxt
+
+
+def cache_dir():
+    """Files copied from Hadoop file systems, shared by this host's tasks."""
+    d = os.path.join(tempfile.gettempdir(), "crema-spark-cache-%d" % os.getuid())
+    os.makedirs(d, exist_ok=True)
+    return d
 
 
 def log(msg):
@@ -182,14 +190,15 @@ class LmdbFeeder(_Feeder):
         super().__init__()
         self.spec = spec
         self.batch = spec.batch
-        total = crema.db_count(spec.path, "lmdb")
+        path = hdfs.fetch_dir(getattr(spec, "store", None), spec.path, cache_dir())
+        total = crema.db_count(path, "lmdb")
         self.rank, self.size = rank, size
         self.n = len(range(rank, total, size))
         if self.n == 0:
             raise ValueError("LMDB %s: rank %d of %d has no records (%d in all)" % (spec.path, rank, size, total))
         text = ('name: "reader"\nlayer {\n  name: "data"\n  type: "Data"\n  top: "data"\n  top: "label"\n'
                 '  data_param {\n    source: "%s"\n    backend: LMDB\n    batch_size: %d\n  }\n%s}\n'
-                % (spec.path.replace('"', '\\"'), spec.batch, spec.transform))
+                % (path.replace('"', '\\"'), spec.batch, spec.transform))
         path = os.path.join(work, "reader_%s.prototxt" % phase.lower())
         with open(path, "w") as f:
             f.write(text)
@@ -259,6 +268,11 @@ def write_solver_file(job, work):
     sp["net_param"] = [fed_net(job)]
     sp["snapshot_prefix"] = [job.snapshot_prefix]
     sp["snapshot_after_train"] = ["false"]
+    if getattr(job, "model_uri", None):
+        # -model on a Hadoop file system: rank 0 snapshots into its own
+        # directory and copies the files there (hdfs.upload_snapshot); the
+        # prefix above, the same on every rank, only names them
+        sp["snapshot"] = ["0"]
     path = os.path.join(work, "solver.prototxt")
     with open(path, "w") as f:
         f.write(prototxt.dump(sp))
@@ -320,22 +334,42 @@ def train_rank(job, rank, size, address, secret, table, val_table):
     solver = vnet = None
     try:
         solver = crema.Solver(write_solver_file(job, work), log=(rank == 0))
-        if job.weights:
-            solver.net.load_weights(job.weights)
-        state, _ = newest_snapshot(job.snapshot_prefix)
-        if job.snapshot_state and state is None:
-            state = job.snapshot_state
-        if state:
-            # a state names its .caffemodel as its writer gave it: resolve a
-            # relative name next to the state, not in the executor's directory
-            here = os.getcwd()
-            os.chdir(os.path.dirname(os.path.abspath(state)))
-            try:
-                solver.restore(os.path.abspath(state))
-            finally:
-                os.chdir(here)
-            log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
-            records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
+        cache = cache_dir()
+        weights = hdfs.fetch(job.weights_store, job.weights, cache) if job.weights else None
+        if weights:
+            solver.net.load_weights(weights)
+        if job.store is not None:
+            # snapshots on a Hadoop file system: copied here, restored with
+            # their own model (the state names rank 0's local copy)
+            state, model, _ = hdfs.newest_snapshot(job.store, job.snapshot_prefix)
+            if state is None and job.snapshot_state:
+                state, model = job.snapshot_state, job.weights
+            if state:
+                st_store = job.store if state != job.snapshot_state else job.state_store
+                local_state = hdfs.fetch(st_store, state, os.path.join(work, "resume"))
+                local_model = (hdfs.fetch(job.store, model, os.path.join(work, "resume")) if model != job.weights
+                               else weights)
+                if local_model is None:
+                    solver.restore(local_state)
+                else:
+                    solver.restore_weights(local_state, local_model)
+                log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
+                records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
+        else:
+            state, _ = newest_snapshot(job.snapshot_prefix)
+            if job.snapshot_state and state is None:
+                state = hdfs.fetch(job.state_store, job.snapshot_state, cache)
+            if state:
+                # a state names its .caffemodel as its writer gave it: resolve a
+                # relative name next to the state, not in the executor's directory
+                here = os.getcwd()
+                os.chdir(os.path.dirname(os.path.abspath(state)))
+                try:
+                    solver.restore(os.path.abspath(state))
+                finally:
+                    os.chdir(here)
+                log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
+                records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
         solver.set_dist(dist)
         feeder = make_feeder(job.train_spec, table, rank, size, "TRAIN", work)
         feeder.seek(solver.iter * job.train_spec.batch * job.iter_size)
@@ -364,15 +398,23 @@ def train_rank(job, rank, size, address, secret, table, val_table):
                 log("rank %d: failing on purpose at iteration %d (test hook)" % (rank, it))
                 os._exit(3)
             solver.step(1)
+            if (job.store is not None and rank == 0 and job.snapshot > 0 and solver.iter % job.snapshot == 0):
+                hdfs.upload_snapshot(job.store, solver, work, job.snapshot_prefix, solver.iter, job.snapshot_h5)
         if val is not None and job.test_interval > 0 and solver.iter % job.test_interval == 0:
             validate(solver.iter)
         seconds = time.time() - t0
         if rank == 0:
-            solver.net.save(job.model_local)
+            if job.store is None:
+                solver.net.save(job.model_local)
+            else:
+                local = os.path.join(work, "model.caffemodel" + (".h5" if job.model_uri.endswith(".h5") else ""))
+                solver.net.save(local)
+                job.store.put(local, job.model_uri)
             records.append(json.dumps({"kind": "done", "iter": solver.iter, "start": start_iter,
                                        "seconds": seconds,
                                        "images": (solver.iter - start_iter) * job.train_spec.batch *
-                                       job.iter_size * size}))
+                                       job.iter_size * size,
+                                       "writer": "%s:%d" % (socket.gethostname(), os.getpid())}))
         dist.barrier()
     finally:
         if vnet is not None:
@@ -392,7 +434,8 @@ def score_partition(job, spec, table, rank, size, mode):
     yields (ids, {blob: N x k float32}, labels) per batch."""
     import crema
     work = tempfile.mkdtemp(prefix="crema-spark-score-")
-    net = crema.Net(write_net_file(job, work), job.model_local, phase="TEST")
+    model = job.model_local if job.store is None else hdfs.fetch(job.store, job.model_uri, cache_dir())
+    net = crema.Net(write_net_file(job, work), model, phase="TEST")
     feeder = make_feeder(spec, table, rank, size, "TEST", work)
     n, b = feeder.n, spec.batch
     sums, count = None, 0
@@ -404,7 +447,7 @@ def score_partition(job, spec, table, rank, size, mode):
             if mode == "test" and real < b:
                 # a net whose batch is the remainder, so that every sample
                 # counts once and the means are exact
-                tail = crema.Net(_tail_net(job, spec.layer, real, work), job.model_local, phase="TEST")
+                tail = crema.Net(_tail_net(job, spec.layer, real, work), model, phase="TEST")
                 feeder.feed(tail, 1, count=real)
                 out = tail.forward()
                 vec = np.concatenate([np.asarray(out[k], np.float64).reshape(-1) for k in names])
