@@ -14,6 +14,7 @@
 #include <string.h>
 
 #define EXC_CLASS "com/yahoo/ml/caffe/crema/CremaException"
+#define DIST_EXC_CLASS "com/yahoo/ml/caffe/crema/CremaDistException"
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -21,7 +22,7 @@ static void throw_message(JNIEnv *env, int status, const char *msg)
 {
     if ((*env)->ExceptionCheck(env))
         return;
-    jclass cls = (*env)->FindClass(env, EXC_CLASS);
+    jclass cls = (*env)->FindClass(env, status == CREMA_ERR_DIST ? DIST_EXC_CLASS : EXC_CLASS);
     if (!cls)
         return; /* NoClassDefFoundError is pending */
     jmethodID ctor = (*env)->GetMethodID(env, cls, "<init>", "(ILjava/lang/String;)V");

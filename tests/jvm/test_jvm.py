@@ -149,12 +149,32 @@ class Runner:
         env.pop("PYSPARK_SUBMIT_ARGS", None)
         return env
 
-    def _report(self, name, p, dt):
-        with open(os.path.join(self.work, name + ".out"), "w") as f:
-            f.write(p.stdout)
-        with open(os.path.join(self.work, name + ".err"), "w") as f:
-            f.write(p.stderr)
-        return p, dt
+    def _run(self, name, cmd, env, timeout):
+        """Runs cmd with its output in NAME.out / NAME.err (kept whatever happens); a run past timeout
+        is killed and reads as rc 124."""
+        out_path, err_path = os.path.join(self.work, name + ".out"), os.path.join(self.work, name + ".err")
+        t0 = time.time()
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # where it stood: every JVM of the run's session, for the log
+                ps = subprocess.run(["ps", "-o", "pid=,comm=", "-s", str(proc.pid)], capture_output=True, text=True)
+                for line in ps.stdout.splitlines():
+                    pid, comm = line.split(None, 1)
+                    if comm.strip() == "java":
+                        subprocess.run(["jstack", pid], stdout=err, stderr=subprocess.DEVNULL, timeout=60)
+                os.killpg(proc.pid, 9)
+                proc.wait()
+                rc = 124
+        with open(out_path, errors="replace") as f:
+            stdout = f.read()
+        with open(err_path, errors="replace") as f:
+            stderr = f.read()
+        if rc == 124:
+            stderr += "\n(killed after %d s)" % timeout
+        return subprocess.CompletedProcess(cmd, rc, stdout, stderr), time.time() - t0
 
     def app_logs(self, stderr):
         """The executors' stderr of the application a driver log names."""
@@ -172,7 +192,7 @@ class Runner:
         if m:
             shutil.rmtree(os.path.join(self.spark_home, "work", m.group(1)), ignore_errors=True)
 
-    def spark_submit(self, name, master, main_class, app_jar, args, extra_conf=None, jars=None, timeout=600):
+    def spark_submit(self, name, master, main_class, app_jar, args, extra_conf=None, jars=None, timeout=900):
         conf = dict(self.conf)
         conf.update(extra_conf or {})
         cmd = [self.submit, "--master", master]
@@ -181,18 +201,13 @@ class Runner:
         if jars:
             cmd += ["--jars", ",".join(jars)]
         cmd += ["--class", main_class, app_jar] + args
-        t0 = time.time()
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self._env(), timeout=timeout)
-        return self._report(name, p, time.time() - t0)
+        return self._run(name, cmd, self._env(), timeout)
 
-    def crema_spark(self, name, master, args, timeout=600):
+    def crema_spark(self, name, master, args, timeout=900):
         env = self._env()
         env["PYSPARK_SUBMIT_ARGS"] = " ".join("--conf %s=%s" % kv for kv in self.conf.items()) + " pyspark-shell"
         env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-        t0 = time.time()
-        p = subprocess.run([sys.executable, "-m", "crema.spark"] + args + ["--master", master], capture_output=True,
-                           text=True, env=env, timeout=timeout)
-        return self._report(name, p, time.time() - t0)
+        return self._run(name, [sys.executable, "-m", "crema.spark"] + args + ["--master", master], env, timeout)
 
 
 def tail(p, runner, n=30):

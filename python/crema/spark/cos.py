@@ -258,7 +258,11 @@ class CremaOnSpark:
     def _score_df(self, source, mode, schema, conf):
         job = self._job(conf)
         if job.store is not None:
-            if not job.store.exists(job.model_uri):
+            try:
+                there = job.store.exists(job.model_uri)
+            except hdfs.HdfsError as e:
+                raise ValueError("%s: -model %s: %s" % (mode, conf.modelPath, e)) from None
+            if not there:
                 raise ValueError("%s: -model %s: no such model" % (mode, conf.modelPath))
         elif not job.model_local or not os.path.exists(job.model_local):
             raise ValueError("%s: -model %s: no such model" % (mode, conf.modelPath))

@@ -330,15 +330,48 @@ def newest_snapshot(store, prefix_uri):
     return best
 
 
-def upload_snapshot(store, solver, work, prefix_uri, it, h5):
+class Uploads:
+    """Rank 0's copies of snapshots, one at a time on a thread of their own,
+    so that training goes on (and no rank waits on rank 0 past its timeout)."""
+
+    def __init__(self):
+        self.thread = None
+        self.error = None
+
+    def start(self, fn):
+        import threading
+
+        def run():
+            try:
+                fn()
+            except Exception as e:  # reported by finish()
+                self.error = e
+        self.thread = threading.Thread(target=run, name="crema-snapshot-upload", daemon=True)
+        self.thread.start()
+
+    def finish(self):
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            e, self.error = self.error, None
+            raise HdfsError("copying a snapshot: %s" % e)
+
+
+def upload_snapshot(store, solver, work, prefix_uri, it, h5, uploads):
     """Rank 0's snapshot: written locally by crema, then the model and then
-    the state copied beside -model, so a state there always has its model."""
+    the state copied beside -model (behind the training), so a state there
+    always has its model."""
+    uploads.finish()
     local_prefix = os.path.join(work, "snapshots", basename(prefix_uri))
     os.makedirs(os.path.dirname(local_prefix), exist_ok=True)
     solver.snapshot_to(local_prefix)
     ext = ".h5" if h5 else ""
     d = parent(prefix_uri)
-    for kind in ("caffemodel", "solverstate"):
-        local = "%s_iter_%d.%s%s" % (local_prefix, it, kind, ext)
-        store.put(local, child(d, os.path.basename(local)))
-        os.unlink(local)
+
+    def copy():
+        for kind in ("caffemodel", "solverstate"):
+            local = "%s_iter_%d.%s%s" % (local_prefix, it, kind, ext)
+            store.put(local, child(d, os.path.basename(local)))
+            os.unlink(local)
+    uploads.start(copy)

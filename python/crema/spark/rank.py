@@ -332,6 +332,7 @@ def train_rank(job, rank, size, address, secret, table, val_table):
     records = []
     dist = crema.Dist(rank, size, address, secret, job.timeout_ms)
     solver = vnet = None
+    uploads = hdfs.Uploads()
     try:
         solver = crema.Solver(write_solver_file(job, work), log=(rank == 0))
         cache = cache_dir()
@@ -403,19 +404,24 @@ def train_rank(job, rank, size, address, secret, table, val_table):
         if val is not None and job.test_interval > 0 and solver.iter % job.test_interval == 0:
             validate(solver.iter)
         seconds = time.time() - t0
+        local = None
         if rank == 0:
             if job.store is None:
                 solver.net.save(job.model_local)
             else:
                 local = os.path.join(work, "model.caffemodel" + (".h5" if job.model_uri.endswith(".h5") else ""))
                 solver.net.save(local)
+        dist.barrier()
+        if rank == 0:
+            if local is not None:
+                # after the last collective: no rank waits on these copies
+                uploads.finish()
                 job.store.put(local, job.model_uri)
             records.append(json.dumps({"kind": "done", "iter": solver.iter, "start": start_iter,
                                        "seconds": seconds,
                                        "images": (solver.iter - start_iter) * job.train_spec.batch *
                                        job.iter_size * size,
                                        "writer": "%s:%d" % (socket.gethostname(), os.getpid())}))
-        dist.barrier()
     finally:
         if vnet is not None:
             vnet.close()

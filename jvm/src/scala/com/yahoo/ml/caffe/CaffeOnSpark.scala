@@ -12,7 +12,8 @@ import java.security.SecureRandom
 import scala.collection.mutable
 
 import com.yahoo.ml.caffe.crema._
-import org.apache.spark.{BarrierTaskContext, SparkConf, SparkContext, TaskContext}
+import org.apache.spark.{BarrierTaskContext, ExceptionFailure, SparkConf, SparkContext, SparkException, TaskContext}
+import org.apache.spark.scheduler.{SparkListener, SparkListenerTaskEnd}
 import org.apache.spark.ml.linalg.Vectors
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.expressions.UserDefinedFunction
@@ -85,6 +86,29 @@ object CaffeOnSpark {
         print(text)
       }
     }
+  }
+}
+
+/** Why the ranks of a job failed: the first failure other than a lost peer (which is what the other
+ * ranks see when one fails), else the first. */
+private[caffe] class FirstFailure extends SparkListener {
+  @volatile private var cause: String = null
+  @volatile private var peer: String = null
+
+  def first: String = if (cause != null) cause else peer
+
+  /** The listener bus runs behind the scheduler: wait a little for the failures to arrive. */
+  def await(): Unit = {
+    val deadline = System.nanoTime() + 3000000000L
+    while (cause == null && System.nanoTime() < deadline) Thread.sleep(50)
+  }
+
+  override def onTaskEnd(e: SparkListenerTaskEnd): Unit = e.reason match {
+    case f: ExceptionFailure =>
+      val what = "rank " + e.taskInfo.index + ": " + f.className + ": " + f.description
+      if (f.className == classOf[CremaDistException].getName) { if (peer == null) peer = what }
+      else if (cause == null) cause = what
+    case _ =>
   }
 }
 
@@ -179,6 +203,7 @@ class CaffeOnSpark(@transient val sc: SparkContext) extends Serializable {
       b.map("%02x".format(_)).mkString
     }
     val isLmdb = job.trainSpec.kind == "lmdb"
+    if (sc.isLocal) SparkInternals.releaseBarrierTimerAfterMain()
     val self = this
     val out = data.barrier().mapPartitions { rows =>
       val ctx = BarrierTaskContext.get()
@@ -207,12 +232,23 @@ class CaffeOnSpark(@transient val sc: SparkContext) extends Serializable {
     // a shuffle after the barrier stage makes it a ShuffleMapStage: Spark
     // retries those (every task together) when a task fails, never a
     // barrier ResultStage
-    val records = out.repartition(1).collect().toSeq
+    val firstFailure = new FirstFailure
+    sc.addSparkListener(firstFailure)
+    val records = try out.repartition(1).collect().toSeq catch {
+      case e: SparkException =>
+        // the stage's failure names the last rank to fail, often one that
+        // only lost its peer; the first failure is the cause
+        firstFailure.await()
+        if (firstFailure.first == null) throw e
+        throw new SparkException("training failed: " + firstFailure.first + " (" + e.getMessage.split("\n")(0) + ")", e)
+    } finally sc.removeSparkListener(firstFailure)
     for (rec <- records) {
       if (rec.kind == "resume") log.info("rank " + rec.rank + " resumed from " + rec.file + " at iteration " + rec.iter)
       if (rec.kind == "done") {
         lastTrainRecord = rec
         log.info("rank 0 (" + rec.writer + ") wrote " + rec.file + " at iteration " + rec.iter)
+        if (rec.seconds > 0)
+          log.info(f"training loop: ${rec.images}%d images in ${rec.seconds}%.2f s (${rec.images / rec.seconds}%.0f images/s)")
       }
     }
     records

@@ -18,6 +18,37 @@ import caffe.Caffe._
 private[caffe] case class TrainRecord(kind: String, rank: Int, iter: Int, file: String, names: Array[String],
                                       values: Array[Array[Float]], seconds: Double, images: Long, writer: String)
 
+/** Rank 0's copies of snapshots to their file system, one at a time on a thread of their own. */
+private[caffe] class Uploads {
+  private var running: Thread = null
+  @volatile private var failure: Throwable = null
+
+  def start(body: () => Unit): Unit = {
+    val t = new Thread(new Runnable {
+      def run(): Unit = try body() catch { case e: Throwable => failure = e }
+    }, "crema-snapshot-upload")
+    t.setDaemon(true)
+    t.start()
+    running = t
+  }
+
+  /** Waits for the copy under way; rethrows its failure. */
+  def finish(): Unit = {
+    if (running != null) {
+      running.join()
+      running = null
+    }
+    if (failure != null) {
+      val e = failure
+      failure = null
+      throw new java.io.IOException("copying a snapshot: " + e.getMessage, e)
+    }
+  }
+
+  /** The task is ending on an error: a copy under way finishes on its own, or not. */
+  def abandon(): Unit = running = null
+}
+
 private[caffe] object Rank {
   def log(msg: String): Unit = {
     System.err.println("crema: " + msg)
@@ -101,6 +132,7 @@ private[caffe] object Rank {
     val conf = job.hadoop.value
     var solver, vnet, dist = 0L
     var feeder, vfeeder: Feeder = null
+    val uploads = new Uploads
     try {
       dist = Native.distOpen(rank, size, address, secret, job.timeoutMs)
       solver = Native.solverOpen(write(work.resolve("solver.prototxt"), job.solverText), rank == 0)
@@ -154,22 +186,27 @@ private[caffe] object Rank {
         Native.solverStep(solver, 1)
         val done = Native.solverIter(solver)
         if (rank == 0 && job.snapshot > 0 && done % job.snapshot == 0 && job.snapshotDir != null)
-          snapshot(job, solver, snapDir, done, if (killAt != null && killAt(0).toInt == done) killAt(1) else null)
+          snapshot(job, solver, snapDir, done, if (killAt != null && killAt(0).toInt == done) killAt(1) else null,
+            uploads)
       }
       if (vfeeder != null && job.testInterval > 0 && Native.solverIter(solver) % job.testInterval == 0)
         validation(Native.solverIter(solver))
       val seconds = (System.nanoTime() - t0) / 1e9
+      val local = work.resolve("model" + (if (job.modelUri.endsWith(".h5")) ".caffemodel.h5" else ".caffemodel"))
+      if (rank == 0) Native.netSaveWeights(train, local.toString)
+      Native.distBarrier(dist)
+      // the copies leave after the last collective: however long they take,
+      // no rank waits on rank 0 past its timeout
       if (rank == 0) {
-        val local = work.resolve("model" + (if (job.modelUri.endsWith(".h5")) ".caffemodel.h5" else ".caffemodel"))
-        Native.netSaveWeights(train, local.toString)
+        uploads.finish()
         Files.upload(local, job.modelUri, conf)
         log("rank 0 wrote the model to " + job.modelUri)
         val it = Native.solverIter(solver)
         records += TrainRecord("done", rank, it, job.modelUri, null, null, seconds,
           (it - startIter).toLong * job.trainSpec.batch * job.iterSize * size, processName())
       }
-      Native.distBarrier(dist)
     } finally {
+      uploads.abandon()
       if (vnet != 0) Native.netFree(vnet)
       if (vfeeder != null) vfeeder.close()
       if (feeder != null) feeder.close()
@@ -181,15 +218,16 @@ private[caffe] object Rank {
 
   /** Rank 0's snapshot at iteration `it`: written locally by crema, then the model and then the state
    * copied beside -model (each to a temporary name, renamed), so that a state there always has its
-   * model whole. kill: the test hook's marker file (the executor dies halfway through the state). */
-  private def snapshot(job: Job, solver: Long, dir: Path, it: Int, kill: String): Unit = {
+   * model whole. The copy runs behind the training (one at a time). kill: the test hook's marker file
+   * (the executor dies halfway through the state). */
+  private def snapshot(job: Job, solver: Long, dir: Path, it: Int, kill: String, uploads: Uploads): Unit = {
+    uploads.finish() // the previous snapshot's files leave first
     val prefix = dir.resolve(job.snapshotBase).toString
     Native.solverSnapshotTo(solver, prefix)
     val ext = if (job.snapshotH5) ".h5" else ""
     val conf = job.hadoop.value
     val model = Paths.get(prefix + "_iter_" + it + ".caffemodel" + ext)
     val state = Paths.get(prefix + "_iter_" + it + ".solverstate" + ext)
-    Files.upload(model, FileUris.child(job.snapshotDir, model.getFileName.toString), conf)
     val midway: () => Unit =
       if (kill == null) null
       else () => {
@@ -197,10 +235,13 @@ private[caffe] object Rank {
         log("rank 0: the executor dies halfway through writing " + state.getFileName + " (test hook)")
         Runtime.getRuntime.halt(3)
       }
-    Files.upload(state, FileUris.child(job.snapshotDir, state.getFileName.toString), conf, midway)
-    log("rank 0 wrote snapshot " + FileUris.child(job.snapshotDir, state.getFileName.toString))
-    JFiles.deleteIfExists(model)
-    JFiles.deleteIfExists(state)
+    uploads.start { () =>
+      Files.upload(model, FileUris.child(job.snapshotDir, model.getFileName.toString), conf)
+      Files.upload(state, FileUris.child(job.snapshotDir, state.getFileName.toString), conf, midway)
+      log("rank 0 wrote snapshot " + FileUris.child(job.snapshotDir, state.getFileName.toString))
+      JFiles.deleteIfExists(model)
+      JFiles.deleteIfExists(state)
+    }
   }
 
   // ---- test and features ----

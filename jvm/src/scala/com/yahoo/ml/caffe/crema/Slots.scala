@@ -34,10 +34,10 @@ private[caffe] object Slots {
         "time; start more executors or cores, or lower -clusterSize")
     val waitS = sc.getConf.getDouble("spark.crema.slotWait", 120.0)
     val deadline = System.nanoTime() + (waitS * 1e9).toLong
-    var slots = SparkSlots.available(sc)
+    var slots = SparkInternals.availableSlots(sc)
     while (slots < clusterSize && System.nanoTime() < deadline) {
       Thread.sleep(500)
-      slots = SparkSlots.available(sc)
+      slots = SparkInternals.availableSlots(sc)
     }
     if (slots < clusterSize)
       throw new IllegalArgumentException("clusterSize " + clusterSize + " is larger than the " + slots +
