@@ -3,8 +3,10 @@
 # of LeNet on Fashion-MNIST, the train LMDB, batch 64 per rank, 2 ranks on
 # local-cluster[2,1,2048]) driven by the JVM (spark-submit --class
 # com.yahoo.ml.caffe.CaffeOnSpark build/jvm/crema.jar) against crema.spark on
-# the same job. Rounds alternate JVM and Python so that load on the machine
-# falls on both.
+# the same job. Rounds alternate which goes first, so that load on the
+# machine falls on both. First, without Spark: the same loop in one process
+# (bench/jvm: a batch of the LMDB fed to the MemoryData layer, one solver
+# step) through JNI from Java and through crema.spark's own feeder (ctypes).
 #   sh bench/bench_spark_jvm.sh [build-dir] [iterations] [rounds]
 set -u
 BUILD=${1:-build}
@@ -54,9 +56,32 @@ spark.stop()
 '''
 with open("py_train.py", "w") as f:
     f.write(py)
+# ---- the loop alone, one rank, no Spark ----
+T.write_net("net_mem.prototxt", 'layer { name: "data" type: "MemoryData" top: "data" top: "label"\n'
+            '  memory_data_param { batch_size: 64 channels: 1 height: 28 width: 28 } }\n', "")
+T.write_solver("solver_mem.prototxt", "net_mem.prototxt", iters)
+lmdb = os.path.abspath("fm_train_lmdb")
+T.write("reader.prototxt", 'name: "reader"\nlayer { name: "data" type: "Data" top: "data" top: "label"\n'
+        '  transform_param { scale: 0.00390625 }\n  data_param { source: "%s" batch_size: 64 backend: LMDB } }\n'
+        % lmdb)
+here = os.path.join(root, "bench", "jvm")
+subprocess.run(["javac", "-d", ".", "-cp", jar, os.path.join(here, "Loop.java")], check=True)
+for r in range(rounds):
+    got = {}
+    for who, cmd in (("jvm", ["java", "-cp", jar + ":.", "Loop", "solver_mem.prototxt", "reader.prototxt", str(iters)]),
+                     ("python", [sys.executable, os.path.join(here, "loop.py"), "solver_mem.prototxt", lmdb, str(iters)])):
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        m = re.search(r"loop: (\d+) images in ([0-9.]+) s", p.stdout)
+        if p.returncode or not m:
+            print("%s loop failed:\n%s" % (who, (p.stdout + p.stderr)[-2000:]))
+            sys.exit(1)
+        got[who] = int(m.group(1)) / float(m.group(2))
+    print("round %d, one rank, no Spark: JNI %7.0f images/s, ctypes %7.0f images/s: JNI %+.1f%%"
+          % (r + 1, got["jvm"], got["python"], 100 * (got["python"] / got["jvm"] - 1)), flush=True)
+
 rates = {"jvm": [], "python": []}
 for r in range(rounds):
-    for who in ("jvm", "python"):
+    for who in (("jvm", "python") if r % 2 == 0 else ("python", "jvm")):
         if who == "jvm":
             cmd = [submit, "--master", master] + common + ["--class", "com.yahoo.ml.caffe.CaffeOnSpark", jar,
                    "-train", "-conf", "solver.prototxt", "-clusterSize", "2", "-model",

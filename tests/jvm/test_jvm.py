@@ -18,7 +18,7 @@ which process wrote or read each file.
             and snapshots on HDFS written by a Python task: same accuracy
   java      the README's Java program (ImageDataFrame source)
   checks    tests/jvm/Checks.scala: bad input, the tools, DataFrameSource
-  cliargs   the command line's messages: -clusterSize 3 on 2 slots, a bad prototxt
+  cliargs   the command line's message for -clusterSize 3 on 2 slots
 """
 import argparse
 import glob
@@ -534,16 +534,6 @@ def run_all(args, only, w, iters, hdfs, hdfs_root, hdfs_log, test_lmdb, xte, yte
         line = [ln for ln in p.stderr.splitlines() if ln.startswith("CaffeOnSpark:")]
         ok(p.returncode == 1 and line and "clusterSize 3 is larger than the 2 task slots" in line[-1],
            "the command line with -clusterSize 3 on local-cluster[2,1,1024]: exit 1 with the reason",
-           "%.0f s, rc %d: %s" % (dt, p.returncode, line[-1] if line else tail(p, runner)))
-        if not os.path.exists("solver_badnet.prototxt"):
-            write("net_bad.prototxt", 'name: "LeNet"\nlayer { name: "data" type: "MemoryData" top: "data"\n'
-                                      '  memory_data_param { batch_size: sixty-four } }\n')
-            write_solver("solver_badnet.prototxt", "net_bad.prototxt", 10)
-        p, dt = runner.spark_submit("cliargsbad", "local[1]", "com.yahoo.ml.caffe.CaffeOnSpark", args.jar,
-                                    ["-train", "-conf", "solver_badnet.prototxt", "-model", "file:/tmp/x.caffemodel"])
-        line = [ln for ln in p.stderr.splitlines() if ln.startswith("CaffeOnSpark:")]
-        ok(p.returncode == 1 and line and "net_bad.prototxt:3" in line[-1],
-           "the command line with a bad net prototxt: exit 1 naming the file and line",
            "%.0f s, rc %d: %s" % (dt, p.returncode, line[-1] if line else tail(p, runner)))
 
 
