@@ -400,7 +400,8 @@ def train_rank(job, rank, size, address, secret, table, val_table):
                 os._exit(3)
             solver.step(1)
             if (job.store is not None and rank == 0 and job.snapshot > 0 and solver.iter % job.snapshot == 0):
-                hdfs.upload_snapshot(job.store, solver, work, job.snapshot_prefix, solver.iter, job.snapshot_h5)
+                hdfs.upload_snapshot(job.store, solver, work, job.snapshot_prefix, solver.iter, job.snapshot_h5,
+                                     uploads)
         if val is not None and job.test_interval > 0 and solver.iter % job.test_interval == 0:
             validate(solver.iter)
         seconds = time.time() - t0
