@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test check asan fuzz clean
+.PHONY: all deps test check asan fuzz clean jar
 
 all: $(BUILD)/Makefile
 	@$(MAKE) --no-print-directory -C $(BUILD) -j$(JOBS)
@@ -15,8 +15,13 @@ $(BUILD)/Makefile: CMakeLists.txt
 deps:
 	@sh scripts/deps.sh
 
+# CaffeOnSpark's Scala/Java API: $(BUILD)/jvm/crema.jar with libcrema_jni
+# inside (javac, and scalac from pyspark's wheel; no network build tool).
+jar: all
+	@sh jvm/build.sh $(BUILD)
+
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory jar
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 1500
 
 # The unit and golden tests without the slow ones (ctest labels, see

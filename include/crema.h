@@ -401,6 +401,28 @@ void *crema_net_layer_state(const crema_net *net, int i);
 #define CREMA_ONNX_FIXED_BATCH 1u
 crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags);
 
+/* ---- For front ends in other languages (the JVM's, over JNI) ---------- */
+
+/* A text-format message of caffe.proto ("NetParameter", "SolverParameter",
+ * "SolverState", "LayerParameter", "Datum", "BlobProto"; a "caffe." prefix
+ * is accepted) read with crema's one text reader and returned in the binary
+ * format, *out malloc'd (crema_free). Nets and solvers in old formats are
+ * upgraded, as Caffe does when it reads them. name is used in messages. */
+crema_status crema_proto_text_to_binary(const char *message, const char *text, size_t len, const char *name,
+                                        uint8_t **out, size_t *out_len);
+/* The reverse: a binary message printed in the text format (*out malloc'd,
+ * NUL-terminated; out_len may be NULL). */
+crema_status crema_proto_binary_to_text(const char *message, const uint8_t *data, size_t len, char **out,
+                                        size_t *out_len);
+/* What the two calls above return is freed with crema_free. */
+/* crema_solver_restore, with the weights read from weights_file instead of
+ * the .caffemodel the state names (a snapshot copied from another host). */
+crema_status crema_solver_restore_weights(crema_solver *s, const char *state_file, const char *weights_file);
+/* crema_solver_snapshot, the files named <prefix>_iter_N.* instead of the
+ * prototxt's snapshot_prefix (which every rank must hold identical): a
+ * rank's own directory, the files then copied where they belong. */
+crema_status crema_solver_snapshot_to(crema_solver *s, const char *prefix);
+
 #ifdef __cplusplus
 }
 #endif

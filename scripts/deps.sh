@@ -3,10 +3,12 @@
 # Idempotent and quiet: it does nothing when everything is already present.
 set -eu
 
+# The last line: `make jar` (javac, protoc --java_out for caffe.Caffe, protobuf-java's runtime).
 APT_PACKAGES="cmake make gcc g++ clang pkg-config libclang-rt-14-dev
 protobuf-c-compiler protobuf-compiler libprotobuf-c-dev libprotobuf-dev libopenblas-dev liblmdb-dev lmdb-utils
 libleveldb-dev libhdf5-dev hdf5-tools libjpeg62-turbo-dev libpng-dev
-libgloo-dev dataset-fashion-mnist valgrind iproute2 python3-venv openjdk-17-jre-headless"
+libgloo-dev dataset-fashion-mnist valgrind iproute2 python3-venv openjdk-17-jre-headless
+openjdk-17-jdk-headless protobuf-compiler libprotobuf-java"
 
 missing=""
 for p in $APT_PACKAGES; do

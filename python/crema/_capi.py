@@ -103,6 +103,8 @@ _SIGNATURES = {
     "crema_solver_solve": (c_int, [c_void_p, c_char_p]),
     "crema_solver_snapshot": (c_int, [c_void_p]),
     "crema_solver_restore": (c_int, [c_void_p, c_char_p]),
+    "crema_solver_restore_weights": (c_int, [c_void_p, c_char_p, c_char_p]),
+    "crema_solver_snapshot_to": (c_int, [c_void_p, c_char_p]),
     "crema_solver_test_all": (c_int, [c_void_p]),
     "crema_solver_iter": (c_int, [c_void_p]),
     "crema_solver_net": (_net_p, [c_void_p]),

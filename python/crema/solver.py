@@ -58,6 +58,14 @@ class Solver:
         """Restores iteration, learning-rate step, history and the weights a .solverstate names."""
         check(lib.crema_solver_restore(self._live(), encode_path(state_file)))
 
+    def snapshot_to(self, prefix):
+        """snapshot(), the files named <prefix>_iter_N.* instead of the prototxt's snapshot_prefix."""
+        check(lib.crema_solver_snapshot_to(self._live(), encode_path(prefix)))
+
+    def restore_weights(self, state_file, weights):
+        """restore(), with the weights read from `weights` instead of the file the state names."""
+        check(lib.crema_solver_restore_weights(self._live(), encode_path(state_file), encode_path(weights)))
+
     def set_dist(self, dist):
         """Makes this solver one rank of `dist` (a crema.Dist, which must
         stay open while the solver lives): every rank checks it has the same

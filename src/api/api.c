@@ -930,11 +930,15 @@ static const struct {
     { "NetState", &caffe__net_state__descriptor },
     { "TransformationParameter", &caffe__transformation_parameter__descriptor },
     { "SolverState", &caffe__solver_state__descriptor },
+    { "Datum", &caffe__datum__descriptor },
+    { "BlobProto", &caffe__blob_proto__descriptor },
 };
 
-static int proto_type(const char *type, const ProtobufCMessageDescriptor **desc, const char **name)
+int api_proto_type(const char *type, const ProtobufCMessageDescriptor **desc, const char **name)
 {
     size_t n = sizeof proto_types / sizeof proto_types[0];
+    if (type && strncmp(type, "caffe.", 6) == 0)
+        type += 6;
     for (size_t i = 0; type && i < n; i++) {
         if (strcmp(type, proto_types[i].name) == 0) {
             *desc = proto_types[i].desc;
@@ -942,8 +946,9 @@ static int proto_type(const char *type, const ProtobufCMessageDescriptor **desc,
             return CREMA_OK;
         }
     }
-    return err_set(CREMA_ERR_INVALID, "no message type \"%s\" (crema_proto takes NetParameter, SolverParameter, "
-                   "LayerParameter, NetState, TransformationParameter, SolverState)", type ? type : "(null)");
+    return err_set(CREMA_ERR_INVALID, "no message type \"%s\" (crema reads NetParameter, SolverParameter, "
+                   "LayerParameter, NetState, TransformationParameter, SolverState, Datum, BlobProto)",
+                   type ? type : "(null)");
 }
 
 static int proto_wrap(ProtobufCMessage *msg, const char *type, crema_proto **out)
@@ -967,7 +972,7 @@ crema_status crema_proto_parse(const char *type, const char *text, size_t len, c
     *out = NULL;
     const ProtobufCMessageDescriptor *desc;
     const char *name;
-    int rc = proto_type(type, &desc, &name);
+    int rc = api_proto_type(type, &desc, &name);
     if (rc)
         return rc;
     if (!text && len)
@@ -985,7 +990,7 @@ crema_status crema_proto_read(const char *type, const char *path, crema_proto **
     *out = NULL;
     const ProtobufCMessageDescriptor *desc;
     const char *name;
-    int rc = proto_type(type, &desc, &name);
+    int rc = api_proto_type(type, &desc, &name);
     if (rc)
         return rc;
     ProtobufCMessage *msg = NULL;
@@ -1126,4 +1131,17 @@ crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, 
         return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: unknown flags 0x%x", flags);
     struct onnx_export_options opt = { .opset = opset, .fixed_batch = flags & CREMA_ONNX_FIXED_BATCH };
     return onnx_export_net(net->net, path, &opt);
+}
+/* For front ends that keep snapshots elsewhere (api_frontend.c): the
+ * snapshot written under another prefix than the prototxt's, which every
+ * rank must hold identical. */
+crema_status crema_solver_snapshot_to(crema_solver *s, const char *prefix)
+{
+    if (!s || !prefix)
+        return err_set(CREMA_ERR_INVALID, "crema_solver_snapshot_to: NULL argument");
+    char *saved = s->s->param->snapshot_prefix;
+    s->s->param->snapshot_prefix = (char *)prefix;
+    int rc = solver_snapshot(s->s);
+    s->s->param->snapshot_prefix = saved;
+    return rc;
 }

@@ -18,6 +18,11 @@ struct crema_solver {
     crema_net *tests;
 };
 
+/* The caffe.proto message crema_proto_* and the front ends' calls take by
+ * name (a "caffe." prefix accepted): its descriptor and canonical name, or
+ * an error listing the names. */
+int api_proto_type(const char *type, const ProtobufCMessageDescriptor **desc, const char **name);
+
 /* A crema_blob over a tensor's host buffers. */
 int api_blob_view(struct tensor *t, crema_blob *out);
 

@@ -6,14 +6,12 @@ import atexit
 import json
 import os
 import secrets
-import shutil
 import socket
 import sys
-import tempfile
 import time
 
 from ..proto import Message
-from . import rank as rank_mod
+from . import hdfs, rank as rank_mod
 from .config import local_path
 
 
@@ -121,30 +119,6 @@ def check_slots(sc, cluster_size, wait_s=None):
     return slots
 
 
-class _Uri:
-    """-model and -output: file: paths are written in place; any other Hadoop
-    URI gets the file written locally and copied by the JVM's FileSystem."""
-
-    def __init__(self, sc, uri):
-        self.sc, self.uri = sc, uri
-        self.local = local_path(uri)
-        self.staging = None
-        if self.local is None:
-            self.staging = tempfile.mkdtemp(prefix="crema-spark-model-")
-            self.local = os.path.join(self.staging, os.path.basename(uri.rstrip("/")) or "model")
-
-    def publish(self, extra_files=()):
-        if self.staging is None:
-            return
-        jvm = self.sc._jvm
-        hconf = self.sc._jsc.hadoopConfiguration()
-        for f in [self.local] + list(extra_files):
-            dst = self.uri if f == self.local else os.path.join(os.path.dirname(self.uri), os.path.basename(f))
-            path = jvm.org.apache.hadoop.fs.Path(dst)
-            fs = path.getFileSystem(hconf)
-            fs.copyFromLocalFile(False, True, jvm.org.apache.hadoop.fs.Path("file://" + f), path)
-
-
 class CremaOnSpark:
     """CaffeOnSpark(spark): train(source), trainWithValidation(train, val),
     test(source), features(source), with sources from
@@ -180,19 +154,28 @@ class CremaOnSpark:
         if fail:
             r, i, marker = fail.split(":", 2)
             job.fail_at = (int(r), int(i), marker)
+        # -model, -weights, -snapshot: local paths, or Hadoop URIs that the
+        # tasks read and write themselves (crema/spark/hdfs.py)
+        job.model_uri = job.store = None
+        job.model_local = job.snapshot_prefix = None
+        job.snapshot_h5 = sp.get("snapshot_format") == "HDF5"
         if conf.modelPath:
-            self._model = _Uri(self.sc, conf.modelPath)
-            job.model_local = self._model.local
-            prefix = sp.get("snapshot_prefix") or "snapshot"
-            job.snapshot_prefix = os.path.join(os.path.dirname(job.model_local), os.path.basename(prefix))
-        else:
-            self._model = None
-            job.model_local = None
-            job.snapshot_prefix = None
+            prefix = os.path.basename(sp.get("snapshot_prefix") or "snapshot")
+            job.store = hdfs.store_for(self.sc, conf.modelPath)
+            if job.store is None:
+                job.model_local = local_path(conf.modelPath)
+                job.snapshot_prefix = os.path.join(os.path.dirname(job.model_local), prefix)
+            else:
+                job.model_uri = conf.modelPath
+                job.snapshot_prefix = hdfs.child(hdfs.parent(conf.modelPath), prefix)
+        job.weights_store = job.state_store = None
         if conf.snapshotModelFile:
-            job.weights = local_path(conf.snapshotModelFile)
+            job.weights_store = hdfs.store_for(self.sc, conf.snapshotModelFile)
+            job.weights = conf.snapshotModelFile if job.weights_store else local_path(conf.snapshotModelFile)
         if conf.snapshotStateFile:
-            job.snapshot_state = local_path(conf.snapshotStateFile)
+            job.state_store = hdfs.store_for(self.sc, conf.snapshotStateFile)
+            job.snapshot_state = (conf.snapshotStateFile if job.state_store
+                                  else local_path(conf.snapshotStateFile))
         job.test_layer = None
         job.test_layer_index = None
         try:
@@ -237,7 +220,14 @@ class CremaOnSpark:
         job.val_spec = validation_source.spec() if validation_source is not None else None
         if job.val_spec is not None:
             job.test_layer = validation_source.layer_name
-        os.makedirs(os.path.dirname(job.model_local), exist_ok=True)
+        if job.store is None:
+            os.makedirs(os.path.dirname(job.model_local), exist_ok=True)
+        else:
+            # reachable before any rank starts
+            try:
+                job.store.mkdirs(hdfs.parent(job.model_uri))
+            except hdfs.HdfsError as e:
+                raise ValueError("-model %s: %s" % (job.model_uri, e)) from None
         val_bytes = None
         if validation_source is not None and job.val_spec.kind != "lmdb":
             val_bytes = self._collect_arrow(self._val_dataframe(validation_source))
@@ -287,11 +277,6 @@ class CremaOnSpark:
                 rank_mod.log("rank %d resumed from %s at iteration %d" % (r["rank"], r["file"], r["iter"]))
             if r["kind"] == "done":
                 self.last_train_stats = r
-        snaps = []
-        if job.snapshot_prefix:
-            import glob
-            snaps = glob.glob(glob.escape(job.snapshot_prefix) + "_iter_*")
-        self._model.publish(snaps)
         return rows
 
     def _val_dataframe(self, source):
@@ -315,7 +300,14 @@ class CremaOnSpark:
 
     def _score_df(self, source, mode, schema, conf):
         job = self._job(conf)
-        if not job.model_local or not os.path.exists(job.model_local):
+        if job.store is not None:
+            try:
+                there = job.store.exists(job.model_uri)
+            except hdfs.HdfsError as e:
+                raise ValueError("%s: -model %s: %s" % (mode, conf.modelPath, e)) from None
+            if not there:
+                raise ValueError("%s: -model %s: no such model" % (mode, conf.modelPath))
+        elif not job.model_local or not os.path.exists(job.model_local):
             raise ValueError("%s: -model %s: no such model" % (mode, conf.modelPath))
         spec = source.spec()
         parts = max(1, int(conf.clusterSize))

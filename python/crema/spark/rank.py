@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -14,6 +15,14 @@ import time
 import numpy as np
 
 from ..proto import Message
+from . import hdfs
+
+
+def cache_dir():
+    """Files copied from Hadoop file systems, shared by this host's tasks."""
+    d = os.path.join(tempfile.gettempdir(), "crema-spark-cache-%d" % os.getuid())
+    os.makedirs(d, exist_ok=True)
+    return d
 
 
 def log(msg):
@@ -182,14 +191,15 @@ class LmdbFeeder(_Feeder):
         super().__init__()
         self.spec = spec
         self.batch = spec.batch
-        total = crema.db_count(spec.path, "lmdb")
+        path = self.local = hdfs.fetch_dir(getattr(spec, "store", None), spec.path, cache_dir())
+        total = crema.db_count(path, "lmdb")
         self.rank, self.size = rank, size
         self.n = len(range(rank, total, size))
         if self.n == 0:
             raise ValueError("LMDB %s: rank %d of %d has no records (%d in all)" % (spec.path, rank, size, total))
         reader = Message("NetParameter", 'name: "reader" layer { name: "data" type: "Data" top: "data" '
                          'top: "label" data_param { backend: LMDB } }')
-        reader.set("layer[0].data_param.source", spec.path)
+        reader.set("layer[0].data_param.source", path)
         reader.set("layer[0].data_param.batch_size", spec.batch)
         if spec.transform:
             reader.set("layer[0].transform_param", Message("TransformationParameter", spec.transform))
@@ -223,7 +233,7 @@ class LmdbFeeder(_Feeder):
         if self.keys is None:
             import crema
             self.keys = [k.decode("utf-8", "replace") for k in
-                         crema.db_keys(self.spec.path, "lmdb", self.rank, self.size)]
+                         crema.db_keys(self.local, "lmdb", self.rank, self.size)]
         return np.array([self.keys[int(i)] for i in idx], dtype=object)
 
 
@@ -271,6 +281,11 @@ def write_solver_file(job, work):
     sp.set("net_param", fed_net(job))
     sp.set("snapshot_prefix", job.snapshot_prefix)
     sp.set("snapshot_after_train", False)
+    if getattr(job, "model_uri", None):
+        # -model on a Hadoop file system: rank 0 snapshots into its own
+        # directory and copies the files there (hdfs.upload_snapshot); the
+        # prefix above, the same on every rank, only names them
+        sp.set("snapshot", 0)
     path = os.path.join(work, "solver.prototxt")
     with open(path, "w") as f:
         f.write(sp.text())
@@ -382,27 +397,48 @@ def train_rank(job, rank, size, address, secret, table, val_table):
     records = []
     dist = crema.Dist(rank, size, address, secret, job.timeout_ms)
     solver = vnet = None
+    uploads = hdfs.Uploads()
     try:
         where = choose_device(job, rank)
         if rank == 0:
             log("rank %d of %d computes on the %s" % (rank, size, where))
         solver = crema.Solver(write_solver_file(job, work), log=(rank == 0))
-        if job.weights:
-            solver.net.load_weights(job.weights)
-        state, _ = newest_snapshot(job.snapshot_prefix)
-        if job.snapshot_state and state is None:
-            state = job.snapshot_state
-        if state:
-            # a state names its .caffemodel as its writer gave it: resolve a
-            # relative name next to the state, not in the executor's directory
-            here = os.getcwd()
-            os.chdir(os.path.dirname(os.path.abspath(state)))
-            try:
-                solver.restore(os.path.abspath(state))
-            finally:
-                os.chdir(here)
-            log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
-            records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
+        cache = cache_dir()
+        weights = hdfs.fetch(job.weights_store, job.weights, cache) if job.weights else None
+        if weights:
+            solver.net.load_weights(weights)
+        if job.store is not None:
+            # snapshots on a Hadoop file system: copied here, restored with
+            # their own model (the state names rank 0's local copy)
+            state, model, _ = hdfs.newest_snapshot(job.store, job.snapshot_prefix)
+            if state is None and job.snapshot_state:
+                state, model = job.snapshot_state, job.weights
+            if state:
+                st_store = job.store if state != job.snapshot_state else job.state_store
+                local_state = hdfs.fetch(st_store, state, os.path.join(work, "resume"))
+                local_model = (hdfs.fetch(job.store, model, os.path.join(work, "resume")) if model != job.weights
+                               else weights)
+                if local_model is None:
+                    solver.restore(local_state)
+                else:
+                    solver.restore_weights(local_state, local_model)
+                log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
+                records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
+        else:
+            state, _ = newest_snapshot(job.snapshot_prefix)
+            if job.snapshot_state and state is None:
+                state = hdfs.fetch(job.state_store, job.snapshot_state, cache)
+            if state:
+                # a state names its .caffemodel as its writer gave it: resolve a
+                # relative name next to the state, not in the executor's directory
+                here = os.getcwd()
+                os.chdir(os.path.dirname(os.path.abspath(state)))
+                try:
+                    solver.restore(os.path.abspath(state))
+                finally:
+                    os.chdir(here)
+                log("rank %d: resuming from %s at iteration %d" % (rank, state, solver.iter))
+                records.append(json.dumps({"kind": "resume", "rank": rank, "iter": solver.iter, "file": state}))
         solver.set_dist(dist)
         feeder = make_feeder(job.train_spec, table, rank, size, "TRAIN", work)
         feeder.seek(solver.iter * job.train_spec.batch * job.iter_size)
@@ -434,14 +470,28 @@ def train_rank(job, rank, size, address, secret, table, val_table):
                 log("rank %d: failing on purpose at iteration %d (test hook)" % (rank, it))
                 os._exit(3)
             solver.step(1)
+            if (job.store is not None and rank == 0 and job.snapshot > 0 and solver.iter % job.snapshot == 0):
+                hdfs.upload_snapshot(job.store, solver, work, job.snapshot_prefix, solver.iter, job.snapshot_h5,
+                                     uploads)
         seconds = time.time() - t0
+        local = None
         if rank == 0:
-            solver.net.save(job.model_local)
+            if job.store is None:
+                solver.net.save(job.model_local)
+            else:
+                local = os.path.join(work, "model.caffemodel" + (".h5" if job.model_uri.endswith(".h5") else ""))
+                solver.net.save(local)
+        dist.barrier()
+        if rank == 0:
+            if local is not None:
+                # after the last collective: no rank waits on these copies
+                uploads.finish()
+                job.store.put(local, job.model_uri)
             records.append(json.dumps({"kind": "done", "iter": solver.iter, "start": start_iter,
                                        "seconds": seconds,
                                        "images": (solver.iter - start_iter) * job.train_spec.batch *
-                                       job.iter_size * size}))
-        dist.barrier()
+                                       job.iter_size * size,
+                                       "writer": "%s:%d" % (socket.gethostname(), os.getpid())}))
     finally:
         if vnet is not None:
             vnet.close()
@@ -462,7 +512,8 @@ def score_partition(job, spec, table, rank, size, mode):
     import crema
     work = tempfile.mkdtemp(prefix="crema-spark-score-")
     choose_device(job, rank)
-    net = crema.Net(write_net_file(job, work), job.model_local, phase="TEST")
+    model = job.model_local if job.store is None else hdfs.fetch(job.store, job.model_uri, cache_dir())
+    net = crema.Net(write_net_file(job, work), model, phase="TEST")
     feeder = make_feeder(spec, table, rank, size, "TEST", work)
     n, b = feeder.n, spec.batch
     sums, count, sizes = None, 0, []
@@ -480,7 +531,7 @@ def score_partition(job, spec, table, rank, size, mode):
             if mode == "test" and real < b:
                 # a net whose batch is the remainder, so that every sample
                 # counts once and the means are exact
-                tail = crema.Net(_tail_net(job, real, work), job.model_local, phase="TEST")
+                tail = crema.Net(_tail_net(job, real, work), model, phase="TEST")
                 use, batch = tail, real
             idx = feeder.feed(use, 1, count=batch if batch < b else None)
             use.forward()

@@ -163,21 +163,31 @@ class SeqImageDataSource(ImageDataFrame):
 class LMDBSource(DataSource):
     """com.yahoo.ml.caffe.LMDB: each rank reads its own shard of the LMDB
     (records rank, rank + n, ...) with crema's reader, transformed by the
-    layer's transform_param; Spark only places the ranks. The path must be
-    reachable from every executor (a local or shared file system)."""
+    layer's transform_param; Spark only places the ranks. A local path must
+    be reachable from every executor (a local or shared file system); a
+    Hadoop URI (hdfs:, webhdfs:) is copied to each executor's disk first."""
 
     def lmdb_path(self):
+        """(path, store): a local path, or a Hadoop URI and its Store (the
+        executors copy it to local disk first, as CaffeOnSpark did)."""
+        from . import hdfs
         src = self.source_path()
+        sc = getattr(self.spark, "sparkContext", self.spark)
+        store = hdfs.store_for(sc, src) if hdfs.is_remote(src) else None
+        if store is not None:
+            if not store.exists(src):
+                raise ValueError("layer %s: LMDB %s does not exist" % (self.layer_name, src))
+            return src, store
         p = local_path(src)
         if p is None:
-            raise ValueError("layer %s: LMDB source %s must be a file: path every executor can read"
-                             % (self.layer_name, src))
+            raise ValueError("layer %s: LMDB source %s: not a path, file: or Hadoop URI" % (self.layer_name, src))
         if not os.path.exists(p):
             raise ValueError("layer %s: LMDB %s does not exist" % (self.layer_name, p))
-        return p
+        return p, None
 
     def spec(self):
-        return FeedSpec("lmdb", self.layer_name, self.batch_size(), path=self.lmdb_path(),
+        path, store = self.lmdb_path()
+        return FeedSpec("lmdb", self.layer_name, self.batch_size(), path=path, store=store,
                         transform=self.transform_text(), channels=self.p("channels", int) or 0,
                         height=self.p("height", int) or 0, width=self.p("width", int) or 0)
 
