@@ -222,6 +222,42 @@ JNIEXPORT jlong JNICALL Java_com_yahoo_ml_caffe_crema_Native_dbCount(JNIEnv *env
     return (jlong)n;
 }
 
+/* The keys of a rank's shard of a database, each a byte[] (the caller
+ * decodes them: keys need not be UTF-8). */
+JNIEXPORT jobjectArray JNICALL Java_com_yahoo_ml_caffe_crema_Native_dbKeys(JNIEnv *env, jclass cls, jstring jpath,
+                                                                           jstring jbackend, jint rank, jint size)
+{
+    (void)cls;
+    const char *path = str_get(env, jpath, 0, "the database path");
+    const char *backend = path ? str_get(env, jbackend, 0, "the backend") : NULL;
+    uint8_t *keys = NULL;
+    size_t *offsets = NULL, n = 0;
+    jobjectArray arr = NULL;
+    if (path && backend && !failed(env, crema_db_keys(path, backend, rank, size, &keys, &offsets, &n))) {
+        jclass bytes = (*env)->FindClass(env, "[B");
+        if (n > INT32_MAX)
+            throw_fmt(env, CREMA_ERR_NOMEM, "%s: %zu keys do not fit a Java array", path, n);
+        else if (bytes)
+            arr = (*env)->NewObjectArray(env, (jsize)n, bytes, NULL);
+        for (size_t i = 0; arr && i < n; i++) {
+            jsize len = (jsize)(offsets[i + 1] - offsets[i]);
+            jbyteArray key = (*env)->NewByteArray(env, len);
+            if (!key) {
+                arr = NULL;
+                break;
+            }
+            (*env)->SetByteArrayRegion(env, key, 0, len, (const jbyte *)keys + offsets[i]);
+            (*env)->SetObjectArrayElement(env, arr, (jsize)i, key);
+            (*env)->DeleteLocalRef(env, key);
+        }
+    }
+    crema_free(keys);
+    crema_free(offsets);
+    str_release(env, jbackend, backend);
+    str_release(env, jpath, path);
+    return arr;
+}
+
 /* ---- nets ---------------------------------------------------------------- */
 
 JNIEXPORT jlong JNICALL Java_com_yahoo_ml_caffe_crema_Native_netOpen(JNIEnv *env, jclass cls, jstring jproto,

@@ -372,7 +372,7 @@ def run_all(args, only, w, iters, hdfs, hdfs_root, hdfs_log, test_lmdb, xte, yte
         if p.returncode == 0:
             runner.forget_app(p.stderr)
 
-    acc = {}
+    acc, ids = {}, {}
     if "cli" in only:
         write_solver("solver_cli.prototxt", "net_hdfs.prototxt", iters, snapshot=iters // 5)
         kill_at = 2 * (iters // 5)
@@ -391,6 +391,7 @@ def run_all(args, only, w, iters, hdfs, hdfs_root, hdfs_log, test_lmdb, xte, yte
         model = os.path.join(hdfs_root, "jvm", "cli", "lenet.caffemodel")
         if rows and os.path.exists(model):
             rows.sort(key=lambda r: int(r["SampleID"]))
+            ids["jvm"] = [r["SampleID"] for r in rows]
             acc["jvm"] = feature_accuracy(np.array([r["ip1"] for r in rows], np.float32),
                                           np.array([r["label"][0] for r in rows]), model)
         killed = [r for r in writes(hdfs_log, "/jvm/cli/lenet_iter_%d.solverstate" % kill_at)
@@ -434,8 +435,12 @@ def run_all(args, only, w, iters, hdfs, hdfs_root, hdfs_log, test_lmdb, xte, yte
         model = os.path.join(d, "lenet.caffemodel")
         if rows and os.path.exists(model):
             rows.sort(key=lambda r: int(r["SampleID"]))
+            ids["python"] = [r["SampleID"] for r in rows]
             acc["python"] = feature_accuracy(np.array([r["ip1"] for r in rows], np.float32),
-                                             np.array([r["label"] for r in rows]), model)
+                                             np.array([r["label"][0] for r in rows]), model)
+        if "jvm" in ids:
+            ok(ids["jvm"] == ids.get("python"), "the JVM and crema.spark name the samples alike (the LMDB's keys)",
+               "%s ... against %s ..." % (ids["jvm"][:2], ids.get("python", [])[:2]))
         if "jvm" in acc:
             import crema
             a = crema.read_caffemodel(os.path.join(hdfs_root, "jvm", "cli", "lenet.caffemodel"))

@@ -74,6 +74,8 @@ public final class Native {
     public static native byte[] textToBinary(String message, byte[] text, String name);
     public static native byte[] binaryToText(String message, byte[] data);
     public static native long dbCount(String path, String backend);
+    /** The keys of records rank, rank + size, ... of a database, in its order (bytes: keys need not be UTF-8). */
+    public static native byte[][] dbKeys(String path, String backend, int rank, int size);
 
     public static native long netOpen(String prototxt, String weights, int phase);
     public static native void netFree(long net);

@@ -249,6 +249,10 @@ private[caffe] class LmdbFeeder(spec: FeedSpec, rank: Int, size: Int, phase: Int
     take(k)
   }
 
+  // the records' keys, as CaffeOnSpark's LMDB source named its samples
+  private lazy val keys: Array[String] =
+    Native.dbKeys(path, "lmdb", rank, size).map(k => new String(k, UTF_8))
+
   def sampleIds(start: Long, count: Int): Array[String] =
-    Array.tabulate(count)(i => (rank + size.toLong * ((start + i) % n)).toString)
+    Array.tabulate(count)(i => keys(((start + i) % n).toInt))
 }
