@@ -398,7 +398,7 @@ static void test_cli_batch_past_memory(void)
  * past its end. */
 static void test_cli_huge_pad(void)
 {
-    static const char *pads[] = { "16000000", "50000", "9000" };
+    static const char *pads[] = { "16000000", "50000", "9000", "5000" };
     for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
         char text[1024], what[64];
         snprintf(text, sizeof text,
