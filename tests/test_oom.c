@@ -359,6 +359,7 @@ static void cli_expect(const char *what, const char *text, size_t limit, const c
     /* The last line is crema's error. */
     const char *last = strrchr(msg, '\n') ? strrchr(msg, '\n') + 1 : msg;
     CHECK_MSG(!sig, "%s: crema time killed by signal %d (%s); stderr: %s", what, sig, strsignal(sig), msg);
+    CHECK_MSG(!strstr(msg, "runtime error"), "%s: a sanitizer's runtime error: %s", what, msg);
     CHECK_MSG(sig || (st == 1 && strstr(last, layer)),
               "%s: expected exit status 1 and an error naming %s, got status %d: %s", what, layer, st, msg);
     printf("  %-28s exit %d: %s\n", what, st, last);
