@@ -97,7 +97,8 @@ class Solver:
         step then averages the gradients over the ranks, and only rank 0
         writes snapshots."""
         with self._hold() as p:
-            check(lib.crema_solver_set_dist(p, dist._live()))
+            with dist._hold() as d:
+                check(lib.crema_solver_set_dist(p, d))
         self._dist = dist
 
     def test_all(self):

@@ -697,6 +697,36 @@ class SharedNet(unittest.TestCase):
         shutil.rmtree(d, ignore_errors=True)
 
 
+class SharedMessage(unittest.TestCase):
+    """One crema.Message edited and read from several threads: each call
+    holds the message's lock."""
+
+    def test_threads_set_and_read_one_message(self):
+        import threading
+        m = crema.Message("NetParameter", 'name: "m" layer { name: "a" type: "Input" top: "a" }')
+        errors = []
+
+        def worker(k):
+            try:
+                for i in range(200):
+                    m.add("layer[0].top", "t%d_%d" % (k, i))
+                    m.set("name", "m%d" % k)
+                    m.get("layer[0].top[%d]" % i)
+                    m.text()
+                    if i % 50 == 0:
+                        m.clear("layer[0].top")
+            except Exception as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([e for e in errors if "CremaError" not in e], [])
+        self.assertEqual(crema.Message("NetParameter", m.text()).text(), m.text())
+
+
 class PastMemory(unittest.TestCase):
     """A batch grown past the memory the process may map (RLIMIT_AS): the
     reshape or forward raises crema's error naming the layer, never kills
