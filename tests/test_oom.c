@@ -3,10 +3,13 @@
  * ../shared/golden/layers (Input-fed, made by BVLC Caffe). Each runs in a
  * forked child: forward and backward once at its own size, then, under an
  * address-space limit (RLIMIT_AS) of what the child maps now plus BUDGET,
- * built again with the batch axis of its inputs (and Parameter blobs) grown
- * until one alone takes 3/5 of BUDGET, and run forward and backward. A layer whose outputs
- * or gradients are as large as an input cannot fit; a kind that allocates
- * nothing of that size of its own runs through, and the test says so.
+ * built again with the batch axis of its inputs (and Parameter blobs)
+ * grown until one alone takes 3/5 of BUDGET, and run forward and backward.
+ * A layer whose outputs or gradients are as large as an input cannot fit;
+ * a kind that allocates nothing of that size of its own runs through, and
+ * the test says so (the Python layer case needs the Python package: see
+ * python/tests/test_net.py). No timing is involved: the limit is counted
+ * in bytes of address space, one BLAS and one crema thread.
  * Then the command line, as a user meets it: Convolution on a batch past
  * the limit, Im2col and Convolution with a huge pad (exit status 1, a
  * message naming the layer).
