@@ -1,6 +1,8 @@
 """crema.Dist: one rank of a data-parallel job (libcrema's rendezvous and
 collectives), for front ends that drive training themselves (crema.spark)."""
+import contextlib
 import ctypes
+import threading
 
 import numpy as np
 
@@ -14,6 +16,9 @@ class Dist:
 
     def __init__(self, rank, size, address, secret, timeout_ms=30000):
         self._ptr = None
+        # One call into libcrema at a time (ctypes releases the GIL): close()
+        # from another thread waits for a collective in flight.
+        self._lock = threading.RLock()
         p = ctypes.c_void_p()
         check(lib.crema_dist_open(int(rank), int(size), encode(address), encode(secret), int(timeout_ms),
                                   ctypes.byref(p)))
@@ -24,34 +29,46 @@ class Dist:
             raise CremaError(3, "the rank has left the job (closed)", "INVALID")
         return self._ptr
 
+    @contextlib.contextmanager
+    def _hold(self):
+        with self._lock:
+            yield self._live()
+
     @property
     def rank(self):
-        return lib.crema_dist_rank(self._live())
+        with self._hold() as p:
+            return lib.crema_dist_rank(p)
 
     @property
     def size(self):
-        return lib.crema_dist_size(self._live())
+        with self._hold() as p:
+            return lib.crema_dist_size(p)
 
     def allreduce(self, values):
         """The sum over every rank of a float array (a new float32 array)."""
         a = np.array(values, dtype=np.float32, copy=True).reshape(-1)
-        check(lib.crema_dist_allreduce(self._live(), a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), a.size))
+        with self._hold() as p:
+            check(lib.crema_dist_allreduce(p, a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), a.size))
         return a.reshape(np.shape(values))
 
     def broadcast(self, data, root=0):
         """root's bytes (every rank passes a buffer of the same length)."""
         b = bytearray(data)
         buf = (ctypes.c_char * len(b)).from_buffer(b) if b else None
-        check(lib.crema_dist_broadcast(self._live(), buf, len(b), int(root)))
+        with self._hold() as p:
+            check(lib.crema_dist_broadcast(p, buf, len(b), int(root)))
         return bytes(b)
 
     def barrier(self):
-        check(lib.crema_dist_barrier(self._live()))
+        with self._hold() as p:
+            check(lib.crema_dist_barrier(p))
 
     def close(self):
-        p, self._ptr = self._ptr, None
-        if p:
-            lib.crema_dist_free(p)
+        lock = self.__dict__.get("_lock")
+        with lock if lock is not None else contextlib.nullcontext():
+            p, self._ptr = self._ptr, None
+            if p:
+                lib.crema_dist_free(p)
 
     def __enter__(self):
         return self

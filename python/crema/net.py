@@ -5,8 +5,17 @@ are numpy VIEWS of the C buffers, not copies: writing into them writes into
 the net. A view stays valid until the net reshapes that blob (a new input
 shape, a layer that reshapes its tops in forward) or is closed; take
 `.copy()` to keep values. What forward() and backward() return are copies.
+
+A Net may be shared between threads: each C net has one lock (a
+threading.RLock, shared with the Solver that owns the net), held around
+every call into libcrema for it, so calls from several threads run one at a
+time and each sees the net as the previous call left it. What the lock
+cannot cover is a numpy view used after the call that returned it: another
+thread's reshape may move the buffer it points into.
 """
+import contextlib
 import ctypes
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -39,10 +48,12 @@ def _phase_code(phase):
 
 class _Handle:
     """Owns one crema_net*. Views of the net's buffers hold a reference to it,
-    so the C net outlives every array that points into it."""
+    so the C net outlives every array that points into it. `lock` is held
+    around every call into libcrema for it (ctypes releases the GIL)."""
 
     def __init__(self, ptr):
         self.ptr = ptr
+        self.lock = threading.RLock()
 
     def free(self):
         ptr, self.ptr = self.ptr, None
@@ -60,6 +71,7 @@ class _BorrowedHandle:
     def __init__(self, ptr, owner):
         self.ptr = ptr
         self._owner = owner
+        self.lock = owner.lock  # one lock for the solver and its nets
 
     def free(self):
         self.ptr = None
@@ -107,6 +119,7 @@ class Blob:
         self._index = param_index
 
     def _view(self):
+        """The blob now (callers hold the net's lock)."""
         b = _capi.Blob()
         h = self._net._live()
         if self._index is None:
@@ -117,8 +130,9 @@ class Blob:
 
     @property
     def shape(self):
-        b, _ = self._view()
-        return tuple(b.shape[: b.num_axes])
+        with self._net._hold():
+            b, _ = self._view()
+            return tuple(b.shape[: b.num_axes])
 
     @property
     def num_axes(self):
@@ -126,26 +140,31 @@ class Blob:
 
     @property
     def count(self):
-        b, _ = self._view()
-        return int(b.count)
+        with self._net._hold():
+            b, _ = self._view()
+            return int(b.count)
 
     @property
     def data(self):
-        b, h = self._view()
-        return _as_view(b.data, b.shape[: b.num_axes], h)
+        with self._net._hold():
+            b, h = self._view()
+            return _as_view(b.data, b.shape[: b.num_axes], h)
 
     @data.setter
     def data(self, value):
-        self.data[...] = value
+        with self._net._hold():
+            self.data[...] = value
 
     @property
     def diff(self):
-        b, h = self._view()
-        return _as_view(b.diff, b.shape[: b.num_axes], h)
+        with self._net._hold():
+            b, h = self._view()
+            return _as_view(b.diff, b.shape[: b.num_axes], h)
 
     @diff.setter
     def diff(self, value):
-        self.diff[...] = value
+        with self._net._hold():
+            self.diff[...] = value
 
     def reshape(self, *shape):
         """Gives a net blob (normally an input) a new shape and reshapes the
@@ -242,9 +261,29 @@ class Net:
     # ---- lifetime ----
 
     def _live(self):
-        if self._h is None:
+        h = self._h
+        if h is None:
             raise CremaError(3, "the net is closed", "INVALID")
-        return self._h
+        return h
+
+    @property
+    def lock(self):
+        """The lock every call into libcrema for this net holds (a
+        threading.RLock; a Solver's nets share the solver's). Hold it
+        (`with net.lock:`) to make several calls one step for other
+        threads: forward then backward on the same inputs, or using a
+        numpy view of a blob while no other thread can reshape it."""
+        return self._live().lock
+
+    @contextlib.contextmanager
+    def _hold(self):
+        """The live handle, its lock held: one call into libcrema for this
+        net at a time, whichever thread makes it."""
+        h = self._live()
+        with h.lock:
+            if self._h is not h:
+                raise CremaError(3, "the net is closed", "INVALID")
+            yield h
 
     def close(self):
         """Frees the C net now, or, while numpy views of its blobs are still
@@ -323,8 +362,9 @@ class Net:
     def _set_shape(self, name, shape, data):
         shape = [int(d) for d in shape]
         arr = (ctypes.c_int * max(len(shape), 1))(*shape)
-        check(lib.crema_net_set_input(self._live().ptr, encode(name), len(shape), arr,
-                                      None if data is None else _fptr(data)))
+        with self._hold() as h:
+            check(lib.crema_net_set_input(h.ptr, encode(name), len(shape), arr,
+                                          None if data is None else _fptr(data)))
 
     def set_input(self, name, value):
         """Copies a numpy array into blob `name` (normally an input), taking
@@ -358,7 +398,8 @@ class Net:
         n = d.shape[0]
         if lab.size != n:
             raise CremaError(4, "MemoryData layer %s: %d data items but %d labels" % (layer, n, lab.size), "SHAPE")
-        check(lib.crema_net_set_memory_data(self._live().ptr, encode(layer), _fptr(d), _fptr(lab), n))
+        with self._hold() as h:
+            check(lib.crema_net_set_memory_data(h.ptr, encode(layer), _fptr(d), _fptr(lab), n))
 
     def set_cos_data(self, layer, *columns):
         """Feeds a CoSData layer (CaffeOnSpark's DataFrame-fed data layer):
@@ -377,40 +418,42 @@ class Net:
         if len(columns) != ntop:
             raise CremaError(3, "CoSData layer %s has %d tops: give %d columns, not %d"
                              % (layer, ntop, ntop, len(columns)), "INVALID")
-        ptr = self._live().ptr
-        for t, col in enumerate(columns):
-            kind = lib.crema_net_cos_top_type(ptr, encode(layer), t)
-            size = lib.crema_net_cos_top_size(ptr, encode(layer), t)
-            lengths = None
-            if kind in (6, 7):
-                if isinstance(col, tuple) and len(col) == 2 and not isinstance(col[0], (bytes, bytearray)):
-                    buf = np.ascontiguousarray(np.frombuffer(col[0], np.uint8))
-                    lens = np.ascontiguousarray(col[1], dtype=np.uintp)
+        with self._hold() as h:
+            ptr = h.ptr
+            for t, col in enumerate(columns):
+                kind = lib.crema_net_cos_top_type(ptr, encode(layer), t)
+                size = lib.crema_net_cos_top_size(ptr, encode(layer), t)
+                lengths = None
+                if kind in (6, 7):
+                    if isinstance(col, tuple) and len(col) == 2 and not isinstance(col[0], (bytes, bytearray)):
+                        buf = np.ascontiguousarray(np.frombuffer(col[0], np.uint8))
+                        lens = np.ascontiguousarray(col[1], dtype=np.uintp)
+                    else:
+                        lens = np.fromiter((len(b) for b in col), dtype=np.uintp, count=len(col))
+                        buf = np.frombuffer(b"".join(bytes(b) for b in col), np.uint8)
+                    n = lens.size
+                    lengths = lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t))
+                    arr = buf if buf.size else np.zeros(1, np.uint8)
+                elif kind == 5:
+                    arr = np.ascontiguousarray(col, dtype=np.uint8)
+                    n = arr.shape[0] if arr.ndim else 0
                 else:
-                    lens = np.fromiter((len(b) for b in col), dtype=np.uintp, count=len(col))
-                    buf = np.frombuffer(b"".join(bytes(b) for b in col), np.uint8)
-                n = lens.size
-                lengths = lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t))
-                arr = buf if buf.size else np.zeros(1, np.uint8)
-            elif kind == 5:
-                arr = np.ascontiguousarray(col, dtype=np.uint8)
-                n = arr.shape[0] if arr.ndim else 0
-            else:
-                a = np.asarray(col)
-                if a.dtype.kind in "USO":
-                    a = a.astype(np.float64)
-                arr = np.ascontiguousarray(a, dtype=np.float32)
-                n = arr.shape[0] if arr.ndim else 0
-                if arr.size != n * size:
-                    raise CremaError(4, "CoSData layer %s top %d takes %d values per sample: %d samples need %d, "
-                                     "got %d" % (layer, t, size, n, n * size, arr.size), "SHAPE")
-            check(lib.crema_net_set_cos_data(ptr, encode(layer), t, arr.ctypes.data_as(ctypes.c_void_p), lengths,
-                                             int(n)))
+                    a = np.asarray(col)
+                    if a.dtype.kind in "USO":
+                        a = a.astype(np.float64)
+                    arr = np.ascontiguousarray(a, dtype=np.float32)
+                    n = arr.shape[0] if arr.ndim else 0
+                    if arr.size != n * size:
+                        raise CremaError(4, "CoSData layer %s top %d takes %d values per sample: %d samples need %d, "
+                                         "got %d" % (layer, t, size, n, n * size, arr.size), "SHAPE")
+                check(lib.crema_net_set_cos_data(ptr, encode(layer), t, arr.ctypes.data_as(ctypes.c_void_p), lengths,
+                                                 int(n)))
 
     def set_data_shard(self, layer, rank, size):
         """Makes Data layer `layer` read only its shard: records rank,
         rank + size, ... (before its first forward)."""
-        check(lib.crema_net_set_data_shard(self._live().ptr, encode(layer), int(rank), int(size)))
+        with self._hold() as h:
+            check(lib.crema_net_set_data_shard(h.ptr, encode(layer), int(rank), int(size)))
 
     def set_input_images(self, layer, images, labels, channels=0, height=0, width=0):
         """Feeds a MemoryData layer images as CaffeOnSpark's image sources
@@ -436,8 +479,9 @@ class Net:
             lengths = lens.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t))
         if lab.size != n:
             raise CremaError(4, "MemoryData layer %s: %d images but %d labels" % (layer, n, lab.size), "SHAPE")
-        check(lib.crema_net_set_memory_images(self._live().ptr, encode(layer), arr.ctypes.data_as(ctypes.c_void_p),
-                                              lengths, int(n), int(channels), int(height), int(width), _fptr(lab)))
+        with self._hold() as h:
+            check(lib.crema_net_set_memory_images(h.ptr, encode(layer), arr.ctypes.data_as(ctypes.c_void_p),
+                                                  lengths, int(n), int(channels), int(height), int(width), _fptr(lab)))
 
     # ---- running ----
 
@@ -446,23 +490,24 @@ class Net:
         runs layers start..end (names or indices; default all) and returns
         copies of the outputs (the tops of `end` when end is given) and of
         the blobs named in `blobs`, as a dict of numpy arrays."""
-        for name, value in inputs.items():
-            self.set_input(name, value)
-        h = self._live()
-        loss = ctypes.c_float()
-        if start is None and end is None:
-            check(lib.crema_net_forward(h.ptr, ctypes.byref(loss)))
-            names = list(self._outputs)
-        else:
-            s = 0 if start is None else self._layer_index(start, "forward start")
-            e = len(self._layer_names) - 1 if end is None else self._layer_index(end, "forward end")
-            check(lib.crema_net_forward_from_to(h.ptr, s, e, ctypes.byref(loss)))
-            names = list(self._tops[self._layer_names[e]]) if end is not None else list(self._outputs)
-        self.loss = float(loss.value)
-        for b in blobs or ():
-            if b not in names:
-                names.append(b)
-        return OrderedDict((n, self.blobs[n].data.copy()) for n in names)
+        with self._hold():
+            for name, value in inputs.items():
+                self.set_input(name, value)
+            h = self._live()
+            loss = ctypes.c_float()
+            if start is None and end is None:
+                check(lib.crema_net_forward(h.ptr, ctypes.byref(loss)))
+                names = list(self._outputs)
+            else:
+                s = 0 if start is None else self._layer_index(start, "forward start")
+                e = len(self._layer_names) - 1 if end is None else self._layer_index(end, "forward end")
+                check(lib.crema_net_forward_from_to(h.ptr, s, e, ctypes.byref(loss)))
+                names = list(self._tops[self._layer_names[e]]) if end is not None else list(self._outputs)
+            self.loss = float(loss.value)
+            for b in blobs or ():
+                if b not in names:
+                    names.append(b)
+            return OrderedDict((n, self.blobs[n].data.copy()) for n in names)
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Sets the diffs of the given outputs (name=array), runs backward
@@ -470,38 +515,44 @@ class Net:
         the diffs of the inputs (the bottoms of `end` when end is given) and
         of the blobs named in `diffs`. Parameter diffs accumulate until
         clear_param_diffs()."""
-        for name, value in top_diffs.items():
-            if name not in self._blob_names:
-                raise KeyError("the net has no blob %r" % (name,))
-            self.blobs[name].diff = value
-        h = self._live()
-        if start is None and end is None:
-            check(lib.crema_net_backward(h.ptr))
-            names = list(self._inputs)
-        else:
-            s = len(self._layer_names) - 1 if start is None else self._layer_index(start, "backward start")
-            e = 0 if end is None else self._layer_index(end, "backward end")
-            check(lib.crema_net_backward_from_to(h.ptr, s, e))
-            names = list(self._bottoms[self._layer_names[e]]) if end is not None else list(self._inputs)
-        for b in diffs or ():
-            if b not in names:
-                names.append(b)
-        return OrderedDict((n, self.blobs[n].diff.copy()) for n in names)
+        with self._hold():
+            for name, value in top_diffs.items():
+                if name not in self._blob_names:
+                    raise KeyError("the net has no blob %r" % (name,))
+                self.blobs[name].diff = value
+            h = self._live()
+            if start is None and end is None:
+                check(lib.crema_net_backward(h.ptr))
+                names = list(self._inputs)
+            else:
+                s = len(self._layer_names) - 1 if start is None else self._layer_index(start, "backward start")
+                e = 0 if end is None else self._layer_index(end, "backward end")
+                check(lib.crema_net_backward_from_to(h.ptr, s, e))
+                names = list(self._bottoms[self._layer_names[e]]) if end is not None else list(self._inputs)
+            for b in diffs or ():
+                if b not in names:
+                    names.append(b)
+            return OrderedDict((n, self.blobs[n].diff.copy()) for n in names)
 
     def clear_param_diffs(self):
-        check(lib.crema_net_clear_param_diffs(self._live().ptr))
+        with self._hold() as h:
+            check(lib.crema_net_clear_param_diffs(h.ptr))
 
     # ---- weights ----
 
     def load_weights(self, path):
         """Loads a .caffemodel (or .caffemodel.h5) by layer name."""
-        check(lib.crema_net_load_weights(self._live().ptr, _c_path(path, "weights")))
+        p = _c_path(path, "weights")
+        with self._hold() as h:
+            check(lib.crema_net_load_weights(h.ptr, p))
 
     copy_from = load_weights  # pycaffe's name
 
     def save(self, path):
         """Writes the weights as a binary .caffemodel (atomically)."""
-        check(lib.crema_net_save_weights(self._live().ptr, _c_path(path, "output")))
+        p = _c_path(path, "output")
+        with self._hold() as h:
+            check(lib.crema_net_save_weights(h.ptr, p))
 
     # ---- export ----
 
@@ -509,7 +560,8 @@ class Net:
         """Writes the net as it is now (its input shapes and weights) as an
         ONNX model; see crema.onnx_export.export_onnx."""
         from .onnx_export import export_onnx
-        export_onnx(self, path, opset=opset, fixed_batch=fixed_batch)
+        with self._hold():
+            export_onnx(self, path, opset=opset, fixed_batch=fixed_batch)
 
     def __repr__(self):
         if self._h is None:

@@ -22,4 +22,6 @@ def export_onnx(net, path, opset=None, fixed_batch=False):
     if isinstance(opset, bool) or not isinstance(opset, int):
         raise TypeError("opset must be an int, not %r" % (opset,))
     flags = _FIXED_BATCH if fixed_batch else 0
-    check(lib.crema_net_export_onnx(net._live().ptr, encode_path(path), opset, flags))
+    p = encode_path(path)
+    with net._hold() as h:
+        check(lib.crema_net_export_onnx(h.ptr, p, opset, flags))

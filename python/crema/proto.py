@@ -16,6 +16,7 @@ Values come back as the text format writes them (str); set() and add()
 take Python values: str is written as a quoted string, bool, int and float
 as literals, a Message as { its fields }, Literal("TEST") as it is."""
 import ctypes
+import threading
 
 from ._capi import check, decode, encode, encode_path, lib
 
@@ -78,6 +79,7 @@ class Message:
 
     def __init__(self, type, text="", filename=None):
         self._h = None
+        self._lock = threading.RLock()  # one call into libcrema at a time (ctypes releases the GIL)
         h = ctypes.c_void_p()
         raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else bytes(text)
         check(lib.crema_proto_parse(encode(type), raw, len(raw), encode(filename) if filename else None,
@@ -88,6 +90,7 @@ class Message:
     def read(cls, type, path):
         self = cls.__new__(cls)
         self._h = None
+        self._lock = threading.RLock()
         h = ctypes.c_void_p()
         check(lib.crema_proto_read(encode(type), encode_path(path), ctypes.byref(h)))
         self._h = h
@@ -100,12 +103,14 @@ class Message:
 
     @property
     def type(self):
-        return decode(lib.crema_proto_type(self._h))
+        with self._lock:
+            return decode(lib.crema_proto_type(self._h))
 
     def text(self):
         """The message in the text format."""
         out, n = ctypes.c_void_p(), ctypes.c_size_t()
-        check(lib.crema_proto_print(self._h, ctypes.byref(out), ctypes.byref(n)))
+        with self._lock:
+            check(lib.crema_proto_print(self._h, ctypes.byref(out), ctypes.byref(n)))
         return _take(out, n.value)
 
     __str__ = text
@@ -128,7 +133,8 @@ class Message:
         if isinstance(text, Message):
             text = text.text()
         raw = text.encode("utf-8", "surrogateescape")
-        check(lib.crema_proto_merge(self._h, raw, len(raw)))
+        with self._lock:
+            check(lib.crema_proto_merge(self._h, raw, len(raw)))
         return self
 
     def get(self, path, default=None):
@@ -136,7 +142,8 @@ class Message:
         unset scalar as its declared default; default when a message on the
         path is not set or an index is past the end."""
         out, n = ctypes.c_void_p(), ctypes.c_size_t()
-        rc = lib.crema_proto_get(self._h, encode(path), ctypes.byref(out), ctypes.byref(n))
+        with self._lock:
+            rc = lib.crema_proto_get(self._h, encode(path), ctypes.byref(out), ctypes.byref(n))
         if rc == _NOTFOUND:
             return default
         check(rc)
@@ -167,7 +174,8 @@ class Message:
         """A repeated field's number of values; 1 or 0 for a singular field
         set or not (0 when a message on the path is not set)."""
         n = ctypes.c_size_t()
-        check(lib.crema_proto_count(self._h, encode(path), ctypes.byref(n)))
+        with self._lock:
+            check(lib.crema_proto_count(self._h, encode(path), ctypes.byref(n)))
         return n.value
 
     def has(self, path):
@@ -177,29 +185,36 @@ class Message:
         """(type, repeated) of the field at path, by the schema: "int32",
         "float", "bool", "enum", "string", ... or "caffe.LayerParameter"."""
         t, r = ctypes.c_char_p(), ctypes.c_int()
-        check(lib.crema_proto_field(self._h, encode(path), ctypes.byref(t), ctypes.byref(r)))
+        with self._lock:
+            check(lib.crema_proto_field(self._h, encode(path), ctypes.byref(t), ctypes.byref(r)))
         return decode(t.value), bool(r.value)
 
     def set(self, path, value):
         """Replaces the field at path (every value of a repeated one)."""
-        check(lib.crema_proto_set(self._h, encode(path), literal(value).encode("utf-8", "surrogateescape")))
+        v = literal(value).encode("utf-8", "surrogateescape")
+        with self._lock:
+            check(lib.crema_proto_set(self._h, encode(path), v))
         return self
 
     def add(self, path, value):
         """Appends value to the repeated field at path."""
-        check(lib.crema_proto_add(self._h, encode(path), literal(value).encode("utf-8", "surrogateescape")))
+        v = literal(value).encode("utf-8", "surrogateescape")
+        with self._lock:
+            check(lib.crema_proto_add(self._h, encode(path), v))
         return self
 
     def clear(self, path):
         """Unsets the field at path (with an index: that value only)."""
-        check(lib.crema_proto_clear(self._h, encode(path)))
+        with self._lock:
+            check(lib.crema_proto_clear(self._h, encode(path)))
         return self
 
     def upgrade(self):
         """Caffe's upgrades on read (old net formats, solver_type); True
         when anything changed."""
         ch = ctypes.c_int()
-        check(lib.crema_proto_upgrade(self._h, ctypes.byref(ch)))
+        with self._lock:
+            check(lib.crema_proto_upgrade(self._h, ctypes.byref(ch)))
         return bool(ch.value)
 
     def filter_net(self, state):
@@ -207,5 +222,6 @@ class Message:
         Message, or its text: "phase: TEST stage: 'x'") admits."""
         if not isinstance(state, Message):
             state = Message("NetState", state)
-        check(lib.crema_proto_filter_net(self._h, state._h))
+        with self._lock, state._lock:
+            check(lib.crema_proto_filter_net(self._h, state._h))
         return self

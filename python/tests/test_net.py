@@ -6,6 +6,7 @@ Run: python3 python/tests/test_net.py  (CREMA_SHARED names ../shared,
 CREMA_TMP a scratch directory)."""
 import gc
 import os
+import shutil
 import sys
 import tempfile
 import unittest
@@ -563,6 +564,209 @@ class Prototxt(unittest.TestCase):
         old = crema.Message("NetParameter", 'layers { name: "r" type: RELU bottom: "a" top: "a" }')
         self.assertTrue(old.upgrade())
         self.assertEqual(old.get("layer[0].type"), "ReLU")
+
+
+SHARED_NET = """name: "shared"
+force_backward: true
+layer { name: "input" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 dim: 9 dim: 9 } } }
+layer { name: "conv" type: "Convolution" bottom: "x" top: "c"
+  convolution_param { num_output: 4 kernel_size: 3 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "pool" type: "Pooling" bottom: "c" top: "p" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "lrn" type: "LRN" bottom: "p" top: "n" }
+layer { name: "ip" type: "InnerProduct" bottom: "n" top: "y"
+  inner_product_param { num_output: 5 weight_filler { type: "gaussian" std: 0.3 } } }
+"""
+
+
+class SharedNet(unittest.TestCase):
+    """One crema.Net used from several threads at once (ctypes releases the
+    GIL): each call holds the net's lock, so nothing crashes and every
+    result equals the single-threaded one; closing it under the others
+    makes their next call raise, not crash."""
+
+    def setUp(self):
+        self.path = os.path.join(TMP, "shared_net_%d.prototxt" % os.getpid())
+        with open(self.path, "w") as f:
+            f.write(SHARED_NET)
+
+    def tearDown(self):
+        os.remove(self.path)
+
+    def test_threads_hammer_one_net(self):
+        import threading
+        net = crema.Net(self.path, phase="TRAIN")
+        rng = np.random.RandomState(7)
+        inputs = {n: rng.uniform(-1, 1, (n, 3, 9, 9)).astype(np.float32) for n in (1, 2, 5)}
+        top_diff = {n: rng.uniform(-1, 1, (n, 5)).astype(np.float32) for n in inputs}
+        want = {}
+        for n, x in inputs.items():  # single-threaded results
+            y = net.forward(x=x)["y"]
+            dx = net.backward(y=top_diff[n])["x"]
+            want[n] = (y, dx)
+        errors, mismatches, closed = [], [], []
+        stop = threading.Event()
+
+        def worker(k):
+            sizes = sorted(inputs)
+            i = 0
+            try:
+                while not stop.is_set() and i < 60:
+                    n = sizes[(i + k) % len(sizes)]
+                    i += 1
+                    if i % 3 == 0:
+                        net.blobs["x"].reshape(n, 3, 9, 9)  # a reshape alone, between the others' calls
+                        continue
+                    with net.lock:  # forward then backward on the same input, as one step
+                        y = net.forward(x=inputs[n])["y"]
+                        dx = net.backward(y=top_diff[n])["x"]
+                    if not (np.array_equal(y, want[n][0]) and np.array_equal(dx, want[n][1])):
+                        mismatches.append((k, n))
+                    net.forward(x=inputs[n])  # and a forward alone
+                    net.params["conv"][0].data.copy()
+            except crema.CremaError as e:
+                if "closed" in str(e):
+                    closed.append(k)
+                else:
+                    errors.append(repr(e))
+            except Exception as e:  # anything else is a failure
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(mismatches, [], "results differing from the single-threaded ones (thread, batch)")
+
+        # Closing under running threads: their next call raises "the net is closed".
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        net.forward(x=inputs[2])
+        net.close()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(mismatches, [])
+        with self.assertRaises(crema.CremaError):
+            net.forward(x=inputs[1])
+
+    def test_solver_and_its_net_from_two_threads(self):
+        import threading
+        d = os.path.join(TMP, "shared_solver_%d" % os.getpid())
+        os.makedirs(d, exist_ok=True)
+        net = os.path.join(d, "net.prototxt")
+        with open(net, "w") as f:
+            f.write(SHARED_NET.replace('force_backward: true', '') +
+                    'layer { name: "t" type: "Input" top: "t" input_param { shape { dim: 2 dim: 5 } } }\n'
+                    'layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "t" top: "loss" }\n')
+        solver_path = os.path.join(d, "solver.prototxt")
+        with open(solver_path, "w") as f:
+            f.write('net: "%s"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 1000\nsnapshot_prefix: "%s/s"\n'
+                    % (net, d))
+        errors = []
+        with crema.Solver(solver_path) as solver:
+            self.assertIs(solver.net.lock, solver.net.lock)
+            x = np.random.RandomState(3).uniform(-1, 1, (2, 3, 9, 9)).astype(np.float32)
+
+            def stepper():
+                try:
+                    for _ in range(30):
+                        solver.step(1)
+                except Exception as e:
+                    errors.append(repr(e))
+
+            def user():
+                try:
+                    for _ in range(30):
+                        with solver.net.lock:  # no step between setting x and reading the loss
+                            out = solver.net.forward(x=x)
+                        self.assertTrue(np.isfinite(out["loss"]).all())
+                        solver.net.backward()
+                except Exception as e:
+                    errors.append(repr(e))
+
+            threads = [threading.Thread(target=stepper), threading.Thread(target=user)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(errors, [])
+            self.assertEqual(solver.iter, 30)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class SharedMessage(unittest.TestCase):
+    """One crema.Message edited and read from several threads: each call
+    holds the message's lock."""
+
+    def test_threads_set_and_read_one_message(self):
+        import threading
+        m = crema.Message("NetParameter", 'name: "m" layer { name: "a" type: "Input" top: "a" }')
+        errors = []
+
+        def worker(k):
+            try:
+                for i in range(200):
+                    m.add("layer[0].top", "t%d_%d" % (k, i))
+                    m.set("name", "m%d" % k)
+                    m.get("layer[0].top[%d]" % i)
+                    m.text()
+                    if i % 50 == 0:
+                        m.clear("layer[0].top")
+            except Exception as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([e for e in errors if "CremaError" not in e], [])
+        self.assertEqual(crema.Message("NetParameter", m.text()).text(), m.text())
+
+
+class PastMemory(unittest.TestCase):
+    """A batch grown past the memory the process may map (RLIMIT_AS): the
+    reshape or forward raises crema's error naming the layer, never kills
+    the interpreter."""
+
+    CHILD = r"""
+import resource, sys
+import crema
+net = crema.Net(sys.argv[1], phase="TRAIN")
+net.forward()
+net.backward()
+with open("/proc/self/statm") as f:
+    mapped = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (mapped + (512 << 20), resource.RLIM_INFINITY))
+try:
+    net.blobs["x"].reshape(%d, 3, 9, 9)
+    net.forward()
+    net.backward()
+except crema.CremaError as e:
+    print(e)
+    sys.exit(1)
+print("ran")
+"""
+
+    def test_batch_past_memory(self):
+        import subprocess
+        path = os.path.join(TMP, "past_memory_%d.prototxt" % os.getpid())
+        with open(path, "w") as f:
+            f.write(SHARED_NET)
+        try:
+            for batch in (400000, 4000000):
+                p = subprocess.run([sys.executable, "-c", self.CHILD % batch, path], capture_output=True, text=True,
+                                   env=dict(os.environ, OPENBLAS_NUM_THREADS="1", CREMA_NUM_THREADS="1"))
+                self.assertEqual(p.returncode, 1, "batch %d: exit %d (a negative one is a signal); stdout %r, "
+                                 "stderr %r" % (batch, p.returncode, p.stdout, p.stderr[-2000:]))
+                self.assertRegex(p.stdout, r"layer \w+ \(\w+\)")
+                self.assertIn("cannot allocate", p.stdout)
+                print("batch %d past memory: %s" % (batch, p.stdout.strip()))
+        finally:
+            os.remove(path)
 
 
 class Packaging(unittest.TestCase):

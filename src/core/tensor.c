@@ -2,6 +2,7 @@
 #include "core/tensor.h"
 #include "util/err.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,8 +146,10 @@ int tensor_reshape(struct tensor *t, int num_axes, const int *shape)
     for (int i = 0; i < num_axes; i++) {
         if (shape[i] < 0)
             return err_set(CREMA_ERR_SHAPE, "axis %d has negative size %d", i, shape[i]);
-        if (shape[i] != 0 && count > ((size_t)1 << 40) / (size_t)shape[i])
-            return err_set(CREMA_ERR_SHAPE, "tensor of more than 2^40 elements");
+        /* As Caffe's Blob::Reshape: layers index a tensor with int. */
+        if (shape[i] != 0 && count > (size_t)INT_MAX / (size_t)shape[i])
+            return err_set(CREMA_ERR_SHAPE, "a tensor of more than %d elements (INT_MAX): axis %d of size %d "
+                           "after %zu elements", INT_MAX, i, shape[i], count);
         count *= (size_t)shape[i];
     }
     t->num_axes = num_axes;

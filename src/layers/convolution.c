@@ -4,6 +4,7 @@
  * group and image through be->math (the CPU's path). */
 #include "layers/vision.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +301,11 @@ static int conv_reshape(struct layer *l, struct tensor **bottom, struct tensor *
     const struct tensor *im = c->deconv ? top[0] : b0;
     const struct tensor *out = c->deconv ? b0 : top[0];
     c->conv_out_spatial_dim = (int)tensor_count_range(out, first_spatial, out->num_axes);
+    /* Before any int product of its factors: a huge pad gives a column
+     * matrix past INT_MAX from tensors within it. */
+    size_t col_count = (size_t)c->kernel_dim * c->group * (size_t)c->conv_out_spatial_dim;
+    if (!c->is_1x1 && col_count > INT_MAX)
+        return err_set(CREMA_ERR_SHAPE, "the im2col buffer would hold %zu values (more than INT_MAX)", col_count);
     c->col_offset = c->kernel_dim * c->conv_out_spatial_dim;
     c->output_offset = c->conv_out_channels * c->conv_out_spatial_dim / c->group;
     for (int i = 0; i <= c->num_spatial_axes; i++)
@@ -310,10 +316,7 @@ static int conv_reshape(struct layer *l, struct tensor **bottom, struct tensor *
     c->bottom_dim = (int)tensor_count_range(b0, c->channel_axis, b0->num_axes);
     c->top_dim = (int)tensor_count_range(top[0], c->channel_axis, top[0]->num_axes);
     c->out_spatial_dim = (int)tensor_count_range(top[0], first_spatial, top[0]->num_axes);
-    size_t col_count = (size_t)c->kernel_dim * c->group * (size_t)c->conv_out_spatial_dim;
     if (!c->is_1x1) {
-        if (col_count > (size_t)1 << 31)
-            return err_set(CREMA_ERR_SHAPE, "the im2col buffer would hold %zu values", col_count);
         int cshape[1] = { (int)col_count };
         if (!c->col && !(c->col = tensor_new()))
             return err_set(CREMA_ERR_NOMEM, "out of memory");

@@ -140,7 +140,7 @@ static int load_file(struct layer *l, struct hdf5_data_priv *p, int index)
     if (rows != p->rows) {
         size_t *perm = realloc(p->row_perm, rows * sizeof *perm);
         if (!perm)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
+            return err_set(CREMA_ERR_NOMEM, "cannot allocate the order of %zu rows", rows);
         p->row_perm = perm;
         p->rows = rows;
     }
@@ -310,7 +310,7 @@ static int hdf5_data_get_position(struct layer *l, Caffe__CremaDataPosition *pos
     if (p->shuffle) {
         pos->row_order = malloc((p->rows ? p->rows : 1) * sizeof *pos->row_order);
         if (!pos->row_order)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
+            return err_set(CREMA_ERR_NOMEM, "cannot allocate the order of %zu rows", p->rows);
         pos->n_row_order = p->rows;
         for (size_t i = 0; i < p->rows; i++)
             pos->row_order[i] = p->row_perm[i];

@@ -153,7 +153,7 @@ static int image_data_setup(struct layer *l, struct tensor **bottom, struct tens
         /* shallow: the names stay owned by the list */
         p->file_order = malloc(p->list.n * sizeof *p->file_order);
         if (!p->file_order)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
+            return err_set(CREMA_ERR_NOMEM, "cannot allocate the order of %zu files", (size_t)p->list.n);
         memcpy(p->file_order, p->list.items, p->list.n * sizeof *p->file_order);
         draw_order(p);
     }

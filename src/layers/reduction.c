@@ -169,7 +169,7 @@ static int argmax_reshape(struct layer *l, struct tensor **bottom, struct tensor
         s->val = malloc(dim * sizeof(float));
         s->idx = malloc(dim * sizeof(int));
         if (!s->val || !s->idx)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
+            return err_set(CREMA_ERR_NOMEM, "cannot allocate the %zu-value ranking buffers", (size_t)dim);
         s->cap = dim;
     }
     return tensor_reshape(top[0], n, shape);

@@ -583,7 +583,7 @@ static int filter_reshape(struct layer *l, struct tensor **bottom, struct tensor
         free(s->keep);
         s->keep = malloc((size_t)sel->shape[0] * sizeof(int));
         if (!s->keep)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
+            return err_set(CREMA_ERR_NOMEM, "cannot allocate the indices of %d items", sel->shape[0]);
         s->keep_cap = sel->shape[0];
     }
     s->n_keep = 0;

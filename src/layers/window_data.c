@@ -228,7 +228,7 @@ static int crop_image(const struct image *img, int x0, int y0, int w, int h, str
     out->width = w;
     out->data = malloc((size_t)img->channels * (size_t)h * (size_t)w);
     if (!out->data)
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
+        return err_set(CREMA_ERR_NOMEM, "cannot allocate a %d x %d x %d window", img->channels, h, w);
     for (int c = 0; c < img->channels; c++)
         for (int y = 0; y < h; y++)
             memcpy(out->data + ((size_t)c * (size_t)h + (size_t)y) * (size_t)w,

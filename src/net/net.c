@@ -545,7 +545,8 @@ static int net_set_loss_weights(struct layer *l, struct tensor **top)
             continue;
         float *d = tensor_diff(top[j]);
         if (!d)
-            return CREMA_ERR_NOMEM;
+            return err_prefix(CREMA_ERR_NOMEM, "layer %s (%s): the loss weights of top %d", l->name,
+                              l->kind->type, j);
         for (size_t k = 0; k < top[j]->count; k++)
             d[k] = w;
     }
@@ -754,7 +755,9 @@ static int net_init(struct net *net)
         if (o < 0)
             continue;
         if (!tensor_data(net->params[o]) || !tensor_diff(net->params[o]))
-            rc = CREMA_ERR_NOMEM;
+            rc = err_prefix(CREMA_ERR_NOMEM, "layer %s (%s): a shared parameter",
+                            net->layers[net->param_layer[o]].layer->name,
+                            net->layers[net->param_layer[o]].layer->kind->type);
         else if (!(rc = tensor_share_data(net->params[i], net->params[o])))
             rc = tensor_share_diff(net->params[i], net->params[o]);
     }
