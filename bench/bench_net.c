@@ -67,34 +67,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Forward and backward flops of one iteration (see the head comment). */
-static void count_flops(const struct net *net, double *fwd, double *bwd)
-{
-    *fwd = *bwd = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        const struct net_layer *nl = &net->layers[i];
-        const Caffe__LayerParameter *p = nl->layer->param;
-        uint32_t num_output;
-        if (strcmp(p->type, "Convolution") == 0 && p->convolution_param)
-            num_output = p->convolution_param->num_output;
-        else if (strcmp(p->type, "InnerProduct") == 0 && p->inner_product_param)
-            num_output = p->inner_product_param->num_output;
-        else
-            continue;
-        if (!num_output || nl->layer->n_blobs < 1)
-            continue;
-        double macs = 0;
-        for (int t = 0; t < nl->n_top; t++)
-            macs += (double)nl->top[t]->count * (double)nl->layer->blobs[0]->count / num_output;
-        *fwd += 2 * macs;
-        if (nl->need_backward) {
-            *bwd += 2 * macs;
-            if (nl->bottom_need_backward[0])
-                *bwd += 2 * macs;
-        }
-    }
-}
-
 /* sgemm GFLOP/s by process CPU time, best of reps (n^3, n = 2048). */
 static double sgemm_cpu_gflops(int n, int reps)
 {
@@ -169,7 +141,7 @@ int main(int argc, char **argv)
             continue;
         }
         double ffl, bfl;
-        count_flops(net, &ffl, &bfl);
+        bench_net_flops(net, &ffl, &bfl);
         int n = bc->iterations;
         double *tf = malloc((size_t)n * sizeof *tf), *tb = malloc((size_t)n * sizeof *tb),
                *tt = malloc((size_t)n * sizeof *tt), *tc = malloc((size_t)n * sizeof *tc);

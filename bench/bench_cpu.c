@@ -1,0 +1,174 @@
+/* crema's side of the CPU peer benchmark (bench/bench_cpu.py runs it beside
+ * PyTorch): training iterations (forward, backward, SGD momentum update) of
+ * Caffe's benchmark nets on crema's CPU backend, and the sgemm yardstick.
+ *
+ *   bench_cpu [-threads T] [-loops L] [-iters K] [-sgemm] [nets...]
+ *
+ * -threads: crema's pool (CREMA_NUM_THREADS; OpenBLAS runs inside it on one
+ * thread). -sgemm: first OpenBLAS's own 2048^3 sgemm on T threads, the
+ * bound's yardstick. Prints one line per item:
+ *   sgemm <threads> <GFLOP/s>
+ *   crema <net> <threads> <median ms/iter> <min> <max> <GFLOP/iter> <peak RSS MiB> <page faults/iter>
+ *       <fwd+bwd median ms>
+ * Times are per iteration over L timed loops of K iterations after a
+ * warm-up. Peak RSS is the process's (run one net per process to read it
+ * as that net's); page faults per timed iteration show allocation in the
+ * steady state (fresh pages), 0 when every buffer is reused. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench_util.h"
+#include "cpu/threads.h"
+#include "proto/proto_io.h"
+#include "solvers/solver.h"
+#include "util/err.h"
+
+struct bench_case {
+    const char *name, *file;
+    int iters, loops; /* defaults */
+};
+
+static const struct bench_case cases[] = {
+    { "lenet", "lenet.prototxt", 50, 5 },
+    { "cifar10_quick", "cifar10_quick.prototxt", 10, 5 },
+    { "caffenet", "caffenet.prototxt", 1, 3 },
+};
+#define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static long page_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+}
+
+static int run_case(const struct bench_case *bc, const char *dir, int threads, int iters, int loops)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, bc->file);
+    Caffe__SolverParameter sp = CAFFE__SOLVER_PARAMETER__INIT;
+    sp.net = path;
+    sp.base_lr = 0.0001f; /* constant data: any small rate; the work is the same */
+    sp.lr_policy = (char *)"fixed";
+    sp.has_momentum = 1;
+    sp.momentum = 0.9f;
+    sp.has_weight_decay = 1;
+    sp.weight_decay = 0.0005f;
+    sp.has_max_iter = 1;
+    sp.max_iter = 1 << 30;
+    sp.has_random_seed = 1;
+    sp.random_seed = 1;
+    struct solver *s = NULL;
+    int rc = solver_create(&sp, NULL, &s);
+    if (!rc)
+        rc = solver_step(s, 2); /* warm-up: every buffer allocated */
+    double ffl = 0, bfl = 0;
+    if (!rc)
+        bench_net_flops(s->net, &ffl, &bfl);
+    double *t = calloc((size_t)loops, sizeof *t), *tfb = calloc((size_t)loops, sizeof *tfb);
+    if (!t || !tfb)
+        rc = rc ? rc : err_set(CREMA_ERR_NOMEM, "out of memory");
+    long faults = 0;
+    for (int l = 0; l < loops && !rc; l++) {
+        long f0 = page_faults();
+        double t0 = bench_now();
+        rc = solver_step(s, iters);
+        t[l] = (bench_now() - t0) * 1e3 / iters;
+        faults += page_faults() - f0;
+    }
+    /* Forward and backward alone (bench_net's measure), without the update. */
+    for (int l = 0; l < loops && !rc; l++) {
+        double t0 = bench_now();
+        float loss;
+        for (int i = 0; i < iters && !rc; i++)
+            rc = net_forward(s->net, &loss) || net_backward(s->net);
+        tfb[l] = (bench_now() - t0) * 1e3 / iters;
+    }
+    solver_free(s);
+    if (rc) {
+        printf("crema %s %d error %s\n", bc->name, threads, crema_errmsg());
+        free(t);
+        free(tfb);
+        return rc;
+    }
+    double mt = median(t, loops);
+    printf("crema %s %d %.4f %.4f %.4f %.4f %.1f %.2f %.4f\n", bc->name, threads, mt, t[0], t[loops - 1],
+           (ffl + bfl) * 1e-9, peak_rss_mib(), (double)faults / ((double)loops * iters), median(tfb, loops));
+    fflush(stdout);
+    free(t);
+    free(tfb);
+    return CREMA_OK;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 0, iters = 0, loops = 0, first = argc;
+    bool sgemm = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-iters") == 0 && i + 1 < argc)
+            iters = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-loops") == 0 && i + 1 < argc)
+            loops = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-sgemm") == 0)
+            sgemm = true;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "usage: bench_cpu [-threads T] [-loops L] [-iters K] [-sgemm] [lenet|cifar10_quick|caffenet ...]\n");
+            return 2;
+        } else {
+            first = i;
+            break;
+        }
+    }
+    if (threads < 0 || threads > CPU_MAX_THREADS || iters < 0 || loops < 0) {
+        fprintf(stderr, "bench_cpu: -threads 1..%d, -iters and -loops positive\n", CPU_MAX_THREADS);
+        return 2;
+    }
+    if (cpu_set_num_threads(threads)) {
+        fprintf(stderr, "bench_cpu: %s\n", crema_errmsg());
+        return 2;
+    }
+    threads = cpu_num_threads();
+    if (sgemm) {
+        openblas_set_num_threads(threads);
+        printf("sgemm %d %.2f\n", threads, bench_sgemm_gflops(2048, 7));
+        openblas_set_num_threads(1);
+        fflush(stdout);
+    }
+    const char *shared = getenv("CREMA_SHARED");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bench", shared && *shared ? shared : "../shared");
+    int failed = 0;
+    for (int c = 0; c < N_CASES; c++) {
+        bool want = first >= argc && !sgemm;
+        for (int a = first; a < argc; a++)
+            want |= strcmp(argv[a], cases[c].name) == 0;
+        if (want && run_case(&cases[c], dir, threads, iters ? iters : cases[c].iters,
+                             loops ? loops : cases[c].loops))
+            failed++;
+    }
+    return failed ? 1 : 0;
+}
