@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test asan fuzz clean
+.PHONY: all deps test check asan fuzz clean
 
 all: $(BUILD)/Makefile
 	@$(MAKE) --no-print-directory -C $(BUILD) -j$(JOBS)
@@ -19,10 +19,17 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 1500
 
-# The tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The unit and golden tests without the slow ones (ctest labels, see
+# CMakeLists.txt): under two minutes on 2 cores.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 1500 -L '^(unit|golden)$$' -LE '^slow$$'
+
+# The tests again under AddressSanitizer + UndefinedBehaviorSanitizer; the
+# Python and Spark tests load a library built without them.
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CMAKE_FLAGS="-DCREMA_SANITIZE=ON -DCREMA_CUDA=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++" all
-	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS) --timeout 1500 -LE python
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j$(JOBS) --timeout 1500 -LE '^(python|spark)$$'
 
 # libFuzzer targets, each run for FUZZ_SECONDS, seeded from ../shared/corpus.
 FUZZ_SECONDS ?= 15

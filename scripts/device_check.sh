@@ -7,6 +7,9 @@
 #   4. LeNet on Fashion-MNIST for 10,000 iterations (Caffe's solver, batch 64)
 #   5. the benchmark beside PyTorch eager (bench/bench_gpu.py)
 #   6. compute-sanitizer memcheck over a short training run
+#   7. ranks: one rank through NCCL and two ranks sharing the GPU (host
+#      collectives) train to the weights of one rank with the doubled batch;
+#      a rank killed with SIGKILL ends the other within seconds
 # and writes $OUT/summary.txt (one line per step, then details), with each
 # step's log beside it. Where there is no GPU it says so and exits 1.
 # STEPS="1 2 3" runs only those steps.
@@ -20,7 +23,7 @@ export LD_LIBRARY_PATH="$D/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBR
 export CREMA_SHARED="$D/shared" CREMA_CUDA_PLUGIN="$D/lib/libcrema_cuda.so" CREMA_TEST_DEVICE=cuda:0
 export CREMA_BIN="$D/bin/crema" CREMA_TMP=/tmp/crema-check OPENBLAS_NUM_THREADS=4 PYTHONUNBUFFERED=1
 mkdir -p "$CREMA_TMP"
-STEPS=${STEPS:-1 2 3 4 5 6}
+STEPS=${STEPS:-1 2 3 4 5 6 7}
 : >"$S"
 say() { echo "$*" | tee -a "$S"; }
 want() { case " $STEPS " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -47,7 +50,7 @@ step() { # name, status, detail
 if want 1; then
     : >"$OUT/tables.log"
     st=ok
-    for t in "$D"/bin/test_backend "$D"/bin/test_ops_*; do
+    for t in "$D"/bin/test_backend "$D"/bin/test_ops_* "$D"/bin/test_dist_device; do
         [ -x "$t" ] || continue
         timeout 300 "$t" >>"$OUT/tables.log" 2>&1 || st=FAIL
     done
@@ -88,11 +91,18 @@ if want 4; then
     step "4 LeNet Fashion-MNIST 10000 iterations on GPU" "$ok" "test accuracy ${acc:-none} (>= 0.895; Caffe 0.899), $((t1 - t0)) s"
 fi
 if want 5; then
-    CREMA_BENCH_GPU="$D/bin/bench_gpu" timeout 900 python3 bench/bench_gpu.py \
-        --precision "${BENCH_PRECISION:-fp32,tf32}" --nets "${BENCH_NETS:-lenet,cifar10_quick,caffenet}" \
+    CREMA_BENCH_GPU="$D/bin/bench_gpu" timeout 420 python3 bench/bench_gpu.py \
+        --precision "${BENCH_PRECISION:-fp32,tf32}" --nets "${BENCH_NETS:-lenet,cifar10_quick,caffenet,resnet50}" \
         >"$OUT/bench.log" 2>&1
     rc=$?
     step "5 benchmark beside PyTorch" "$([ $rc = 0 ] && echo ok || echo FAIL)" "table below"
+    # what the Data layer (LMDB, host prefetch) costs the GPU: LeNet fed by it
+    # against LeNet on constant data, same iteration otherwise
+    if [ -f /tmp/crema-lenet/net.prototxt ]; then
+        CREMA_BENCH_LENET_LMDB=/tmp/crema-lenet/net.prototxt timeout 120 "$D/bin/bench_gpu" lenet lenet_lmdb \
+            >>"$OUT/bench.log" 2>&1
+        say "5b data layer: $(grep '^crema lenet' "$OUT/bench.log" | awk '{printf "%s %s ms/iter; ", $2, $4}')"
+    fi
 fi
 if want 6; then
     W=/tmp/crema-lenet
@@ -107,6 +117,39 @@ if want 6; then
             "${summary:-no summary (rc $rc)}"
     else
         step "6 compute-sanitizer memcheck" FAIL "needs step 4's data"
+    fi
+fi
+if want 7; then
+    W=/tmp/crema-lenet
+    # 2 ranks x batch 8 == 1 rank x batch 16 with -gpu 0 (both ranks on the
+    # one GPU: NCCL cannot pair them, so the sums go through the host)
+    FASHION_MNIST="$D/data" CREMA_TEST_TRAIN_ARGS="-gpu 0" timeout 240 "$D/bin/test_dist_train" \
+        test_two_ranks_equal_one_rank_double_batch test_many_buckets >"$OUT/dist.log" 2>&1
+    rc=$?
+    step "7a two ranks on one GPU (host sums) = one rank, double batch" "$([ $rc = 0 ] && echo ok || echo FAIL)" \
+        "$(grep -E 'worst relative' "$OUT/dist.log" | head -2 | tr '\n' ' ')"
+    say "7b one rank through NCCL = alone: $(grep -E 'one rank' "$OUT/tables.log" | head -1)"
+    if [ -f $W/solver.prototxt ]; then
+        sed -e "s|^max_iter: .*|max_iter: 100000000|" -e "s|^test_interval: .*|test_interval: 100000000|" \
+            -e "s|^snapshot: .*|snapshot: 0|" -e "s|^display: .*|display: 20|" $W/solver.prototxt >$W/long.prototxt
+        P=$((20000 + $$ % 20000))
+        "$D/bin/crema" train -solver $W/long.prototxt -rank 0 -clusterSize 2 -rendezvous tcp://127.0.0.1:$P \
+            -secret k -dist_timeout 10 -gpu 0 >"$OUT/kill0.log" 2>&1 &
+        p0=$!
+        "$D/bin/crema" train -solver $W/long.prototxt -rank 1 -clusterSize 2 -rendezvous tcp://127.0.0.1:$P \
+            -secret k -dist_timeout 10 -gpu 0 >/dev/null 2>&1 &
+        p1=$!
+        for i in $(seq 300); do grep -q "Iteration 100" "$OUT/kill0.log" && break; sleep 0.1; done
+        kill -9 $p1
+        t0=$(date +%s.%N)
+        ( sleep 30; kill -9 $p0 2>/dev/null ) &
+        wait $p0
+        rc=$?
+        t1=$(date +%s.%N)
+        secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')
+        named=$(grep -c "lost rank 1\|rank 1" "$OUT/kill0.log")
+        ok=$(awk -v s="$secs" -v r=$rc -v n="$named" 'BEGIN{print (r != 0 && s < 15 && n > 0) ? "ok" : "FAIL"}')
+        step "7c rank 1 killed: rank 0 ends" "$ok" "after $secs s, exit $rc: $(grep -i 'rank 1' "$OUT/kill0.log" | tail -1)"
     fi
 fi
 {

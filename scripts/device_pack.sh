@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 SHARED=${CREMA_SHARED:-../shared}
 B=build-device
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCREMA_LINK_SHARED=ON >/dev/null
-TESTS="test_backend test_golden test_golden_solvers test_golden_models"
+TESTS="test_backend test_golden test_golden_solvers test_golden_models test_dist_device test_dist_train"
 for f in tests/test_ops_*.c; do [ -f "$f" ] && TESTS="$TESTS $(basename "$f" .c)"; done
 make --no-print-directory -C $B -j"$(nproc)" crema crema_shared crema_cuda bench_gpu $TESTS >/dev/null
 rm -rf .device

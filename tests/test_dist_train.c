@@ -14,8 +14,14 @@
 #include "check.h"
 #include "proto/proto_io.h"
 
-#define FASHION "/usr/share/datasets/fashion-mnist"
 #define ITERS 10
+
+/* Debian's dataset-fashion-mnist, or $FASHION_MNIST (the GPU machine's copy). */
+static const char *fashion(void)
+{
+    const char *d = getenv("FASHION_MNIST");
+    return d && *d ? d : "/usr/share/datasets/fashion-mnist";
+}
 
 static char *tmp;
 static char lmdb[1024];
@@ -38,8 +44,10 @@ static void show_log(const char *log)
 static int need_lmdb(void)
 {
     struct stat st;
-    if (stat(FASHION "/t10k-images-idx3-ubyte.gz", &st) != 0) {
-        check_skip("no Fashion-MNIST at " FASHION " (Debian dataset-fashion-mnist)");
+    char gz[1024];
+    snprintf(gz, sizeof gz, "%s/t10k-images-idx3-ubyte.gz", fashion());
+    if (stat(gz, &st) != 0) {
+        check_skip("no Fashion-MNIST at %s (Debian dataset-fashion-mnist)", fashion());
         return 1;
     }
     if (!tmp)
@@ -49,9 +57,9 @@ static int need_lmdb(void)
         return 0;
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "'%s' convert-mnist " FASHION "/t10k-images-idx3-ubyte.gz " FASHION "/t10k-labels-idx1-ubyte.gz "
+             "'%s' convert-mnist '%s/t10k-images-idx3-ubyte.gz' '%s/t10k-labels-idx1-ubyte.gz' "
              "'%s' >'%s/convert.log' 2>&1",
-             check_crema_bin(), lmdb, tmp);
+             check_crema_bin(), fashion(), fashion(), lmdb, tmp);
     int rc = run(cmd);
     CHECK_MSG(rc == 0, "convert-mnist exited %d", rc);
     return rc != 0;
@@ -106,13 +114,15 @@ static void write_solver(const char *name, int batch, int iter_size)
     fclose(f);
 }
 
-/* Trains solver `name` with extra arguments; 0 when crema exited 0. */
+/* Trains solver `name` with extra arguments (and $CREMA_TEST_TRAIN_ARGS,
+ * e.g. -gpu 0 on the GPU machine); 0 when crema exited 0. */
 static int train(const char *name, const char *env, const char *extra)
 {
     char cmd[4096], log[1200];
+    const char *more = getenv("CREMA_TEST_TRAIN_ARGS");
     snprintf(log, sizeof log, "%s/%s.log", tmp, name);
-    snprintf(cmd, sizeof cmd, "%s OPENBLAS_NUM_THREADS=1 '%s' train -solver '%s/%s_solver.prototxt' %s >'%s' 2>&1",
-             env, check_crema_bin(), tmp, name, extra, log);
+    snprintf(cmd, sizeof cmd, "%s OPENBLAS_NUM_THREADS=1 '%s' train -solver '%s/%s_solver.prototxt' %s %s >'%s' 2>&1",
+             env, check_crema_bin(), tmp, name, extra, more ? more : "", log);
     int rc = run(cmd);
     CHECK_MSG(rc == 0, "%s: crema train exited %d", name, rc);
     if (rc)

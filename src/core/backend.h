@@ -17,6 +17,7 @@
 
 #include "core/ops_recurrent.h"
 #include "core/ops_structure.h"
+#include "core/ops_loss.h"
 
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };
 
@@ -30,6 +31,8 @@ struct structure_ops;
 struct norm_ops;
 struct recurrent_ops;
 struct comm_ops;
+
+#include "core/ops_vision.h"
 
 struct backend {
     const char *name; /* "cpu", "cuda:0", "cpu-mirror" */

@@ -175,9 +175,9 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
     .solver = &cpu_solver_ops,            \
     .neuron = NULL,                       \
                                           \
-    .vision = NULL,                       \
+    .vision = &cpu_vision_ops,            \
                                           \
-    .loss = NULL,                         \
+    .loss = &cpu_loss_ops,                \
                                           \
     .structure = &cpu_structure_ops,      \
                                           \

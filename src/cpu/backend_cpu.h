@@ -19,5 +19,7 @@ extern const struct math_ops cpu_math_ops;
 extern const struct solver_ops cpu_solver_ops;
 extern const struct structure_ops cpu_structure_ops;
 extern const struct recurrent_ops cpu_recurrent_ops;
+extern const struct loss_ops cpu_loss_ops;
+extern const struct vision_ops cpu_vision_ops;
 
 #endif

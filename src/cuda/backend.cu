@@ -244,9 +244,9 @@ static int cu_open(int id, const struct backend **out)
     /* Layer families: one line each. */
     be->neuron = NULL;
 
-    be->vision = NULL;
+    be->vision = cuda_vision_ops();
 
-    be->loss = NULL;
+    be->loss = cuda_loss_ops();
 
     be->structure = cuda_structure_ops();
 

@@ -83,6 +83,8 @@ const struct solver_ops *cuda_solver_ops(void);
 const struct comm_ops *cuda_comm_ops(void);
 const struct structure_ops *cuda_structure_ops(void);
 const struct recurrent_ops *cuda_recurrent_ops(void);
+const struct loss_ops *cuda_loss_ops(void);
+const struct vision_ops *cuda_vision_ops(void);
 }
 
 #endif

@@ -1,6 +1,7 @@
-/* Convolution and Deconvolution (Caffe's BaseConvolutionLayer): im2col then
- * one row-major sgemm per group and image, any number of spatial axes. */
-#include "cpu/math.h"
+/* Convolution and Deconvolution (Caffe's BaseConvolutionLayer), any number
+ * of spatial axes: the backend's own convolution where it has one for the
+ * shape (be->vision's conv plan), else im2col then one row-major sgemm per
+ * group and image through be->math (the CPU's path). */
 #include "layers/vision.h"
 
 #include <stdio.h>
@@ -93,28 +94,15 @@ struct conv {
     int num, bottom_dim, top_dim;
     int input_shape[TENSOR_MAX_AXES + 1]; /* channels of the im2col side, then spatial */
     int col_shape[TENSOR_MAX_AXES + 1];
-    float *col;
-    size_t col_cap;
-    float *ones; /* bias multiplier: out_spatial_dim ones */
-    size_t ones_cap;
+    struct tensor *col;  /* one image's im2col buffer */
+    struct tensor *ones; /* bias multiplier: out_spatial_dim ones */
+    /* The backend's own convolution for plan_shape on plan_be (NULL when
+     * it has none for that shape); plan_made says plan_shape was asked. */
+    void *plan;
+    const struct backend *plan_be;
+    struct conv_shape plan_shape;
+    bool plan_made;
 };
-
-static int grow(float **buf, size_t *cap, size_t n, float fill, bool set)
-{
-    if (n == 0)
-        n = 1;
-    if (*cap < n) {
-        float *p = realloc(*buf, n * sizeof *p);
-        if (!p)
-            return err_set(CREMA_ERR_NOMEM, "out of memory (%zu floats)", n);
-        *buf = p;
-        *cap = n;
-    }
-    if (set)
-        for (size_t i = 0; i < n; i++)
-            (*buf)[i] = fill;
-    return CREMA_OK;
-}
 
 static const char *shape_str(const int *s, int n, char *buf, size_t len)
 {
@@ -218,6 +206,55 @@ static int deconv_setup(struct layer *l, struct tensor **bottom, struct tensor *
     return conv_setup_common(l, bottom, true);
 }
 
+static void plan_drop(struct conv *c)
+{
+    if (c->plan)
+        c->plan_be->vision->conv_plan_free(c->plan_be, c->plan);
+    c->plan = NULL;
+    c->plan_be = NULL;
+    c->plan_made = false;
+}
+
+/* The backend's own convolution for the current shape: asked for once per
+ * shape and backend (reshape runs before every forward; then this only
+ * compares). Without one, c->plan stays NULL and im2col + gemm runs. */
+static int conv_plan(struct layer *l)
+{
+    struct conv *c = l->priv;
+    const struct backend *be = l->be;
+    if (!be->vision || !be->vision->conv_plan_create || c->num_spatial_axes > VISION_CONV_MAX_AXES) {
+        plan_drop(c);
+        return CREMA_OK;
+    }
+    struct conv_shape s;
+    memset(&s, 0, sizeof s); /* compared with memcmp */
+    s.num_spatial_axes = c->num_spatial_axes;
+    s.num = c->num;
+    s.groups = c->group;
+    s.in_channels = c->conv_in_channels;
+    s.out_channels = c->conv_out_channels;
+    for (int i = 0; i < c->num_spatial_axes; i++) {
+        s.in_shape[i] = c->input_shape[1 + i];
+        s.out_shape[i] = c->col_shape[1 + i];
+        s.kernel[i] = c->g.kernel[i];
+        s.pad[i] = c->g.pad[i];
+        s.stride[i] = c->g.stride[i];
+        s.dilation[i] = c->g.dilation[i];
+    }
+    if (c->plan_made && c->plan_be == be && memcmp(&s, &c->plan_shape, sizeof s) == 0)
+        return CREMA_OK;
+    plan_drop(c);
+    int rc = be->vision->conv_plan_create(be, &s, &c->plan);
+    if (rc) {
+        c->plan = NULL;
+        return rc;
+    }
+    c->plan_be = be;
+    c->plan_shape = s;
+    c->plan_made = true;
+    return CREMA_OK;
+}
+
 static int conv_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct conv *c = l->priv;
@@ -274,104 +311,138 @@ static int conv_reshape(struct layer *l, struct tensor **bottom, struct tensor *
     c->top_dim = (int)tensor_count_range(top[0], c->channel_axis, top[0]->num_axes);
     c->out_spatial_dim = (int)tensor_count_range(top[0], first_spatial, top[0]->num_axes);
     size_t col_count = (size_t)c->kernel_dim * c->group * (size_t)c->conv_out_spatial_dim;
-    if (!c->is_1x1 && (rc = grow(&c->col, &c->col_cap, col_count, 0.f, false)))
-        return rc;
-    if (c->bias_term && (rc = grow(&c->ones, &c->ones_cap, (size_t)c->out_spatial_dim, 1.f, true)))
-        return rc;
-    return CREMA_OK;
+    if (!c->is_1x1) {
+        if (col_count > (size_t)1 << 31)
+            return err_set(CREMA_ERR_SHAPE, "the im2col buffer would hold %zu values", col_count);
+        int cshape[1] = { (int)col_count };
+        if (!c->col && !(c->col = tensor_new()))
+            return err_set(CREMA_ERR_NOMEM, "out of memory");
+        if ((rc = tensor_reshape(c->col, 1, cshape)))
+            return rc;
+    }
+    return conv_plan(l);
 }
 
-static void conv_im2col(const struct conv *c, const float *im, float *col)
+/* ---- im2col + gemm through be->math, one image at a time (Caffe's
+ * forward_cpu_gemm, backward_cpu_gemm, weight_cpu_gemm) ---- */
+
+static void conv_im2col(const struct layer *l, const float *im, float *col)
 {
+    const struct conv *c = l->priv;
     const struct conv_geom *g = &c->g;
+    const struct backend *be = l->be;
     if (!c->force_nd && c->num_spatial_axes == 2)
-        im2col(im, c->conv_in_channels, c->input_shape[1], c->input_shape[2], g->kernel[0],
-               g->kernel[1], g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0],
-               g->dilation[1], col);
+        be->math->im2col(be, im, c->conv_in_channels, c->input_shape[1], c->input_shape[2], g->kernel[0],
+                         g->kernel[1], g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0],
+                         g->dilation[1], col);
     else
-        im2col_nd(im, c->num_spatial_axes, c->input_shape, c->col_shape, g->kernel, g->pad,
-                  g->stride, g->dilation, col);
+        be->math->im2col_nd(be, im, c->num_spatial_axes, c->input_shape, c->col_shape, g->kernel, g->pad,
+                            g->stride, g->dilation, col);
 }
 
-static void conv_col2im(const struct conv *c, const float *col, float *im)
+static void conv_col2im(const struct layer *l, const float *col, float *im)
 {
+    const struct conv *c = l->priv;
     const struct conv_geom *g = &c->g;
+    const struct backend *be = l->be;
     if (!c->force_nd && c->num_spatial_axes == 2)
-        col2im(col, c->conv_in_channels, c->input_shape[1], c->input_shape[2], g->kernel[0],
-               g->kernel[1], g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0],
-               g->dilation[1], im);
+        be->math->col2im(be, col, c->conv_in_channels, c->input_shape[1], c->input_shape[2], g->kernel[0],
+                         g->kernel[1], g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0],
+                         g->dilation[1], im);
     else
-        col2im_nd(col, c->num_spatial_axes, c->input_shape, c->col_shape, g->kernel, g->pad,
-                  g->stride, g->dilation, im);
+        be->math->col2im_nd(be, col, c->num_spatial_axes, c->input_shape, c->col_shape, g->kernel, g->pad,
+                            g->stride, g->dilation, im);
 }
 
-/* output = W * im2col(input), per group (Caffe's forward_cpu_gemm). */
-static void gemm_forward(struct conv *c, const float *input, const float *w, float *output,
+/* output = W * im2col(input), per group. */
+static void gemm_forward(const struct layer *l, const float *input, const float *w, float *output, float *colbuf,
                          bool skip_im2col)
 {
+    const struct conv *c = l->priv;
+    const struct backend *be = l->be;
     const float *col = input;
     if (!c->is_1x1) {
         if (!skip_im2col)
-            conv_im2col(c, input, c->col);
-        col = c->col;
+            conv_im2col(l, input, colbuf);
+        col = colbuf;
     }
     int G = c->group;
     for (int g = 0; g < G; g++)
-        cpu_gemm(false, false, c->conv_out_channels / G, c->conv_out_spatial_dim, c->kernel_dim, 1.f,
-                 w + (size_t)c->weight_offset * g, col + (size_t)c->col_offset * g, 0.f,
-                 output + (size_t)c->output_offset * g);
+        be->math->gemm(be, false, false, c->conv_out_channels / G, c->conv_out_spatial_dim, c->kernel_dim, 1.f,
+                       w + (size_t)c->weight_offset * g, col + (size_t)c->col_offset * g, 0.f,
+                       output + (size_t)c->output_offset * g);
 }
 
-/* input = col2im(W^T * output) (Caffe's backward_cpu_gemm). */
-static void gemm_backward(struct conv *c, const float *output, const float *w, float *input)
+/* input = col2im(W^T * output). */
+static void gemm_backward(const struct layer *l, const float *output, const float *w, float *input, float *colbuf)
 {
-    float *col = c->is_1x1 ? input : c->col;
+    const struct conv *c = l->priv;
+    const struct backend *be = l->be;
+    float *col = c->is_1x1 ? input : colbuf;
     int G = c->group;
     for (int g = 0; g < G; g++)
-        cpu_gemm(true, false, c->kernel_dim, c->conv_out_spatial_dim, c->conv_out_channels / G, 1.f,
-                 w + (size_t)c->weight_offset * g, output + (size_t)c->output_offset * g, 0.f,
-                 col + (size_t)c->col_offset * g);
+        be->math->gemm(be, true, false, c->kernel_dim, c->conv_out_spatial_dim, c->conv_out_channels / G, 1.f,
+                       w + (size_t)c->weight_offset * g, output + (size_t)c->output_offset * g, 0.f,
+                       col + (size_t)c->col_offset * g);
     if (!c->is_1x1)
-        conv_col2im(c, col, input);
+        conv_col2im(l, col, input);
 }
 
-/* dW += output * im2col(input)^T (Caffe's weight_cpu_gemm). */
-static void gemm_weight(struct conv *c, const float *input, const float *output, float *dw)
+/* dW += output * im2col(input)^T. */
+static void gemm_weight(const struct layer *l, const float *input, const float *output, float *dw, float *colbuf)
 {
+    const struct conv *c = l->priv;
+    const struct backend *be = l->be;
     const float *col = input;
     if (!c->is_1x1) {
-        conv_im2col(c, input, c->col);
-        col = c->col;
+        conv_im2col(l, input, colbuf);
+        col = colbuf;
     }
     int G = c->group;
     for (int g = 0; g < G; g++)
-        cpu_gemm(false, true, c->conv_out_channels / G, c->kernel_dim, c->conv_out_spatial_dim, 1.f,
-                 output + (size_t)c->output_offset * g, col + (size_t)c->col_offset * g, 1.f,
-                 dw + (size_t)c->weight_offset * g);
+        be->math->gemm(be, false, true, c->conv_out_channels / G, c->kernel_dim, c->conv_out_spatial_dim, 1.f,
+                       output + (size_t)c->output_offset * g, col + (size_t)c->col_offset * g, 1.f,
+                       dw + (size_t)c->weight_offset * g);
 }
 
-static void add_bias(struct conv *c, float *output, const float *bias)
-{
-    cpu_gemm(false, false, c->num_output, c->out_spatial_dim, 1, 1.f, bias, c->ones, 1.f, output);
-}
+/* ---- the layer ---- */
 
 static int conv_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct conv *c = l->priv;
-    const float *w = tensor_data(l->blobs[0]);
-    const float *bias = c->bias_term ? tensor_data(l->blobs[1]) : NULL;
+    const struct backend *be = l->be;
+    int rc = conv_plan(l);
+    if (rc)
+        return rc;
+    const float *w = LCDATA(l->blobs[0]);
+    const float *bias = c->bias_term ? LCDATA(l->blobs[1]) : NULL;
+    const float *ones = c->bias_term ? layer_ones(l, &c->ones, (size_t)c->out_spatial_dim) : NULL;
+    float *colbuf = c->plan || c->is_1x1 ? NULL : LDATA(c->col);
+    if (!w || (c->bias_term && (!bias || !ones)) || (!c->plan && !c->is_1x1 && !colbuf))
+        return CREMA_ERR_NOMEM;
     for (int i = 0; i < l->n_bottom; i++) {
-        const float *in = tensor_data(bottom[i]);
-        float *out = tensor_data(top[i]);
-        for (int n = 0; n < c->num; n++) {
-            float *o = out + (size_t)n * c->top_dim;
-            if (c->deconv)
-                gemm_backward(c, in + (size_t)n * c->bottom_dim, w, o);
-            else
-                gemm_forward(c, in + (size_t)n * c->bottom_dim, w, o, false);
-            if (bias)
-                add_bias(c, o, bias);
+        const float *in = LCDATA(bottom[i]);
+        float *out = LDATA(top[i]);
+        if (!in || !out)
+            return CREMA_ERR_NOMEM;
+        if (c->plan && c->deconv) {
+            be->vision->conv_backward_data(be, c->plan, in, w, out);
+        } else if (c->plan) {
+            be->vision->conv_forward(be, c->plan, in, w, out);
+        } else {
+            for (int n = 0; n < c->num; n++) {
+                const float *x = in + (size_t)n * c->bottom_dim;
+                float *o = out + (size_t)n * c->top_dim;
+                if (c->deconv)
+                    gemm_backward(l, x, w, o, colbuf);
+                else
+                    gemm_forward(l, x, w, o, colbuf, false);
+            }
         }
+        /* After all images rather than after each, as Caffe adds it: each
+         * value still gets its bias once its convolution is done. */
+        if (bias)
+            be->vision->bias_forward(be, c->num, c->num_output, c->out_spatial_dim, bias, ones, out);
     }
     return CREMA_OK;
 }
@@ -380,35 +451,61 @@ static int conv_backward(struct layer *l, struct tensor **top, const bool *propa
                          struct tensor **bottom)
 {
     struct conv *c = l->priv;
-    const float *w = tensor_data(l->blobs[0]);
+    const struct backend *be = l->be;
+    int rc = conv_plan(l);
+    if (rc)
+        return rc;
+    const float *w = LCDATA(l->blobs[0]);
     bool dw_on = l->param_propagate_down[0];
-    float *dw = dw_on ? tensor_diff(l->blobs[0]) : NULL;
+    bool db_on = c->bias_term && l->param_propagate_down[1];
+    float *dw = dw_on ? LDIFF(l->blobs[0]) : NULL;
+    float *db = db_on ? LDIFF(l->blobs[1]) : NULL;
+    const float *ones = db_on ? layer_ones(l, &c->ones, (size_t)c->out_spatial_dim) : NULL;
+    float *colbuf = c->plan || c->is_1x1 ? NULL : LDATA(c->col);
+    if (!w || (dw_on && !dw) || (db_on && (!db || !ones)) || (!c->plan && !c->is_1x1 && !colbuf))
+        return CREMA_ERR_NOMEM;
     for (int i = 0; i < l->n_bottom; i++) {
-        const float *top_diff = tensor_diff(top[i]);
-        if (c->bias_term && l->param_propagate_down[1]) {
-            float *db = tensor_diff(l->blobs[1]);
-            for (int n = 0; n < c->num; n++)
-                cpu_gemv(false, c->num_output, c->out_spatial_dim, 1.f,
-                         top_diff + (size_t)n * c->top_dim, c->ones, 1.f, db);
-        }
+        const float *top_diff = LCDIFF(top[i]);
+        if (!top_diff)
+            return CREMA_ERR_NOMEM;
+        if (db)
+            be->vision->bias_backward(be, c->num, c->num_output, c->out_spatial_dim, top_diff, ones, db);
         if (!dw_on && !propagate_down[i])
             continue;
-        const float *in = tensor_data(bottom[i]);
-        float *in_diff = propagate_down[i] ? tensor_diff(bottom[i]) : NULL;
+        const float *in = LCDATA(bottom[i]);
+        float *in_diff = propagate_down[i] ? LDIFF(bottom[i]) : NULL;
+        if (!in || (propagate_down[i] && !in_diff))
+            return CREMA_ERR_NOMEM;
+        if (c->plan) {
+            /* Deconvolution is the convolution with its sides swapped: its
+             * top is the image side, its bottom the column side. */
+            if (c->deconv) {
+                if (dw)
+                    be->vision->conv_backward_filter(be, c->plan, top_diff, in, dw);
+                if (in_diff)
+                    be->vision->conv_forward(be, c->plan, top_diff, w, in_diff);
+            } else {
+                if (dw)
+                    be->vision->conv_backward_filter(be, c->plan, in, top_diff, dw);
+                if (in_diff)
+                    be->vision->conv_backward_data(be, c->plan, top_diff, w, in_diff);
+            }
+            continue;
+        }
         for (int n = 0; n < c->num; n++) {
             const float *td = top_diff + (size_t)n * c->top_dim;
             const float *x = in + (size_t)n * c->bottom_dim;
             if (c->deconv) {
-                if (dw_on)
-                    gemm_weight(c, td, x, dw);
+                if (dw)
+                    gemm_weight(l, td, x, dw, colbuf);
                 /* The weight gradient left im2col(top diff) in the buffer. */
                 if (in_diff)
-                    gemm_forward(c, td, w, in_diff + (size_t)n * c->bottom_dim, dw_on);
+                    gemm_forward(l, td, w, in_diff + (size_t)n * c->bottom_dim, colbuf, dw_on);
             } else {
-                if (dw_on)
-                    gemm_weight(c, x, td, dw);
+                if (dw)
+                    gemm_weight(l, x, td, dw, colbuf);
                 if (in_diff)
-                    gemm_backward(c, td, w, in_diff + (size_t)n * c->bottom_dim);
+                    gemm_backward(l, td, w, in_diff + (size_t)n * c->bottom_dim, colbuf);
             }
         }
     }
@@ -419,8 +516,9 @@ static void conv_destroy(struct layer *l)
 {
     struct conv *c = l->priv;
     if (c) {
-        free(c->col);
-        free(c->ones);
+        plan_drop(c);
+        tensor_free(c->col);
+        tensor_free(c->ones);
     }
     free(c);
     l->priv = NULL;
@@ -435,6 +533,9 @@ const struct layer_kind convolution_layer = {
     .reshape = conv_reshape,
     .forward = conv_forward,
     .backward = conv_backward,
+    .forward_dev = conv_forward,
+    .backward_dev = conv_backward,
+    .runs_on = vision_runs_on,
     .destroy = conv_destroy,
 };
 
@@ -447,5 +548,8 @@ const struct layer_kind deconvolution_layer = {
     .reshape = conv_reshape,
     .forward = conv_forward,
     .backward = conv_backward,
+    .forward_dev = conv_forward,
+    .backward_dev = conv_backward,
+    .runs_on = vision_runs_on,
     .destroy = conv_destroy,
 };

@@ -1,9 +1,9 @@
 /* Crop: cut bottom 0 down to the shape of bottom 1 on the axes from `axis`
- * on, starting at the given offsets; backward puts the diff back in place. */
-#include "layers/layer.h"
+ * on, starting at the given offsets; backward puts the diff back in place.
+ * On any backend (be->vision's window copies). */
+#include "layers/vision.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 struct crop {
     int start_axis;
@@ -63,55 +63,29 @@ static int crop_reshape(struct layer *l, struct tensor **bottom, struct tensor *
     return tensor_reshape(top[0], a->num_axes, shape);
 }
 
-/* Copies between the cropped window of `big` and the dense `small`; the
- * last axis is contiguous in both, so whole rows move at once. */
-static void crop_copy(const struct crop *s, const struct tensor *bigt, const struct tensor *smallt,
-                      float *big, float *small, bool to_small)
-{
-    int n = bigt->num_axes;
-    if (smallt->count == 0)
-        return;
-    if (n == 0) {
-        if (to_small)
-            small[0] = big[0];
-        else
-            big[0] = small[0];
-        return;
-    }
-    int idx[TENSOR_MAX_AXES] = { 0 };
-    size_t row = (size_t)smallt->shape[n - 1];
-    size_t rows = smallt->count / row;
-    for (size_t r = 0; r < rows; r++) {
-        size_t off = 0;
-        for (int d = 0; d < n; d++)
-            off = off * (size_t)bigt->shape[d] + (size_t)(idx[d] + s->offsets[d]);
-        float *b = big + off, *m = small + r * row;
-        if (to_small)
-            memcpy(m, b, row * sizeof *m);
-        else
-            memcpy(b, m, row * sizeof *m);
-        for (int d = n - 2; d >= 0; d--) {
-            if (++idx[d] < smallt->shape[d])
-                break;
-            idx[d] = 0;
-        }
-    }
-}
-
 static int crop_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    crop_copy(l->priv, bottom[0], top[0], tensor_data(bottom[0]), tensor_data(top[0]), true);
+    const struct crop *s = l->priv;
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
+    if (!x || !y)
+        return CREMA_ERR_NOMEM;
+    l->be->vision->crop_gather(l->be, bottom[0]->num_axes, bottom[0]->shape, top[0]->shape, s->offsets, x, y);
     return CREMA_OK;
 }
 
 static int crop_backward(struct layer *l, struct tensor **top, const bool *propagate_down,
                          struct tensor **bottom)
 {
+    const struct crop *s = l->priv;
     if (!propagate_down[0])
         return CREMA_OK;
-    float *d = tensor_diff(bottom[0]);
-    memset(d, 0, bottom[0]->count * sizeof *d);
-    crop_copy(l->priv, bottom[0], top[0], d, tensor_diff(top[0]), false);
+    const float *dy = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
+    if (!dy || !dx)
+        return CREMA_ERR_NOMEM;
+    l->be->math->set(l->be, bottom[0]->count, 0.f, dx);
+    l->be->vision->crop_scatter(l->be, bottom[0]->num_axes, bottom[0]->shape, top[0]->shape, s->offsets, dy, dx);
     return CREMA_OK;
 }
 
@@ -129,5 +103,8 @@ const struct layer_kind crop_layer = {
     .reshape = crop_reshape,
     .forward = crop_forward,
     .backward = crop_backward,
+    .forward_dev = crop_forward,
+    .backward_dev = crop_backward,
+    .runs_on = vision_runs_on,
     .destroy = crop_destroy,
 };

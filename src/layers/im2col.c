@@ -1,6 +1,6 @@
 /* Im2col: the column matrix convolution would multiply, as a layer
- * (kernel, stride, pad and dilation from convolution_param). */
-#include "cpu/math.h"
+ * (kernel, stride, pad and dilation from convolution_param), on any
+ * backend (be->math's im2col/col2im). */
 #include "layers/vision.h"
 
 #include <stdlib.h>
@@ -71,23 +71,42 @@ static int im2col_reshape(struct layer *l, struct tensor **bottom, struct tensor
     return CREMA_OK;
 }
 
+/* One image: the 2-D kernel unless the geometry asks for the N-D one. */
+static void im2col_one(const struct layer *l, const float *x, float *y)
+{
+    const struct im2col_state *s = l->priv;
+    const struct conv_geom *g = &s->g;
+    const struct backend *be = l->be;
+    if (!s->force_nd && s->num_spatial_axes == 2)
+        be->math->im2col(be, x, s->channels, s->im_shape[1], s->im_shape[2], g->kernel[0], g->kernel[1],
+                         g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0], g->dilation[1], y);
+    else
+        be->math->im2col_nd(be, x, s->num_spatial_axes, s->im_shape, s->col_shape, g->kernel, g->pad,
+                            g->stride, g->dilation, y);
+}
+
+static void col2im_one(const struct layer *l, const float *dy, float *dx)
+{
+    const struct im2col_state *s = l->priv;
+    const struct conv_geom *g = &s->g;
+    const struct backend *be = l->be;
+    if (!s->force_nd && s->num_spatial_axes == 2)
+        be->math->col2im(be, dy, s->channels, s->im_shape[1], s->im_shape[2], g->kernel[0], g->kernel[1],
+                         g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0], g->dilation[1], dx);
+    else
+        be->math->col2im_nd(be, dy, s->num_spatial_axes, s->im_shape, s->col_shape, g->kernel, g->pad,
+                            g->stride, g->dilation, dx);
+}
+
 static int im2col_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct im2col_state *s = l->priv;
-    const struct conv_geom *g = &s->g;
-    const float *x = tensor_data(bottom[0]);
-    float *y = tensor_data(top[0]);
-    for (int n = 0; n < s->num; n++) {
-        const float *xi = x + (size_t)n * s->bottom_dim;
-        float *yi = y + (size_t)n * s->top_dim;
-        if (!s->force_nd && s->num_spatial_axes == 2)
-            im2col(xi, s->channels, s->im_shape[1], s->im_shape[2], g->kernel[0], g->kernel[1],
-                   g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0],
-                   g->dilation[1], yi);
-        else
-            im2col_nd(xi, s->num_spatial_axes, s->im_shape, s->col_shape, g->kernel, g->pad,
-                      g->stride, g->dilation, yi);
-    }
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
+    if (!x || !y)
+        return CREMA_ERR_NOMEM;
+    for (int n = 0; n < s->num; n++)
+        im2col_one(l, x + (size_t)n * s->bottom_dim, y + (size_t)n * s->top_dim);
     return CREMA_OK;
 }
 
@@ -95,22 +114,14 @@ static int im2col_backward(struct layer *l, struct tensor **top, const bool *pro
                            struct tensor **bottom)
 {
     struct im2col_state *s = l->priv;
-    const struct conv_geom *g = &s->g;
     if (!propagate_down[0])
         return CREMA_OK;
-    const float *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
-    for (int n = 0; n < s->num; n++) {
-        const float *di = dy + (size_t)n * s->top_dim;
-        float *xi = dx + (size_t)n * s->bottom_dim;
-        if (!s->force_nd && s->num_spatial_axes == 2)
-            col2im(di, s->channels, s->im_shape[1], s->im_shape[2], g->kernel[0], g->kernel[1],
-                   g->pad[0], g->pad[1], g->stride[0], g->stride[1], g->dilation[0],
-                   g->dilation[1], xi);
-        else
-            col2im_nd(di, s->num_spatial_axes, s->im_shape, s->col_shape, g->kernel, g->pad,
-                      g->stride, g->dilation, xi);
-    }
+    const float *dy = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
+    if (!dy || !dx)
+        return CREMA_ERR_NOMEM;
+    for (int n = 0; n < s->num; n++)
+        col2im_one(l, dy + (size_t)n * s->top_dim, dx + (size_t)n * s->bottom_dim);
     return CREMA_OK;
 }
 
@@ -128,5 +139,7 @@ const struct layer_kind im2col_layer = {
     .reshape = im2col_reshape,
     .forward = im2col_forward,
     .backward = im2col_backward,
+    .forward_dev = im2col_forward,
+    .backward_dev = im2col_backward,
     .destroy = im2col_destroy,
 };

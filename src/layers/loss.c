@@ -1,19 +1,14 @@
 /* Loss layers: SoftmaxWithLoss, EuclideanLoss, SigmoidCrossEntropyLoss,
  * HingeLoss, ContrastiveLoss, InfogainLoss, MultinomialLogisticLoss.
  * Each writes a scalar top; backward scales by that top's diff (the loss
- * weight the net put there), exactly where Caffe does. */
-#include "layers/layer.h"
-#include "layers/softmax.h"
+ * weight the net put there), exactly where Caffe does. The arithmetic is the
+ * loss family's (core/ops_loss.h): the loss, its normalizer and the loss
+ * weight stay where the layer computes. */
+#include "layers/loss.h"
 #include "core/blob_proto.h"
 #include "proto/proto_io.h"
 
-#include <float.h>
-#include <math.h>
 #include <stdlib.h>
-#include <string.h>
-
-/* Caffe's kLOG_THRESHOLD: probabilities are clamped here before the log. */
-#define LOG_THRESHOLD 1e-20f
 
 /* LossLayer::Reshape: same first dimension, scalar top. */
 static int loss_reshape_common(struct tensor **bottom, struct tensor **top)
@@ -28,44 +23,37 @@ static int loss_reshape_common(struct tensor **bottom, struct tensor **top)
     return tensor_reshape(top[0], 0, none);
 }
 
-/* A float label as Caffe's static_cast<int> reads it, refusing values no int holds. */
-static int loss_label(const struct layer *l, float v, size_t at, int *out)
+/* The labels' host copy when reading it copies nothing; NULL when only a
+ * device copy is current. */
+static const float *loss_host_labels(const struct layer *l, struct tensor *t)
 {
-    if (!(v > -2147483648.f && v < 2147483648.f))
-        return err_set(CREMA_ERR_INVALID, "layer %s (%s): label %zu is %g, not an integer label", l->name,
-                       l->kind->type, at, (double)v);
-    *out = (int)v;
-    return CREMA_OK;
+    const struct tensor_buf *b = t->data_buf;
+    if (!l->be->host_memory && (!b || (b->head != TENSOR_AT_HOST && b->head != TENSOR_SYNCED)))
+        return NULL;
+    return tensor_cdata(t);
 }
 
-static int loss_label_in_range(const struct layer *l, float v, size_t at, int n_labels, int *out)
+int loss_check_labels(const struct layer *l, struct tensor *labels, size_t n, int classes, bool has_ignore,
+                      int ignore)
 {
-    int rc = loss_label(l, v, at, out);
-    if (!rc && (*out < 0 || *out >= n_labels))
-        rc = err_set(CREMA_ERR_INVALID, "layer %s (%s): label %zu is %d, outside [0, %d)", l->name, l->kind->type,
-                     at, *out, n_labels);
-    return rc;
-}
-
-static float loss_normalizer(Caffe__LossParameter__NormalizationMode mode, int outer, int inner, int valid)
-{
-    float n;
-    switch (mode) {
-    case CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__FULL:
-        n = (float)(outer * inner);
-        break;
-    case CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID:
-        n = valid == -1 ? (float)(outer * inner) : (float)valid;
-        break;
-    case CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE:
-        n = (float)outer;
-        break;
-    default: /* NONE */
-        n = 1.f;
-        break;
+    const float *label = loss_host_labels(l, labels);
+    if (!label)
+        return l->be->host_memory ? CREMA_ERR_NOMEM : CREMA_OK;
+    for (size_t at = 0; at < n; at++) {
+        float v = label[at];
+        if (!(v > -2147483648.f && v < 2147483648.f))
+            return err_set(CREMA_ERR_INVALID, "layer %s (%s): label %zu is %g, not an integer label", l->name,
+                           l->kind->type, at, (double)v);
+        int lab = (int)v;
+        /* Caffe casts to int before comparing with the ignore label, and
+         * range-checks only the rest. */
+        if (has_ignore && lab == ignore)
+            continue;
+        if (lab < 0 || lab >= classes)
+            return err_set(CREMA_ERR_INVALID, "layer %s (%s): label %zu is %d, outside [0, %d)", l->name,
+                           l->kind->type, at, lab, classes);
     }
-    /* A batch with every label ignored must not divide by zero. */
-    return n < 1.f ? 1.f : n;
+    return CREMA_OK;
 }
 
 static int loss_check_normalization(Caffe__LossParameter__NormalizationMode mode)
@@ -73,6 +61,21 @@ static int loss_check_normalization(Caffe__LossParameter__NormalizationMode mode
     if (mode < CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__FULL || mode > CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__NONE)
         return err_set(CREMA_ERR_INVALID, "loss_param.normalization: unknown mode %d", (int)mode);
     return CREMA_OK;
+}
+
+/* The schema's modes have the values of enum loss_norm. */
+static enum loss_norm loss_norm_of(Caffe__LossParameter__NormalizationMode mode)
+{
+    switch (mode) {
+    case CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__FULL:
+        return LOSS_NORM_FULL;
+    case CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID:
+        return LOSS_NORM_VALID;
+    case CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE:
+        return LOSS_NORM_BATCH_SIZE;
+    default:
+        return LOSS_NORM_NONE;
+    }
 }
 
 static const Caffe__LossParameter *loss_param(const struct layer *l)
@@ -96,19 +99,13 @@ static int loss_no_label_grad(const struct layer *l, const bool *propagate_down)
     return CREMA_OK;
 }
 
-static float *grow(float **buf, size_t *cap, size_t n)
+/* Makes *t (a new tensor the first time), shaped like `like` or, when like
+ * is NULL, as a vector of n. */
+static int loss_buffer(struct tensor **t, const struct tensor *like, int n)
 {
-    if (n > *cap || !*buf) {
-        free(*buf);
-        *buf = malloc((n ? n : 1) * sizeof(float));
-        if (!*buf) {
-            *cap = 0;
-            err_set(CREMA_ERR_NOMEM, "out of memory");
-            return NULL;
-        }
-        *cap = n;
-    }
-    return *buf;
+    if (!*t && !(*t = tensor_new()))
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    return like ? tensor_reshape_like(*t, like) : tensor_reshape(*t, 1, &n);
 }
 
 static void loss_free_priv(struct layer *l)
@@ -117,15 +114,17 @@ static void loss_free_priv(struct layer *l)
     l->priv = NULL;
 }
 
+static bool loss_runs_on(const struct backend *be)
+{
+    return be->loss != NULL;
+}
+
 /* ---- the softmax shared by SoftmaxWithLoss and InfogainLoss ---------------- */
 
 struct softmax_part {
-    float *prob;
-    size_t prob_cap;
-    int axis, outer, channels, inner;
-    bool has_ignore;
-    int ignore;
-    Caffe__LossParameter__NormalizationMode norm;
+    struct loss_labels g;
+    struct tensor *prob;
+    struct tensor *norm; /* the normalizer forward found, for backward */
 };
 
 /* Allocates the layer's state (whose first member is a softmax_part) and reads
@@ -138,8 +137,8 @@ static struct softmax_part *softmax_part_new(struct layer *l, size_t size, const
         return NULL;
     }
     l->priv = s;
-    s->has_ignore = p->has_ignore_label;
-    s->ignore = p->ignore_label;
+    s->g.has_ignore = p->has_ignore_label;
+    s->g.ignore = p->ignore_label;
     return s;
 }
 
@@ -156,66 +155,55 @@ static int softmax_part_reshape(const struct layer *l, struct softmax_part *s, s
     if (axis < 0)
         return err_set(CREMA_ERR_INVALID, "%s %d is out of range for a %d-axis bottom", field, axis_param,
                        x->num_axes);
-    s->axis = axis;
-    s->outer = (int)tensor_count_range(x, 0, axis);
-    s->channels = x->shape[axis];
-    s->inner = (int)tensor_count_range(x, axis + 1, x->num_axes);
-    if (!grow(&s->prob, &s->prob_cap, x->count))
-        return CREMA_ERR_NOMEM;
-    if ((size_t)s->outer * (size_t)s->inner != bottom[1]->count) {
+    s->g.outer = (int)tensor_count_range(x, 0, axis);
+    s->g.channels = x->shape[axis];
+    s->g.inner = (int)tensor_count_range(x, axis + 1, x->num_axes);
+    if ((rc = loss_buffer(&s->prob, x, 0)) || (rc = loss_buffer(&s->norm, NULL, 1)))
+        return rc;
+    if ((size_t)s->g.outer * (size_t)s->g.inner != bottom[1]->count) {
         char a[256];
         return err_set(CREMA_ERR_SHAPE,
                        "%zu labels for predictions %s: with softmax axis %d there must be one label per item and position (%d)",
-                       bottom[1]->count, tensor_shape_string(x, a, sizeof a), s->axis, s->outer * s->inner);
+                       bottom[1]->count, tensor_shape_string(x, a, sizeof a), axis, s->g.outer * s->g.inner);
     }
     if (l->n_top >= 2)
         rc = tensor_reshape_like(top[1], x);
     return rc;
 }
 
-/* The label at `at`, or -1 where it is the ignore label. Caffe casts to int
- * before comparing with the ignore label, and range-checks only the rest. */
-static int softmax_part_label(const struct layer *l, const struct softmax_part *s, float v, size_t at, int *lab)
+static int softmax_part_check_labels(const struct layer *l, const struct softmax_part *s, struct tensor *label)
 {
-    int rc = loss_label(l, v, at, lab);
-    if (rc)
-        return rc;
-    if (s->has_ignore && *lab == s->ignore) {
-        *lab = -1;
-        return CREMA_OK;
-    }
-    return loss_label_in_range(l, v, at, s->channels, lab);
+    return loss_check_labels(l, label, label->count, s->g.channels, s->g.has_ignore, s->g.ignore);
 }
 
-/* The loss top, normalized over the `count` labels used, and the optional
- * probability top. */
-static int softmax_part_output(const struct layer *l, const struct softmax_part *s, float loss, int count,
-                               struct tensor **top)
+/* The softmax of bottom 0 into prob; its pointer in *prob. */
+static int softmax_part_forward(struct layer *l, struct softmax_part *s, struct tensor *x_t, const float **prob)
 {
-    float *y = tensor_data(top[0]);
-    if (!y)
+    const float *x = LCDATA(x_t);
+    float *p = LDATA(s->prob);
+    if (!x || !p)
         return CREMA_ERR_NOMEM;
-    y[0] = loss / loss_normalizer(s->norm, s->outer, s->inner, count);
-    if (l->n_top == 2) {
-        float *p = tensor_data(top[1]);
-        if (!p)
-            return CREMA_ERR_NOMEM;
-        memcpy(p, s->prob, top[1]->count * sizeof(float));
-    }
+    l->be->loss->softmax_forward(l->be, x, p, s->g.outer, s->g.channels, s->g.inner);
+    *prob = p;
     return CREMA_OK;
 }
 
-/* Backward's last step: the loss weight over the normalizer. */
-static void softmax_part_scale(const struct softmax_part *s, float dy, int count, float *dx, size_t n)
+/* The optional probability top: a copy of prob (Caffe shares it). */
+static int softmax_part_output(struct layer *l, const struct softmax_part *s, const float *prob, struct tensor **top)
 {
-    float w = dy / loss_normalizer(s->norm, s->outer, s->inner, count);
-    for (size_t i = 0; i < n; i++)
-        dx[i] *= w;
+    if (l->n_top < 2)
+        return CREMA_OK;
+    float *p = LDATA(top[1]);
+    if (!p)
+        return CREMA_ERR_NOMEM;
+    l->be->math->copy(l->be, top[1]->count, prob, p);
+    return CREMA_OK;
 }
 
 static void softmax_part_free(struct softmax_part *s)
 {
-    free(s->prob);
+    tensor_free(s->prob);
+    tensor_free(s->norm);
 }
 
 /* ---- SoftmaxWithLoss ------------------------------------------------------- */
@@ -236,12 +224,14 @@ static int softmax_loss_setup(struct layer *l, struct tensor **bottom, struct te
     if (!s)
         return CREMA_ERR_NOMEM;
     /* The deprecated bool counts only when no normalization is given. */
+    Caffe__LossParameter__NormalizationMode mode;
     if (!p->has_normalization && p->has_normalize)
-        s->norm = p->normalize ? CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID
-                               : CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE;
+        mode = p->normalize ? CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID
+                            : CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE;
     else
-        s->norm = p->normalization;
-    return loss_check_normalization(s->norm);
+        mode = p->normalization;
+    s->g.norm = loss_norm_of(mode);
+    return loss_check_normalization(mode);
 }
 
 static int softmax_loss_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -254,60 +244,31 @@ static int softmax_loss_reshape(struct layer *l, struct tensor **bottom, struct 
 
 static int softmax_loss_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    struct softmax_loss *s = l->priv;
-    const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]);
-    if (!x || !label)
+    struct softmax_part *m = &((struct softmax_loss *)l->priv)->sm;
+    const float *prob;
+    int rc = softmax_part_check_labels(l, m, bottom[1]);
+    if (rc || (rc = softmax_part_forward(l, m, bottom[0], &prob)))
+        return rc;
+    const float *label = LCDATA(bottom[1]);
+    float *y = LDATA(top[0]), *norm = LDATA(m->norm);
+    if (!label || !y || !norm)
         return CREMA_ERR_NOMEM;
-    struct softmax_part *m = &s->sm;
-    softmax_forward_cpu(x, m->prob, m->outer, m->channels, m->inner);
-    size_t dim = (size_t)m->channels * (size_t)m->inner;
-    int count = 0;
-    float loss = 0.f;
-    for (int i = 0; i < m->outer; i++)
-        for (int j = 0; j < m->inner; j++) {
-            size_t at = (size_t)i * m->inner + j;
-            int lab;
-            int rc = softmax_part_label(l, m, label[at], at, &lab);
-            if (rc)
-                return rc;
-            if (lab < 0)
-                continue;
-            loss -= logf(fmaxf(m->prob[i * dim + (size_t)lab * m->inner + j], FLT_MIN));
-            count++;
-        }
-    return softmax_part_output(l, m, loss, count, top);
+    l->be->loss->softmax_loss_forward(l->be, prob, label, &m->g, y, norm);
+    return softmax_part_output(l, m, prob, top);
 }
 
 static int softmax_loss_backward(struct layer *l, struct tensor **top, const bool *propagate_down,
                                  struct tensor **bottom)
 {
-    struct softmax_loss *s = l->priv;
+    struct softmax_part *m = &((struct softmax_loss *)l->priv)->sm;
     int rc = loss_no_label_grad(l, propagate_down);
-    if (rc || !propagate_down[0])
+    if (rc || !propagate_down[0] || (rc = softmax_part_check_labels(l, m, bottom[1])))
         return rc;
-    struct softmax_part *m = &s->sm;
-    const float *label = tensor_data(bottom[1]), *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
-    if (!label || !dy || !dx)
+    const float *prob = LCDATA(m->prob), *label = LCDATA(bottom[1]), *w = LCDIFF(top[0]), *norm = LCDATA(m->norm);
+    float *dx = LDIFF(bottom[0]);
+    if (!prob || !label || !w || !norm || !dx)
         return CREMA_ERR_NOMEM;
-    memcpy(dx, m->prob, bottom[0]->count * sizeof(float));
-    size_t dim = (size_t)m->channels * (size_t)m->inner;
-    int count = 0;
-    for (int i = 0; i < m->outer; i++)
-        for (int j = 0; j < m->inner; j++) {
-            size_t at = (size_t)i * m->inner + j;
-            int lab;
-            if ((rc = softmax_part_label(l, m, label[at], at, &lab)))
-                return rc;
-            if (lab < 0) {
-                for (int c = 0; c < m->channels; c++)
-                    dx[i * dim + (size_t)c * m->inner + j] = 0.f;
-            } else {
-                dx[i * dim + (size_t)lab * m->inner + j] -= 1.f;
-                count++;
-            }
-        }
-    softmax_part_scale(m, dy[0], count, dx, bottom[0]->count);
+    l->be->loss->softmax_loss_backward(l->be, prob, label, &m->g, w, norm, dx);
     return CREMA_OK;
 }
 
@@ -328,6 +289,9 @@ const struct layer_kind softmax_loss_layer = {
     .reshape = softmax_loss_reshape,
     .forward = softmax_loss_forward,
     .backward = softmax_loss_backward,
+    .forward_dev = softmax_loss_forward,
+    .backward_dev = softmax_loss_backward,
+    .runs_on = loss_runs_on,
     .destroy = softmax_loss_destroy,
     .allow_force_backward = loss_not_label,
 };
@@ -335,9 +299,16 @@ const struct layer_kind softmax_loss_layer = {
 /* ---- EuclideanLoss --------------------------------------------------------- */
 
 struct diff_buf {
-    float *diff;
-    size_t cap;
+    struct tensor *diff;
 };
+
+static int diff_buf_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
+{
+    (void)bottom;
+    (void)top;
+    l->priv = calloc(1, sizeof(struct diff_buf));
+    return l->priv ? CREMA_OK : err_set(CREMA_ERR_NOMEM, "out of memory");
+}
 
 static int euclidean_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
@@ -349,25 +320,18 @@ static int euclidean_reshape(struct layer *l, struct tensor **bottom, struct ten
         return err_set(CREMA_ERR_SHAPE, "the two inputs must have the same dimension: %s vs %s",
                        tensor_shape_string(bottom[0], a, sizeof a), tensor_shape_string(bottom[1], b, sizeof b));
     }
-    if (!l->priv && !(l->priv = calloc(1, sizeof(struct diff_buf))))
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
     struct diff_buf *s = l->priv;
-    return grow(&s->diff, &s->cap, bottom[0]->count) ? CREMA_OK : CREMA_ERR_NOMEM;
+    return loss_buffer(&s->diff, bottom[0], 0);
 }
 
 static int euclidean_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct diff_buf *s = l->priv;
-    const float *a = tensor_data(bottom[0]), *b = tensor_data(bottom[1]);
-    float *y = tensor_data(top[0]);
-    if (!a || !b || !y)
+    const float *a = LCDATA(bottom[0]), *b = LCDATA(bottom[1]);
+    float *diff = LDATA(s->diff), *y = LDATA(top[0]);
+    if (!a || !b || !diff || !y)
         return CREMA_ERR_NOMEM;
-    float dot = 0.f;
-    for (size_t i = 0; i < bottom[0]->count; i++) {
-        s->diff[i] = a[i] - b[i];
-        dot += s->diff[i] * s->diff[i];
-    }
-    y[0] = dot / (float)bottom[0]->shape[0] / 2.f;
+    l->be->loss->euclidean_loss_forward(l->be, bottom[0]->count, bottom[0]->shape[0], a, b, diff, y);
     return CREMA_OK;
 }
 
@@ -375,18 +339,17 @@ static int euclidean_backward(struct layer *l, struct tensor **top, const bool *
                               struct tensor **bottom)
 {
     struct diff_buf *s = l->priv;
-    const float *dy = tensor_diff(top[0]);
-    if (!dy)
+    const float *w = LCDIFF(top[0]), *diff = LCDATA(s->diff);
+    if (!w || !diff)
         return CREMA_ERR_NOMEM;
     for (int i = 0; i < 2; i++) {
         if (!propagate_down[i])
             continue;
-        float *dx = tensor_diff(bottom[i]);
+        float *dx = LDIFF(bottom[i]);
         if (!dx)
             return CREMA_ERR_NOMEM;
-        float alpha = (i == 0 ? 1.f : -1.f) * dy[0] / (float)bottom[i]->shape[0];
-        for (size_t j = 0; j < bottom[i]->count; j++)
-            dx[j] = alpha * s->diff[j];
+        l->be->loss->euclidean_loss_backward(l->be, bottom[i]->count, bottom[i]->shape[0], i == 0 ? 1.f : -1.f,
+                                             diff, w, dx);
     }
     return CREMA_OK;
 }
@@ -395,7 +358,7 @@ static void diff_buf_destroy(struct layer *l)
 {
     struct diff_buf *s = l->priv;
     if (s)
-        free(s->diff);
+        tensor_free(s->diff);
     loss_free_priv(l);
 }
 
@@ -404,9 +367,13 @@ const struct layer_kind euclidean_loss_layer = {
     .min_bottoms = 2, .max_bottoms = 2, .min_tops = 1, .max_tops = 1,
     .auto_top_blobs = true,
     .is_loss = true,
+    .setup = diff_buf_setup,
     .reshape = euclidean_reshape,
     .forward = euclidean_forward,
     .backward = euclidean_backward,
+    .forward_dev = euclidean_forward,
+    .backward_dev = euclidean_backward,
+    .runs_on = loss_runs_on,
     .destroy = diff_buf_destroy,
     /* both inputs are differentiable here */
 };
@@ -414,13 +381,9 @@ const struct layer_kind euclidean_loss_layer = {
 /* ---- SigmoidCrossEntropyLoss ----------------------------------------------- */
 
 struct sigmoid_ce {
-    float *sig;
-    size_t cap;
-    int outer, inner;
-    bool has_ignore;
-    int ignore;
-    Caffe__LossParameter__NormalizationMode norm;
-    float normalizer; /* from the last forward, for backward */
+    struct loss_labels g; /* outer = items, inner = values per item */
+    struct tensor *sig;
+    struct tensor *norm; /* the normalizer forward found, for backward */
 };
 
 static int sigmoid_ce_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -432,19 +395,21 @@ static int sigmoid_ce_setup(struct layer *l, struct tensor **bottom, struct tens
     if (!s)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = s;
-    s->has_ignore = p->has_ignore_label;
-    s->ignore = p->ignore_label;
+    s->g.has_ignore = p->has_ignore_label;
+    s->g.ignore = p->ignore_label;
+    s->g.channels = 1;
     /* Unlike SoftmaxWithLoss, the default here is BATCH_SIZE (Caffe keeps
      * the layer's historical division by the batch size). */
+    Caffe__LossParameter__NormalizationMode mode;
     if (p->has_normalization)
-        s->norm = p->normalization;
+        mode = p->normalization;
     else if (p->has_normalize)
-        s->norm = p->normalize ? CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID
-                               : CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE;
+        mode = p->normalize ? CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__VALID
+                            : CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE;
     else
-        s->norm = CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE;
-    s->normalizer = 1.f;
-    return loss_check_normalization(s->norm);
+        mode = CAFFE__LOSS_PARAMETER__NORMALIZATION_MODE__BATCH_SIZE;
+    s->g.norm = loss_norm_of(mode);
+    return loss_check_normalization(mode);
 }
 
 static int sigmoid_ce_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -456,38 +421,21 @@ static int sigmoid_ce_reshape(struct layer *l, struct tensor **bottom, struct te
     if (bottom[0]->count != bottom[1]->count)
         return err_set(CREMA_ERR_SHAPE, "the inputs must have the same count (%zu vs %zu)", bottom[0]->count,
                        bottom[1]->count);
-    s->outer = bottom[0]->shape[0];
-    s->inner = (int)tensor_count_range(bottom[0], 1, bottom[0]->num_axes);
-    return grow(&s->sig, &s->cap, bottom[0]->count) ? CREMA_OK : CREMA_ERR_NOMEM;
-}
-
-static bool sigmoid_ce_ignored(const struct sigmoid_ce *s, float target)
-{
-    return s->has_ignore && target > -2147483648.f && target < 2147483648.f && (int)target == s->ignore;
+    s->g.outer = bottom[0]->shape[0];
+    s->g.inner = (int)tensor_count_range(bottom[0], 1, bottom[0]->num_axes);
+    if ((rc = loss_buffer(&s->sig, bottom[0], 0)))
+        return rc;
+    return loss_buffer(&s->norm, NULL, 1);
 }
 
 static int sigmoid_ce_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct sigmoid_ce *s = l->priv;
-    const float *x = tensor_data(bottom[0]), *t = tensor_data(bottom[1]);
-    float *y = tensor_data(top[0]);
-    if (!x || !t || !y)
+    const float *x = LCDATA(bottom[0]), *t = LCDATA(bottom[1]);
+    float *sig = LDATA(s->sig), *y = LDATA(top[0]), *norm = LDATA(s->norm);
+    if (!x || !t || !sig || !y || !norm)
         return CREMA_ERR_NOMEM;
-    size_t n = bottom[0]->count;
-    for (size_t i = 0; i < n; i++)
-        s->sig[i] = (float)(0.5 * tanh(0.5 * (double)x[i]) + 0.5);
-    int valid = 0;
-    float loss = 0.f;
-    for (size_t i = 0; i < n; i++) {
-        if (sigmoid_ce_ignored(s, t[i]))
-            continue;
-        /* log(1 + exp(-|x|)) form: never overflows. */
-        float pos = x[i] >= 0 ? 1.f : 0.f;
-        loss -= x[i] * (t[i] - pos) - logf(1.f + expf(x[i] - 2.f * x[i] * pos));
-        valid++;
-    }
-    s->normalizer = loss_normalizer(s->norm, s->outer, s->inner, valid);
-    y[0] = loss / s->normalizer;
+    l->be->loss->sigmoid_ce_loss_forward(l->be, x, t, &s->g, sig, y, norm);
     return CREMA_OK;
 }
 
@@ -498,27 +446,21 @@ static int sigmoid_ce_backward(struct layer *l, struct tensor **top, const bool 
     int rc = loss_no_label_grad(l, propagate_down);
     if (rc || !propagate_down[0])
         return rc;
-    const float *t = tensor_data(bottom[1]), *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
-    if (!t || !dy || !dx)
+    const float *sig = LCDATA(s->sig), *t = LCDATA(bottom[1]), *w = LCDIFF(top[0]), *norm = LCDATA(s->norm);
+    float *dx = LDIFF(bottom[0]);
+    if (!sig || !t || !w || !norm || !dx)
         return CREMA_ERR_NOMEM;
-    size_t n = bottom[0]->count;
-    for (size_t i = 0; i < n; i++)
-        dx[i] = s->sig[i] - t[i];
-    for (size_t i = 0; i < n; i++)
-        if (sigmoid_ce_ignored(s, t[i]))
-            dx[i] = 0.f;
-    float w = dy[0] / s->normalizer;
-    for (size_t i = 0; i < n; i++)
-        dx[i] *= w;
+    l->be->loss->sigmoid_ce_loss_backward(l->be, sig, t, &s->g, w, norm, dx);
     return CREMA_OK;
 }
 
 static void sigmoid_ce_destroy(struct layer *l)
 {
     struct sigmoid_ce *s = l->priv;
-    if (s)
-        free(s->sig);
+    if (s) {
+        tensor_free(s->sig);
+        tensor_free(s->norm);
+    }
     loss_free_priv(l);
 }
 
@@ -531,6 +473,9 @@ const struct layer_kind sigmoid_ce_loss_layer = {
     .reshape = sigmoid_ce_reshape,
     .forward = sigmoid_ce_forward,
     .backward = sigmoid_ce_backward,
+    .forward_dev = sigmoid_ce_forward,
+    .backward_dev = sigmoid_ce_backward,
+    .runs_on = loss_runs_on,
     .destroy = sigmoid_ce_destroy,
     .allow_force_backward = loss_not_label,
 };
@@ -539,13 +484,10 @@ const struct layer_kind sigmoid_ce_loss_layer = {
 
 static int hinge_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    (void)bottom;
-    (void)top;
     const Caffe__HingeLossParameter *p = l->param->hinge_loss_param;
     if (p && p->norm != CAFFE__HINGE_LOSS_PARAMETER__NORM__L1 && p->norm != CAFFE__HINGE_LOSS_PARAMETER__NORM__L2)
         return err_set(CREMA_ERR_INVALID, "hinge_loss_param.norm: unknown norm %d", (int)p->norm);
-    l->priv = calloc(1, sizeof(struct diff_buf));
-    return l->priv ? CREMA_OK : err_set(CREMA_ERR_NOMEM, "out of memory");
+    return diff_buf_setup(l, bottom, top);
 }
 
 static int hinge_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -554,7 +496,11 @@ static int hinge_reshape(struct layer *l, struct tensor **bottom, struct tensor 
     int rc = loss_reshape_common(bottom, top);
     if (rc)
         return rc;
-    return grow(&s->diff, &s->cap, bottom[0]->count) ? CREMA_OK : CREMA_ERR_NOMEM;
+    /* one label per item; with an empty label blob there would be none */
+    if (bottom[1]->count < (size_t)bottom[1]->shape[0])
+        return err_set(CREMA_ERR_SHAPE, "the label bottom holds %zu values for %d items", bottom[1]->count,
+                       bottom[1]->shape[0]);
+    return loss_buffer(&s->diff, bottom[0], 0);
 }
 
 static bool hinge_l2(const struct layer *l)
@@ -563,33 +509,26 @@ static bool hinge_l2(const struct layer *l)
     return p && p->norm == CAFFE__HINGE_LOSS_PARAMETER__NORM__L2;
 }
 
+/* Items, and scores per item. */
+static void item_dims(const struct tensor *x, int *num, int *dim)
+{
+    *num = x->shape[0];
+    *dim = *num ? (int)(x->count / (size_t)*num) : 0;
+}
+
 static int hinge_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct diff_buf *s = l->priv;
-    const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]);
-    float *y = tensor_data(top[0]);
-    if (!x || !label || !y)
+    int num, dim;
+    item_dims(bottom[0], &num, &dim);
+    int rc = loss_check_labels(l, bottom[1], (size_t)num, dim, false, 0);
+    if (rc)
+        return rc;
+    const float *x = LCDATA(bottom[0]), *label = LCDATA(bottom[1]);
+    float *diff = LDATA(s->diff), *y = LDATA(top[0]);
+    if (!x || !label || !diff || !y)
         return CREMA_ERR_NOMEM;
-    int num = bottom[0]->shape[0];
-    size_t count = bottom[0]->count, dim = num ? count / (size_t)num : 0;
-    memcpy(s->diff, x, count * sizeof(float));
-    for (int i = 0; i < num; i++) {
-        int lab;
-        int rc = loss_label_in_range(l, label[i], (size_t)i, (int)dim, &lab);
-        if (rc)
-            return rc;
-        s->diff[(size_t)i * dim + (size_t)lab] *= -1.f;
-    }
-    for (size_t i = 0; i < count; i++)
-        s->diff[i] = fmaxf(0.f, 1.f + s->diff[i]);
-    float acc = 0.f;
-    if (hinge_l2(l))
-        for (size_t i = 0; i < count; i++)
-            acc += s->diff[i] * s->diff[i];
-    else
-        for (size_t i = 0; i < count; i++)
-            acc += fabsf(s->diff[i]);
-    y[0] = acc / (float)num;
+    l->be->loss->hinge_loss_forward(l->be, num, dim, hinge_l2(l), x, label, diff, y);
     return CREMA_OK;
 }
 
@@ -600,28 +539,15 @@ static int hinge_backward(struct layer *l, struct tensor **top, const bool *prop
     int rc = loss_no_label_grad(l, propagate_down);
     if (rc || !propagate_down[0])
         return rc;
-    const float *label = tensor_data(bottom[1]), *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
-    if (!label || !dy || !dx)
+    int num, dim;
+    item_dims(bottom[0], &num, &dim);
+    if ((rc = loss_check_labels(l, bottom[1], (size_t)num, dim, false, 0)))
+        return rc;
+    const float *diff = LCDATA(s->diff), *label = LCDATA(bottom[1]), *w = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
+    if (!diff || !label || !w || !dx)
         return CREMA_ERR_NOMEM;
-    int num = bottom[0]->shape[0];
-    size_t count = bottom[0]->count, dim = num ? count / (size_t)num : 0;
-    memcpy(dx, s->diff, count * sizeof(float));
-    for (int i = 0; i < num; i++) {
-        int lab;
-        if ((rc = loss_label_in_range(l, label[i], (size_t)i, (int)dim, &lab)))
-            return rc;
-        dx[(size_t)i * dim + (size_t)lab] *= -1.f;
-    }
-    if (hinge_l2(l)) {
-        float w = dy[0] * 2.f / (float)num;
-        for (size_t i = 0; i < count; i++)
-            dx[i] *= w;
-    } else {
-        float w = dy[0] / (float)num;
-        for (size_t i = 0; i < count; i++)
-            dx[i] = (float)((dx[i] > 0) - (dx[i] < 0)) * w;
-    }
+    l->be->loss->hinge_loss_backward(l->be, num, dim, hinge_l2(l), diff, label, w, dx);
     return CREMA_OK;
 }
 
@@ -634,6 +560,9 @@ const struct layer_kind hinge_loss_layer = {
     .reshape = hinge_reshape,
     .forward = hinge_forward,
     .backward = hinge_backward,
+    .forward_dev = hinge_forward,
+    .backward_dev = hinge_backward,
+    .runs_on = loss_runs_on,
     .destroy = diff_buf_destroy,
     .allow_force_backward = loss_not_label,
 };
@@ -641,9 +570,16 @@ const struct layer_kind hinge_loss_layer = {
 /* ---- ContrastiveLoss ------------------------------------------------------- */
 
 struct contrastive {
-    float *diff, *dist_sq;
-    size_t diff_cap, dist_cap;
+    struct tensor *diff, *dist_sq;
 };
+
+static int contrastive_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
+{
+    (void)bottom;
+    (void)top;
+    l->priv = calloc(1, sizeof(struct contrastive));
+    return l->priv ? CREMA_OK : err_set(CREMA_ERR_NOMEM, "out of memory");
+}
 
 static int contrastive_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
@@ -665,13 +601,10 @@ static int contrastive_reshape(struct layer *l, struct tensor **bottom, struct t
         return err_set(CREMA_ERR_SHAPE, "the similarity bottom (2) must be N x 1 x 1 x 1");
     if (bottom[2]->num_axes < 1 || bottom[2]->shape[0] != bottom[0]->shape[0] || bottom[1]->count != bottom[0]->count)
         return err_set(CREMA_ERR_SHAPE, "the three bottoms must hold the same number of pairs");
-    if (!l->priv && !(l->priv = calloc(1, sizeof(struct contrastive))))
-        return err_set(CREMA_ERR_NOMEM, "out of memory");
     struct contrastive *s = l->priv;
-    if (!grow(&s->diff, &s->diff_cap, bottom[0]->count) ||
-        !grow(&s->dist_sq, &s->dist_cap, (size_t)bottom[0]->shape[0]))
-        return CREMA_ERR_NOMEM;
-    return CREMA_OK;
+    if ((rc = loss_buffer(&s->diff, bottom[0], 0)))
+        return rc;
+    return loss_buffer(&s->dist_sq, NULL, bottom[0]->shape[0]);
 }
 
 static const Caffe__ContrastiveLossParameter *contrastive_param(const struct layer *l)
@@ -680,41 +613,16 @@ static const Caffe__ContrastiveLossParameter *contrastive_param(const struct lay
     return l->param->contrastive_loss_param ? l->param->contrastive_loss_param : &def;
 }
 
-/* Caffe tests static_cast<int>(sim) != 0. */
-static bool contrastive_similar(float v)
-{
-    return v >= 1.f || v <= -1.f;
-}
-
 static int contrastive_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct contrastive *s = l->priv;
     const Caffe__ContrastiveLossParameter *p = contrastive_param(l);
-    const float *a = tensor_data(bottom[0]), *b = tensor_data(bottom[1]), *sim = tensor_data(bottom[2]);
-    float *y = tensor_data(top[0]);
-    if (!a || !b || !sim || !y)
+    const float *a = LCDATA(bottom[0]), *b = LCDATA(bottom[1]), *sim = LCDATA(bottom[2]);
+    float *diff = LDATA(s->diff), *dist_sq = LDATA(s->dist_sq), *y = LDATA(top[0]);
+    if (!a || !b || !sim || !diff || !dist_sq || !y)
         return CREMA_ERR_NOMEM;
-    int num = bottom[0]->shape[0];
-    size_t channels = (size_t)tensor_legacy_dim(bottom[0], 1);
-    for (size_t i = 0; i < bottom[0]->count; i++)
-        s->diff[i] = a[i] - b[i];
-    float margin = p->margin, loss = 0.f;
-    for (int i = 0; i < num; i++) {
-        const float *d = s->diff + (size_t)i * channels;
-        float dsq = 0.f;
-        for (size_t c = 0; c < channels; c++)
-            dsq += d[c] * d[c];
-        s->dist_sq[i] = dsq;
-        if (contrastive_similar(sim[i])) {
-            loss += dsq;
-        } else if (p->legacy_version) {
-            loss += fmaxf(margin - dsq, 0.f);
-        } else {
-            float dist = fmaxf(margin - sqrtf(dsq), 0.f);
-            loss += dist * dist;
-        }
-    }
-    y[0] = loss / (float)num / 2.f;
+    l->be->loss->contrastive_loss_forward(l->be, bottom[0]->shape[0], tensor_legacy_dim(bottom[0], 1), p->margin,
+                                          p->legacy_version, a, b, sim, diff, dist_sq, y);
     return CREMA_OK;
 }
 
@@ -726,40 +634,19 @@ static int contrastive_backward(struct layer *l, struct tensor **top, const bool
     if (propagate_down[2])
         return err_set(CREMA_ERR_INVALID, "layer %s (ContrastiveLoss) cannot back-propagate to its similarity input",
                        l->name);
-    const float *sim = tensor_data(bottom[2]), *dy = tensor_diff(top[0]);
-    if (!sim || !dy)
+    const float *sim = LCDATA(bottom[2]), *w = LCDIFF(top[0]), *diff = LCDATA(s->diff),
+                *dist_sq = LCDATA(s->dist_sq);
+    if (!sim || !w || !diff || !dist_sq)
         return CREMA_ERR_NOMEM;
-    float margin = p->margin;
     for (int i = 0; i < 2; i++) {
         if (!propagate_down[i])
             continue;
-        float *dx = tensor_diff(bottom[i]);
+        float *dx = LDIFF(bottom[i]);
         if (!dx)
             return CREMA_ERR_NOMEM;
-        int num = bottom[i]->shape[0];
-        size_t channels = (size_t)tensor_legacy_dim(bottom[i], 1);
-        float alpha = (i == 0 ? 1.f : -1.f) * dy[0] / (float)num;
-        for (int j = 0; j < num; j++) {
-            const float *d = s->diff + (size_t)j * channels;
-            float *o = dx + (size_t)j * channels;
-            float scale;
-            if (contrastive_similar(sim[j])) {
-                scale = alpha;
-            } else {
-                float mdist, beta;
-                if (p->legacy_version) {
-                    mdist = margin - s->dist_sq[j];
-                    beta = -alpha;
-                } else {
-                    float dist = sqrtf(s->dist_sq[j]);
-                    mdist = margin - dist;
-                    beta = -alpha * mdist / (dist + 1e-4f);
-                }
-                scale = mdist > 0.f ? beta : 0.f;
-            }
-            for (size_t c = 0; c < channels; c++)
-                o[c] = scale * d[c];
-        }
+        l->be->loss->contrastive_loss_backward(l->be, bottom[i]->shape[0], tensor_legacy_dim(bottom[i], 1),
+                                               p->margin, p->legacy_version, i == 0 ? 1.f : -1.f, diff, dist_sq,
+                                               sim, w, dx);
     }
     return CREMA_OK;
 }
@@ -768,8 +655,8 @@ static void contrastive_destroy(struct layer *l)
 {
     struct contrastive *s = l->priv;
     if (s) {
-        free(s->diff);
-        free(s->dist_sq);
+        tensor_free(s->diff);
+        tensor_free(s->dist_sq);
     }
     loss_free_priv(l);
 }
@@ -785,9 +672,13 @@ const struct layer_kind contrastive_loss_layer = {
     .min_bottoms = 3, .max_bottoms = 3, .min_tops = 1, .max_tops = 1,
     .auto_top_blobs = true,
     .is_loss = true,
+    .setup = contrastive_setup,
     .reshape = contrastive_reshape,
     .forward = contrastive_forward,
     .backward = contrastive_backward,
+    .forward_dev = contrastive_forward,
+    .backward_dev = contrastive_backward,
+    .runs_on = loss_runs_on,
     .destroy = contrastive_destroy,
     .allow_force_backward = contrastive_allow,
 };
@@ -808,21 +699,16 @@ static int multinomial_reshape(struct layer *l, struct tensor **bottom, struct t
 
 static int multinomial_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
-    const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]);
-    float *y = tensor_data(top[0]);
+    int num, dim;
+    item_dims(bottom[0], &num, &dim);
+    int rc = loss_check_labels(l, bottom[1], (size_t)num, dim, false, 0);
+    if (rc)
+        return rc;
+    const float *x = LCDATA(bottom[0]), *label = LCDATA(bottom[1]);
+    float *y = LDATA(top[0]);
     if (!x || !label || !y)
         return CREMA_ERR_NOMEM;
-    int num = bottom[0]->shape[0];
-    size_t dim = num ? bottom[0]->count / (size_t)num : 0;
-    float loss = 0.f;
-    for (int i = 0; i < num; i++) {
-        int lab;
-        int rc = loss_label_in_range(l, label[i], (size_t)i, (int)dim, &lab);
-        if (rc)
-            return rc;
-        loss -= logf(fmaxf(x[(size_t)i * dim + (size_t)lab], LOG_THRESHOLD));
-    }
-    y[0] = loss / (float)num;
+    l->be->loss->multinomial_loss_forward(l->be, num, dim, x, label, y);
     return CREMA_OK;
 }
 
@@ -832,21 +718,15 @@ static int multinomial_backward(struct layer *l, struct tensor **top, const bool
     int rc = loss_no_label_grad(l, propagate_down);
     if (rc || !propagate_down[0])
         return rc;
-    const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]), *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
-    if (!x || !label || !dy || !dx)
+    int num, dim;
+    item_dims(bottom[0], &num, &dim);
+    if ((rc = loss_check_labels(l, bottom[1], (size_t)num, dim, false, 0)))
+        return rc;
+    const float *x = LCDATA(bottom[0]), *label = LCDATA(bottom[1]), *w = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
+    if (!x || !label || !w || !dx)
         return CREMA_ERR_NOMEM;
-    int num = bottom[0]->shape[0];
-    size_t dim = num ? bottom[0]->count / (size_t)num : 0;
-    memset(dx, 0, bottom[0]->count * sizeof(float));
-    float scale = -dy[0] / (float)num;
-    for (int i = 0; i < num; i++) {
-        int lab;
-        if ((rc = loss_label_in_range(l, label[i], (size_t)i, (int)dim, &lab)))
-            return rc;
-        size_t at = (size_t)i * dim + (size_t)lab;
-        dx[at] = scale / fmaxf(x[at], LOG_THRESHOLD);
-    }
+    l->be->loss->multinomial_loss_backward(l->be, num, dim, x, label, w, dx);
     return CREMA_OK;
 }
 
@@ -858,6 +738,9 @@ const struct layer_kind multinomial_loss_layer = {
     .reshape = multinomial_reshape,
     .forward = multinomial_forward,
     .backward = multinomial_backward,
+    .forward_dev = multinomial_forward,
+    .backward_dev = multinomial_backward,
+    .runs_on = loss_runs_on,
     .allow_force_backward = loss_not_label,
 };
 
@@ -869,9 +752,8 @@ const struct layer_kind multinomial_loss_layer = {
 
 struct infogain {
     struct softmax_part sm;
-    struct tensor *h;       /* H read from infogain_loss_param.source */
-    float *sum_rows;        /* row sums of H */
-    size_t sum_cap;
+    struct tensor *h;        /* H read from infogain_loss_param.source */
+    struct tensor *sum_rows; /* row sums of H */
 };
 
 static int infogain_setup(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -886,8 +768,8 @@ static int infogain_setup(struct layer *l, struct tensor **bottom, struct tensor
     if (!softmax_part_new(l, sizeof(struct infogain), p))
         return CREMA_ERR_NOMEM;
     struct infogain *s = l->priv;
-    s->sm.norm = p->normalization;
-    int rc = loss_check_normalization(s->sm.norm);
+    s->sm.g.norm = loss_norm_of(p->normalization);
+    int rc = loss_check_normalization(p->normalization);
     if (rc || l->n_bottom >= 3)
         return rc;
     const Caffe__InfogainLossParameter *ip = l->param->infogain_loss_param;
@@ -906,20 +788,10 @@ static int infogain_setup(struct layer *l, struct tensor **bottom, struct tensor
     return rc;
 }
 
-static const struct tensor *infogain_h(const struct layer *l, struct tensor **bottom)
+static struct tensor *infogain_h(const struct layer *l, struct tensor **bottom)
 {
     const struct infogain *s = l->priv;
     return l->n_bottom >= 3 ? bottom[2] : s->h;
-}
-
-static void infogain_sum_rows(struct infogain *s, const float *h, int n)
-{
-    for (int r = 0; r < n; r++) {
-        float acc = 0.f;
-        for (int c = 0; c < n; c++)
-            acc += h[(size_t)r * n + c];
-        s->sum_rows[r] = acc;
-    }
 }
 
 static int infogain_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
@@ -928,47 +800,27 @@ static int infogain_reshape(struct layer *l, struct tensor **bottom, struct tens
     int rc = softmax_part_reshape(l, &s->sm, bottom, top, INFOGAIN_AXIS, "the infogain axis");
     if (rc)
         return rc;
-    int n = s->sm.channels;
-    struct tensor *h = (struct tensor *)infogain_h(l, bottom);
+    int n = s->sm.g.channels;
+    const struct tensor *h = infogain_h(l, bottom);
     if (h->count != (size_t)n * (size_t)n)
         return err_set(CREMA_ERR_SHAPE, "H has %zu elements; %d labels need %d x %d", h->count, n, n, n);
-    if (!grow(&s->sum_rows, &s->sum_cap, (size_t)n))
-        return CREMA_ERR_NOMEM;
-    if (l->n_bottom < 3) {
-        const float *hd = tensor_data(h);
-        if (!hd)
-            return CREMA_ERR_NOMEM;
-        infogain_sum_rows(s, hd, n);
-    }
-    return CREMA_OK;
+    return loss_buffer(&s->sum_rows, NULL, n);
 }
 
 static int infogain_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct infogain *s = l->priv;
     struct softmax_part *m = &s->sm;
-    const float *x = tensor_data(bottom[0]), *label = tensor_data(bottom[1]);
-    const float *h = tensor_data((struct tensor *)infogain_h(l, bottom));
-    if (!x || !label || !h)
+    const float *prob;
+    int rc = softmax_part_check_labels(l, m, bottom[1]);
+    if (rc || (rc = softmax_part_forward(l, m, bottom[0], &prob)))
+        return rc;
+    const float *label = LCDATA(bottom[1]), *h = LCDATA(infogain_h(l, bottom));
+    float *y = LDATA(top[0]), *norm = LDATA(m->norm);
+    if (!label || !h || !y || !norm)
         return CREMA_ERR_NOMEM;
-    softmax_forward_cpu(x, m->prob, m->outer, m->channels, m->inner);
-    int n = m->channels, count = 0;
-    float loss = 0.f;
-    for (int i = 0; i < m->outer; i++)
-        for (int j = 0; j < m->inner; j++) {
-            size_t at = (size_t)i * m->inner + j;
-            int lab;
-            int rc = softmax_part_label(l, m, label[at], at, &lab);
-            if (rc)
-                return rc;
-            if (lab < 0)
-                continue;
-            for (int k = 0; k < n; k++)
-                loss -= h[(size_t)lab * n + k] *
-                        logf(fmaxf(m->prob[(size_t)i * m->inner * n + (size_t)k * m->inner + j], LOG_THRESHOLD));
-            count++;
-        }
-    return softmax_part_output(l, m, loss, count, top);
+    l->be->loss->infogain_loss_forward(l->be, prob, label, h, &m->g, y, norm);
+    return softmax_part_output(l, m, prob, top);
 }
 
 static int infogain_backward(struct layer *l, struct tensor **top, const bool *propagate_down,
@@ -981,36 +833,16 @@ static int infogain_backward(struct layer *l, struct tensor **top, const bool *p
         return rc;
     if (l->n_bottom >= 3 && propagate_down[2])
         return err_set(CREMA_ERR_INVALID, "layer %s (InfogainLoss) cannot back-propagate to its H input", l->name);
-    if (!propagate_down[0])
-        return CREMA_OK;
-    const float *label = tensor_data(bottom[1]), *dy = tensor_diff(top[0]);
-    const float *h = tensor_data((struct tensor *)infogain_h(l, bottom));
-    float *dx = tensor_diff(bottom[0]);
-    if (!label || !dy || !h || !dx)
+    if (!propagate_down[0] || (rc = softmax_part_check_labels(l, m, bottom[1])))
+        return rc;
+    const float *prob = LCDATA(m->prob), *label = LCDATA(bottom[1]), *h = LCDATA(infogain_h(l, bottom));
+    const float *w = LCDIFF(top[0]), *norm = LCDATA(m->norm);
+    float *sum_rows = LDATA(s->sum_rows), *dx = LDIFF(bottom[0]);
+    if (!prob || !label || !h || !w || !norm || !sum_rows || !dx)
         return CREMA_ERR_NOMEM;
-    int n = m->channels, count = 0;
-    /* H given as a bottom may change between passes. */
-    if (l->n_bottom >= 3)
-        infogain_sum_rows(s, h, n);
-    size_t dim = (size_t)n * (size_t)m->inner;
-    for (int i = 0; i < m->outer; i++)
-        for (int j = 0; j < m->inner; j++) {
-            size_t at = (size_t)i * m->inner + j;
-            int lab;
-            if ((rc = softmax_part_label(l, m, label[at], at, &lab)))
-                return rc;
-            if (lab < 0) {
-                for (int k = 0; k < n; k++)
-                    dx[i * dim + (size_t)k * m->inner + j] = 0.f;
-                continue;
-            }
-            for (int k = 0; k < n; k++) {
-                size_t o = i * dim + (size_t)k * m->inner + j;
-                dx[o] = m->prob[o] * s->sum_rows[lab] - h[(size_t)lab * n + k];
-            }
-            count++;
-        }
-    softmax_part_scale(m, dy[0], count, dx, bottom[0]->count);
+    /* Every pass: H given as a bottom may change between passes. */
+    l->be->loss->infogain_sum_rows(l->be, h, m->g.channels, sum_rows);
+    l->be->loss->infogain_loss_backward(l->be, prob, label, h, sum_rows, &m->g, w, norm, dx);
     return CREMA_OK;
 }
 
@@ -1020,7 +852,7 @@ static void infogain_destroy(struct layer *l)
     if (s) {
         softmax_part_free(&s->sm);
         tensor_free(s->h);
-        free(s->sum_rows);
+        tensor_free(s->sum_rows);
     }
     loss_free_priv(l);
 }
@@ -1040,6 +872,9 @@ const struct layer_kind infogain_loss_layer = {
     .reshape = infogain_reshape,
     .forward = infogain_forward,
     .backward = infogain_backward,
+    .forward_dev = infogain_forward,
+    .backward_dev = infogain_backward,
+    .runs_on = loss_runs_on,
     .destroy = infogain_destroy,
     .allow_force_backward = infogain_allow,
 };

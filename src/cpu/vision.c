@@ -1,0 +1,600 @@
+/* The vision family on the CPU: pooling (MAX, AVE) with Caffe's rounding,
+ * padding and divisor rules, LRN across and within channels, the
+ * convolution bias, and Crop's window copies; threaded with cpu/threads.h.
+ * Convolution itself is im2col + gemm in the layer (no plan entries). */
+#include "cpu/backend_cpu.h"
+#include "cpu/math.h"
+#include "cpu/threads.h"
+#include "core/tensor.h"
+#include "util/err.h"
+
+#include <float.h>
+#include <math.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- pooling */
+
+/* Output columns [*lo, *hi) whose windows lie wholly inside a row of
+ * `width`: pw * stride - pad >= 0 and pw * stride - pad + kernel <= width. */
+static void pool_inner_cols(int kernel, int stride, int pad, int width, int pooled, int *lo, int *hi)
+{
+    int a = (pad + stride - 1) / stride;
+    int b = width + pad - kernel < 0 ? 0 : (width + pad - kernel) / stride + 1;
+    a = a < pooled ? a : pooled;
+    b = b < pooled ? b : pooled;
+    *lo = a;
+    *hi = b > a ? b : a;
+}
+
+#define POOL_CHUNK 64
+
+/* One max-pooling comparison: a strict > keeps the first maximum, as
+ * Caffe; the update selects rather than branches (the winner is
+ * data-dependent, so branches mispredict). */
+#define POOL_MAX_STEP(v, idx, best, arg) \
+    do {                                 \
+        float v_ = (v);                  \
+        bool more_ = v_ > (best);        \
+        (arg) = more_ ? (idx) : (arg);   \
+        (best) = more_ ? v_ : (best);    \
+    } while (0)
+
+/* Interior outputs [pw0, pw0 + n) of one output row, four at a time in
+ * SSE lanes: the loops run window row, window column, output, so each
+ * output still sees its inputs in Caffe's order (row-major within the
+ * window), and the four compare chains are independent and branch-free. */
+static void pool_max_run(const struct pool_geom *g, const float *bottom, int hs, int he, int pw0, int n,
+                         float *top, int *imask, float *fmask)
+{
+    const int W = g->width, S = g->stride_w, KW = g->kernel_w;
+    int j = 0;
+#ifdef __SSE2__
+    /* _mm_max_ps(v, b) is v > b ? v : b, the same strict comparison. */
+    for (; n >= 4 && j < n; j += 4) {
+        /* The last block overlaps the one before when n is not a multiple
+         * of 4 (recomputing the same outputs). */
+        if (j + 4 > n)
+            j = n - 4;
+        __m128 best = _mm_set1_ps(-FLT_MAX);
+        __m128i arg = _mm_set1_epi32(-1);
+        for (int h = hs; h < he; h++) {
+            int base = h * W + (pw0 + j) * S - g->pad_w;
+            __m128i idx = _mm_setr_epi32(base, base + S, base + 2 * S, base + 3 * S);
+            for (int kw = 0; kw < KW; kw++, idx = _mm_add_epi32(idx, _mm_set1_epi32(1))) {
+                const float *src = bottom + base + kw;
+                __m128 v;
+                if (S == 1)
+                    v = _mm_loadu_ps(src);
+                else if (S == 2) /* src[0..3], src[3..6]: no read past src[6] */
+                    v = _mm_shuffle_ps(_mm_loadu_ps(src), _mm_loadu_ps(src + 3), _MM_SHUFFLE(3, 1, 2, 0));
+                else
+                    v = _mm_setr_ps(src[0], src[S], src[2 * S], src[3 * S]);
+                __m128i more = _mm_castps_si128(_mm_cmpgt_ps(v, best));
+                arg = _mm_or_si128(_mm_and_si128(more, idx), _mm_andnot_si128(more, arg));
+                best = _mm_max_ps(v, best);
+            }
+        }
+        _mm_storeu_ps(top + j, best);
+        if (imask)
+            _mm_storeu_si128((__m128i *)(imask + j), arg);
+        if (fmask)
+            _mm_storeu_ps(fmask + j, _mm_cvtepi32_ps(arg));
+    }
+#endif
+    for (; j < n; j++) {
+        float best = -FLT_MAX;
+        int arg = -1;
+        for (int h = hs; h < he; h++) {
+            int base = h * W + (pw0 + j) * S - g->pad_w;
+            for (int kw = 0; kw < KW; kw++)
+                POOL_MAX_STEP(bottom[base + kw], base + kw, best, arg);
+        }
+        top[j] = best;
+        if (imask)
+            imask[j] = arg;
+        if (fmask)
+            fmask[j] = (float)arg;
+    }
+}
+
+/* The same for AVE: sums in Caffe's order, then one division. */
+static void pool_ave_run(const struct pool_geom *g, const float *bottom, int hs, int he, int pw0, int n,
+                         float pool_size, float *top)
+{
+    const int W = g->width, S = g->stride_w;
+    float sum[POOL_CHUNK];
+    for (int j = 0; j < n; j++)
+        sum[j] = 0.f;
+    for (int h = hs; h < he; h++) {
+        for (int kw = 0; kw < g->kernel_w; kw++) {
+            const float *src = bottom + h * W + pw0 * S - g->pad_w + kw;
+            for (int j = 0; j < n; j++)
+                sum[j] += src[j * S];
+        }
+    }
+    for (int j = 0; j < n; j++)
+        top[j] = sum[j] / pool_size;
+}
+
+/* One output whose window may be clipped by the image's edges. */
+static void pool_one(const struct pool_geom *g, const float *bottom, int ph, int pw, float *top, int *imask,
+                     float *fmask)
+{
+    const int H = g->height, W = g->width;
+    int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
+    if (g->method == VISION_POOL_MAX) {
+        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
+        int we = ws + g->kernel_w < W ? ws + g->kernel_w : W;
+        hs = hs > 0 ? hs : 0;
+        ws = ws > 0 ? ws : 0;
+        float best = -FLT_MAX;
+        int arg = -1;
+        for (int h = hs; h < he; h++) {
+            for (int w = ws; w < we; w++)
+                POOL_MAX_STEP(bottom[h * W + w], h * W + w, best, arg);
+        }
+        *top = best;
+        if (imask)
+            *imask = arg;
+        if (fmask)
+            *fmask = (float)arg;
+        return;
+    }
+    /* The divisor counts padding but not what lies beyond it. */
+    int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+    int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
+    int pool_size = (he - hs) * (we - ws);
+    hs = hs > 0 ? hs : 0;
+    ws = ws > 0 ? ws : 0;
+    he = he < H ? he : H;
+    we = we < W ? we : W;
+    float sum = 0.f;
+    for (int h = hs; h < he; h++)
+        for (int w = ws; w < we; w++)
+            sum += bottom[h * W + w];
+    *top = sum / (float)pool_size;
+}
+
+/* The planes of one pooling call; ranges of planes go to the threads. */
+struct pool_job {
+    const struct pool_geom *g;
+    const float *bottom, *top_diff, *fmask_in;
+    const int *imask_in;
+    float *top, *fmask, *bottom_diff;
+    int *imask;
+};
+
+static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
+{
+    const struct pool_job *job = ctx;
+    const struct pool_geom *g = job->g;
+    float *top = job->top, *fmask = job->fmask;
+    int *imask = job->imask;
+    const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
+    const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
+    int lo, hi;
+    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
+    const float *bottom = job->bottom + p0 * in_plane;
+    for (size_t p = p0; p < p1; p++, bottom += in_plane) {
+        for (int ph = 0; ph < PH; ph++) {
+            size_t o = p * out_plane + (size_t)ph * PW;
+            float *t = top + o;
+            int *im = imask ? imask + o : NULL;
+            float *fm = fmask ? fmask + o : NULL;
+            for (int pw = 0; pw < PW; pw++) {
+                if (pw == lo && hi > lo) {
+                    int hs = ph * g->stride_h - g->pad_h;
+                    if (g->method == VISION_POOL_MAX) {
+                        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
+                        hs = hs > 0 ? hs : 0;
+                        for (int j = lo; j < hi; j += POOL_CHUNK) {
+                            int n = hi - j < POOL_CHUNK ? hi - j : POOL_CHUNK;
+                            pool_max_run(g, bottom, hs, he, j, n, t + j, im ? im + j : NULL,
+                                         fm ? fm + j : NULL);
+                        }
+                    } else {
+                        int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+                        float pool_size = (float)((he - hs) * g->kernel_w);
+                        hs = hs > 0 ? hs : 0;
+                        he = he < H ? he : H;
+                        for (int j = lo; j < hi; j += POOL_CHUNK) {
+                            int n = hi - j < POOL_CHUNK ? hi - j : POOL_CHUNK;
+                            pool_ave_run(g, bottom, hs, he, j, n, pool_size, t + j);
+                        }
+                    }
+                    pw = hi - 1;
+                    continue;
+                }
+                pool_one(g, bottom, ph, pw, t + pw, im ? im + pw : NULL, fm ? fm + pw : NULL);
+            }
+        }
+    }
+    return 0;
+}
+
+static void pool_forward(const struct pool_geom *g, int planes, const float *bottom, float *top, int *imask,
+                         float *fmask)
+{
+    struct pool_job j = { .g = g, .bottom = bottom, .top = top, .imask = imask, .fmask = fmask };
+    size_t work = (size_t)g->pooled_h * g->pooled_w * g->kernel_h * g->kernel_w;
+    cpu_parallel_for((size_t)planes, cpu_grain(work), pool_forward_planes, &j);
+}
+
+static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
+{
+    const struct pool_job *job = ctx;
+    const struct pool_geom *g = job->g;
+    const int *imask = job->imask_in;
+    const float *fmask = job->fmask_in;
+    const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
+    const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
+    float *bottom_diff = job->bottom_diff + p0 * in_plane;
+    const float *top_diff = job->top_diff + p0 * out_plane;
+    memset(bottom_diff, 0, in_plane * (p1 - p0) * sizeof *bottom_diff);
+    for (size_t p = p0; p < p1; p++, bottom_diff += in_plane, top_diff += out_plane) {
+        for (int ph = 0; ph < PH; ph++) {
+            for (int pw = 0; pw < PW; pw++) {
+                int o = ph * PW + pw;
+                if (g->method == VISION_POOL_MAX) {
+                    long idx = imask ? imask[p * out_plane + o] : (long)fmask[p * out_plane + o];
+                    /* -1: the window held nothing above -FLT_MAX (NaNs); Caffe
+                     * would write out of bounds, we drop the gradient. */
+                    if (idx >= 0 && (size_t)idx < in_plane)
+                        bottom_diff[idx] += top_diff[o];
+                    continue;
+                }
+                int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
+                int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+                int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
+                int pool_size = (he - hs) * (we - ws);
+                hs = hs > 0 ? hs : 0;
+                ws = ws > 0 ? ws : 0;
+                he = he < H ? he : H;
+                we = we < W ? we : W;
+                float share = top_diff[o] / (float)pool_size;
+                for (int h = hs; h < he; h++)
+                    for (int w = ws; w < we; w++)
+                        bottom_diff[h * W + w] += share;
+            }
+        }
+    }
+    return 0;
+}
+
+static void pool_backward(const struct pool_geom *g, int planes, const float *top_diff, const int *imask,
+                          const float *fmask, float *bottom_diff)
+{
+    struct pool_job j = { .g = g, .top_diff = top_diff, .imask_in = imask, .fmask_in = fmask,
+                          .bottom_diff = bottom_diff };
+    size_t work = (size_t)g->height * g->width + (size_t)g->pooled_h * g->pooled_w;
+    cpu_parallel_for((size_t)planes, cpu_grain(work), pool_backward_planes, &j);
+}
+
+static void v_pool_forward(const struct backend *be, const struct pool_geom *g, int planes, const float *x,
+                           float *y, int *imask, float *fmask)
+{
+    pool_forward(g, planes, x, y, imask, fmask);
+}
+
+static void v_pool_backward(const struct backend *be, const struct pool_geom *g, int planes, const float *dy,
+                            const int *imask, const float *fmask, float *dx)
+{
+    pool_backward(g, planes, dy, imask, fmask, dx);
+}
+
+/* ---------------------------------------------------------------- LRN */
+
+/* scale^-beta for n values. beta 0.75 (AlexNet, CaffeNet, GoogLeNet) is
+ * 1 / sqrt(s * sqrt(s)): three correctly rounded operations instead of a
+ * powf call, within 2 ulp of it. */
+static void neg_pow(size_t n, float beta, const float *restrict s, float *restrict p)
+{
+    size_t i = 0;
+    if (beta == 0.75f) {
+#ifdef __SSE2__
+        const __m128 one = _mm_set1_ps(1.f);
+        for (; i + 4 <= n; i += 4) {
+            __m128 v = _mm_loadu_ps(s + i);
+            _mm_storeu_ps(p + i, _mm_div_ps(one, _mm_sqrt_ps(_mm_mul_ps(v, _mm_sqrt_ps(v)))));
+        }
+#endif
+        for (; i < n; i++)
+            p[i] = 1.f / sqrtf(s[i] * sqrtf(s[i]));
+        return;
+    }
+    for (; i < n; i++)
+        p[i] = powf(s[i], -beta);
+}
+
+/* The arrays of one ACROSS pass, which runs over ranges of images. */
+struct across_job {
+    const struct lrn_geom *g;
+    const float *x, *y, *dy, *scale_in; /* scale_in: backward's */
+    float *scale;                        /* forward's */
+    float *out;
+};
+
+/* Scale^-beta times x, a block at a time from a stack buffer. */
+#define ACROSS_BLOCK 256
+
+/* Caffe's running window over channels: the first channel's scale is k
+ * plus alpha/size times the squares of the channels it covers; each next
+ * one adds the square entering the window, then subtracts the one leaving
+ * it. Channels beyond the edges are zero padding, which adds nothing, so
+ * they are skipped instead of stored. */
+static int across_forward_images(void *ctx, size_t n0, size_t n1)
+{
+    const struct across_job *j = ctx;
+    const struct lrn_geom *s = j->g;
+    const int C = s->channels, plane = s->height * s->width, pre = (s->size - 1) / 2;
+    const size_t item = (size_t)C * plane;
+    const float a = s->alpha / (float)s->size, k = s->k;
+    float p[ACROSS_BLOCK];
+    for (size_t n = n0; n < n1; n++) {
+        const float *xn = j->x + n * item;
+        float *sn = j->scale + n * item;
+        for (int i = 0; i < plane; i++)
+            sn[i] = k;
+        for (int c = 0; c <= pre && c < C; c++) {
+            const float *xc = xn + (size_t)c * plane;
+            for (int i = 0; i < plane; i++)
+                sn[i] += a * (xc[i] * xc[i]);
+        }
+        for (int c = 1; c < C; c++) {
+            float *restrict cur = sn + (size_t)c * plane;
+            const float *prev = cur - plane;
+            if (c + pre < C) {
+                const float *h = xn + (size_t)(c + pre) * plane;
+                for (int i = 0; i < plane; i++)
+                    cur[i] = prev[i] + a * (h[i] * h[i]);
+            } else {
+                memcpy(cur, prev, (size_t)plane * sizeof *cur);
+            }
+            if (c - 1 - pre >= 0) {
+                const float *t = xn + (size_t)(c - 1 - pre) * plane;
+                for (int i = 0; i < plane; i++)
+                    cur[i] -= a * (t[i] * t[i]);
+            }
+        }
+        /* After the whole item's scale, so that top may share bottom. */
+        float *yn = j->out + n * item;
+        for (size_t b = 0; b < item; b += ACROSS_BLOCK) {
+            size_t m = item - b < ACROSS_BLOCK ? item - b : ACROSS_BLOCK;
+            neg_pow(m, s->beta, sn + b, p);
+            for (size_t i = 0; i < m; i++)
+                yn[b + i] = p[i] * xn[b + i];
+        }
+    }
+    return CREMA_OK;
+}
+
+static int v_lrn_across_forward(const struct backend *be, const struct lrn_geom *g, const float *x, float *scale,
+                                float *y)
+{
+    struct across_job j = { .g = g, .x = x, .scale = scale, .out = y };
+    size_t work = 8 * (size_t)g->channels * (size_t)g->height * (size_t)g->width;
+    return cpu_parallel_for((size_t)g->num, cpu_grain(work), across_forward_images, &j);
+}
+
+/* dx = dy * scale^-beta - (2 alpha beta / size) * x * (window sum over
+ * channels of dy * y / scale), the window sliding as in the forward. Each
+ * range of images has its own scratch: one image's ratios, a plane's
+ * window sum and scale^-beta. */
+static int across_backward_images(void *ctx, size_t n0, size_t n1)
+{
+    const struct across_job *j = ctx;
+    const struct lrn_geom *s = j->g;
+    const int C = s->channels, plane = s->height * s->width, pre = (s->size - 1) / 2;
+    const size_t item = (size_t)C * plane;
+    float *ratio = malloc((item + 2 * (size_t)plane) * sizeof *ratio);
+    if (!ratio)
+        return err_set(CREMA_ERR_NOMEM, "LRN backward: out of memory (%zu floats)", item + 2 * (size_t)plane);
+    float *accum = ratio + item, *p = accum + plane;
+    const float cache_ratio = (float)(2. * s->alpha * s->beta / s->size);
+    for (size_t n = n0; n < n1; n++) {
+        const size_t off = n * item;
+        const float *sn = j->scale_in + off, *dyn = j->dy + off, *yn = j->y + off, *xn = j->x + off;
+        float *dxn = j->out + off;
+        for (size_t i = 0; i < item; i++)
+            ratio[i] = dyn[i] * yn[i] / sn[i];
+        memset(accum, 0, (size_t)plane * sizeof *accum);
+        for (int c = 0; c < pre && c < C; c++)
+            for (int i = 0; i < plane; i++)
+                accum[i] += ratio[(size_t)c * plane + i];
+        for (int c = 0; c < C; c++) {
+            const size_t co = (size_t)c * plane;
+            if (c + pre < C)
+                for (int i = 0; i < plane; i++)
+                    accum[i] += ratio[co + (size_t)pre * plane + i];
+            neg_pow((size_t)plane, s->beta, sn + co, p);
+            for (int i = 0; i < plane; i++)
+                dxn[co + i] = dyn[co + i] * p[i] - cache_ratio * (xn[co + i] * accum[i]);
+            if (c - pre >= 0)
+                for (int i = 0; i < plane; i++)
+                    accum[i] -= ratio[co - (size_t)pre * plane + i];
+        }
+    }
+    free(ratio);
+    return CREMA_OK;
+}
+
+static int v_lrn_across_backward(const struct backend *be, const struct lrn_geom *g, const float *x,
+                                 const float *y, const float *scale, const float *dy, float *dx)
+{
+    struct across_job j = { .g = g, .x = x, .y = y, .dy = dy, .scale_in = scale, .out = dx };
+    size_t work = 8 * (size_t)g->channels * (size_t)g->height * (size_t)g->width;
+    return cpu_parallel_for((size_t)g->num, cpu_grain(work), across_backward_images, &j);
+}
+
+/* WITHIN_CHANNEL's AVE pooling: size x size windows, pad (size-1)/2,
+ * stride 1, Caffe's CEIL rounding (which keeps height x width). */
+static struct pool_geom within_pool(const struct lrn_geom *g)
+{
+    struct pool_geom p = { .method = VISION_POOL_AVE };
+    p.kernel_h = p.kernel_w = g->size;
+    p.pad_h = p.pad_w = (g->size - 1) / 2;
+    p.stride_h = p.stride_w = 1;
+    p.height = p.pooled_h = g->height;
+    p.width = p.pooled_w = g->width;
+    return p;
+}
+
+/* Caffe's PowerLayer forward for (shift + scale * x)^power, step by step. */
+static void power_forward(size_t n, float power, float scale, float shift, const float *x, float *y)
+{
+    if (power * scale == 0.f) {
+        float v = power == 0.f ? 1.f : powf(shift, power);
+        for (size_t i = 0; i < n; i++)
+            y[i] = v;
+        return;
+    }
+    if (y != x)
+        memcpy(y, x, n * sizeof *y);
+    if (scale != 1.f)
+        cpu_scal((int)n, scale, y);
+    if (shift != 0.f)
+        for (size_t i = 0; i < n; i++)
+            y[i] += shift;
+    if (power != 1.f)
+        for (size_t i = 0; i < n; i++)
+            y[i] = powf(y[i], power);
+}
+
+static void v_lrn_within_forward(const struct backend *be, const struct lrn_geom *g, const float *x, float *work,
+                                 float *scale, float *power, float *y)
+{
+    size_t n = (size_t)g->num * g->channels * g->height * g->width;
+    struct pool_geom pg = within_pool(g);
+    float *sq = work;
+    for (size_t i = 0; i < n; i++)
+        sq[i] = powf(x[i], 2.f);
+    pool_forward(&pg, g->num * g->channels, sq, scale, NULL, NULL);
+    power_forward(n, -g->beta, g->alpha, 1.f, scale, power);
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] * power[i];
+}
+
+static void v_lrn_within_backward(const struct backend *be, const struct lrn_geom *g, const float *x,
+                                  const float *dy, const float *scale, const float *pow_out, float *work,
+                                  float *work2, float *dx)
+{
+    size_t n = (size_t)g->num * g->channels * g->height * g->width;
+    struct pool_geom pg = within_pool(g);
+    float *d_power = work, *d_pool = work2;
+    /* Product: the power output's diff is x * dy. */
+    for (size_t i = 0; i < n; i++)
+        d_power[i] = x[i] * dy[i];
+    /* Power (shift 1) on the pool output, following Caffe's branches. */
+    float power = -g->beta, scale_f = g->alpha, shift = 1.f;
+    float diff_scale = power * scale_f;
+    if (diff_scale == 0.f || power == 1.f) {
+        for (size_t i = 0; i < n; i++)
+            d_pool[i] = diff_scale;
+    } else if (power == 2.f) {
+        float a = diff_scale * scale_f, b = diff_scale * shift;
+        for (size_t i = 0; i < n; i++)
+            d_pool[i] = 0.f;
+        cpu_axpy((int)n, a, scale, d_pool);
+        for (size_t i = 0; i < n; i++)
+            d_pool[i] += b;
+    } else {
+        memcpy(d_pool, scale, n * sizeof *d_pool);
+        if (scale_f != 1.f)
+            cpu_scal((int)n, scale_f, d_pool);
+        for (size_t i = 0; i < n; i++)
+            d_pool[i] = pow_out[i] / (d_pool[i] + shift);
+        if (diff_scale != 1.f)
+            cpu_scal((int)n, diff_scale, d_pool);
+    }
+    if (diff_scale != 0.f)
+        for (size_t i = 0; i < n; i++)
+            d_pool[i] = d_power[i] * d_pool[i];
+    /* AVE pooling back to the squares (d_power is free again). */
+    float *d_sq = d_power;
+    pool_backward(&pg, g->num * g->channels, d_pool, NULL, NULL, d_sq);
+    /* Square, then the split: dx = power * dy + 2 x * d_sq. */
+    for (size_t i = 0; i < n; i++)
+        dx[i] = pow_out[i] * dy[i] + d_sq[i] * (2.f * x[i]);
+}
+
+/* ---------------------------------------------------------------- bias */
+
+/* Caffe's forward_cpu_bias and backward_cpu_bias, image by image. */
+static void v_bias_forward(const struct backend *be, int num, int channels, int spatial, const float *bias,
+                           const float *ones, float *y)
+{
+    for (int n = 0; n < num; n++)
+        cpu_gemm(false, false, channels, spatial, 1, 1.f, bias, ones, 1.f, y + (size_t)n * channels * spatial);
+}
+
+static void v_bias_backward(const struct backend *be, int num, int channels, int spatial, const float *dy,
+                            const float *ones, float *db)
+{
+    for (int n = 0; n < num; n++)
+        cpu_gemv(false, channels, spatial, 1.f, dy + (size_t)n * channels * spatial, ones, 1.f, db);
+}
+
+/* ---------------------------------------------------------------- crop */
+
+/* Row by row between the window of `big` and the dense `small`: the last
+ * axis is contiguous in both, so whole rows move at once. src is big when
+ * src_is_big, else small (and dst the other). */
+static void crop_rows(int n, const int *big_shape, const int *small_shape, const int *offsets, const float *src,
+                      float *dst, bool src_is_big)
+{
+    size_t count = 1;
+    for (int d = 0; d < n; d++)
+        count *= (size_t)small_shape[d];
+    if (count == 0 || n > TENSOR_MAX_AXES)
+        return;
+    if (n == 0) {
+        dst[0] = src[0];
+        return;
+    }
+    int idx[TENSOR_MAX_AXES] = { 0 };
+    size_t row = (size_t)small_shape[n - 1];
+    size_t rows = count / row;
+    for (size_t r = 0; r < rows; r++) {
+        size_t off = 0;
+        for (int d = 0; d < n; d++)
+            off = off * (size_t)big_shape[d] + (size_t)(idx[d] + offsets[d]);
+        if (src_is_big)
+            memcpy(dst + r * row, src + off, row * sizeof *dst);
+        else
+            memcpy(dst + off, src + r * row, row * sizeof *dst);
+        for (int d = n - 2; d >= 0; d--) {
+            if (++idx[d] < small_shape[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+}
+
+static void v_crop_gather(const struct backend *be, int n, const int *big_shape, const int *small_shape,
+                          const int *offsets, const float *big, float *small)
+{
+    crop_rows(n, big_shape, small_shape, offsets, big, small, true);
+}
+
+static void v_crop_scatter(const struct backend *be, int n, const int *big_shape, const int *small_shape,
+                           const int *offsets, const float *small, float *big)
+{
+    crop_rows(n, big_shape, small_shape, offsets, small, big, false);
+}
+
+const struct vision_ops cpu_vision_ops = {
+    .bias_forward = v_bias_forward,
+    .bias_backward = v_bias_backward,
+    .pool_forward = v_pool_forward,
+    .pool_backward = v_pool_backward,
+    .lrn_across_forward = v_lrn_across_forward,
+    .lrn_across_backward = v_lrn_across_backward,
+    .lrn_within_forward = v_lrn_within_forward,
+    .lrn_within_backward = v_lrn_within_backward,
+    .crop_gather = v_crop_gather,
+    .crop_scatter = v_crop_scatter,
+};
