@@ -1,7 +1,8 @@
 /* The CPU's batch convolution (cpu/conv.h) against a direct convolution
  * summed in double: forward, backward data and the weight gradient, over
  * shapes that take every path (blocks of several images, one image, 1x1,
- * groups, padding, stride, dilation, several weight-gradient groups), and
+ * groups, padding, stride, dilation, several weight-gradient groups, 1-D
+ * and 3-D), and
  * the same bits on 1, 2 and 3 threads. */
 #include "check.h"
 #include "cpu/conv.h"
@@ -24,45 +25,58 @@ static float *random_floats(size_t n, unsigned seed)
     return v;
 }
 
-/* The input pixel a (output pixel, kernel tap) reads, or -1 for padding. */
-static long tap(const struct cpu_conv_desc *d, int c, int oh, int ow, int kh, int kw)
+static size_t prod(const int *v, int n)
 {
-    int ih = oh * d->stride_h - d->pad_h + kh * d->dilation_h;
-    int iw = ow * d->stride_w - d->pad_w + kw * d->dilation_w;
-    if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
-        return -1;
-    return ((long)c * d->in_h + ih) * d->in_w + iw;
+    size_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= (size_t)v[i];
+    return p;
 }
 
-/* out, dim (from dout) and dw (from im, dout) by the definition, in double. */
-static void reference(const struct cpu_conv_desc *d, const float *im, const float *w, const float *dout,
+/* out, dim (from dout) and dw (from im, dout) by the definition, in double,
+ * over any number of spatial axes. */
+static void reference(const struct conv_shape *d, const float *im, const float *w, const float *dout,
                       double *out, double *dim, double *dw)
 {
-    int cg = d->in_channels / d->groups, mg = d->out_channels / d->groups;
-    long in_dim = (long)d->in_channels * d->in_h * d->in_w, S = (long)d->out_h * d->out_w;
-    long out_dim = d->out_channels * S;
-    memset(out, 0, sizeof *out * (size_t)(d->num * out_dim));
-    memset(dim, 0, sizeof *dim * (size_t)(d->num * in_dim));
-    memset(dw, 0, sizeof *dw * (size_t)(d->out_channels * cg * d->kernel_h * d->kernel_w));
+    int ns = d->num_spatial_axes, cg = d->in_channels / d->groups, mg = d->out_channels / d->groups;
+    size_t in_sp = prod(d->in_shape, ns), S = prod(d->out_shape, ns), ks = prod(d->kernel, ns);
+    memset(out, 0, sizeof *out * (size_t)d->num * d->out_channels * S);
+    memset(dim, 0, sizeof *dim * (size_t)d->num * d->in_channels * in_sp);
+    memset(dw, 0, sizeof *dw * (size_t)d->out_channels * cg * ks);
     for (int n = 0; n < d->num; n++)
-        for (int m = 0; m < d->out_channels; m++) {
-            int g = m / mg;
-            for (int oh = 0; oh < d->out_h; oh++)
-                for (int ow = 0; ow < d->out_w; ow++) {
-                    long o = n * out_dim + m * S + oh * d->out_w + ow;
-                    for (int c = 0; c < cg; c++)
-                        for (int kh = 0; kh < d->kernel_h; kh++)
-                            for (int kw = 0; kw < d->kernel_w; kw++) {
-                                long i = tap(d, g * cg + c, oh, ow, kh, kw);
-                                if (i < 0)
-                                    continue;
-                                long wi = ((long)(m * cg + c) * d->kernel_h + kh) * d->kernel_w + kw;
-                                out[o] += (double)w[wi] * im[n * in_dim + i];
-                                dim[n * in_dim + i] += (double)w[wi] * dout[o];
-                                dw[wi] += (double)dout[o] * im[n * in_dim + i];
-                            }
+        for (int m = 0; m < d->out_channels; m++)
+            for (size_t o = 0; o < S; o++) {
+                int op[VISION_CONV_MAX_AXES];
+                size_t r = o;
+                for (int a = ns - 1; a >= 0; a--) {
+                    op[a] = (int)(r % (size_t)d->out_shape[a]);
+                    r /= (size_t)d->out_shape[a];
                 }
-        }
+                size_t oi = ((size_t)n * d->out_channels + m) * S + o;
+                int g = m / mg;
+                for (int c = 0; c < cg; c++)
+                    for (size_t k = 0; k < ks; k++) {
+                        size_t rk = k, lin = 0;
+                        bool inside = true;
+                        int kp[VISION_CONV_MAX_AXES];
+                        for (int a = ns - 1; a >= 0; a--) {
+                            kp[a] = (int)(rk % (size_t)d->kernel[a]);
+                            rk /= (size_t)d->kernel[a];
+                        }
+                        for (int a = 0; a < ns; a++) {
+                            int pos = op[a] * d->stride[a] - d->pad[a] + kp[a] * d->dilation[a];
+                            inside = inside && pos >= 0 && pos < d->in_shape[a];
+                            lin = lin * (size_t)d->in_shape[a] + (size_t)(pos < 0 ? 0 : pos);
+                        }
+                        if (!inside)
+                            continue;
+                        size_t ii = ((size_t)n * d->in_channels + (size_t)(g * cg + c)) * in_sp + lin;
+                        size_t wi = ((size_t)m * cg + (size_t)c) * ks + k;
+                        out[oi] += (double)w[wi] * im[ii];
+                        dim[ii] += (double)w[wi] * dout[oi];
+                        dw[wi] += (double)dout[oi] * im[ii];
+                    }
+            }
 }
 
 static void compare(const char *what, const char *shape, const float *got, const double *want, size_t n)
@@ -86,12 +100,19 @@ struct outputs {
     float *out, *dim, *dw;
 };
 
-static void run_plan(const struct cpu_conv_desc *d, const float *im, const float *w, const float *dout,
+static void sizes(const struct conv_shape *d, size_t *in_n, size_t *out_n, size_t *w_n)
+{
+    int ns = d->num_spatial_axes;
+    *in_n = (size_t)d->num * d->in_channels * prod(d->in_shape, ns);
+    *out_n = (size_t)d->num * d->out_channels * prod(d->out_shape, ns);
+    *w_n = (size_t)d->out_channels * (d->in_channels / d->groups) * prod(d->kernel, ns);
+}
+
+static void run_plan(const struct conv_shape *d, const float *im, const float *w, const float *dout,
                      const float *dw0, struct outputs *o)
 {
-    size_t in_n = (size_t)d->num * d->in_channels * d->in_h * d->in_w;
-    size_t out_n = (size_t)d->num * d->out_channels * d->out_h * d->out_w;
-    size_t w_n = (size_t)d->out_channels * (d->in_channels / d->groups) * d->kernel_h * d->kernel_w;
+    size_t in_n, out_n, w_n;
+    sizes(d, &in_n, &out_n, &w_n);
     o->out = malloc(out_n * sizeof(float));
     o->dim = malloc(in_n * sizeof(float));
     o->dw = malloc(w_n * sizeof(float));
@@ -118,11 +139,10 @@ static void free_outputs(struct outputs *o)
     free(o->dw);
 }
 
-static void check_shape(const char *name, struct cpu_conv_desc d)
+static void check_shape(const char *name, struct conv_shape d)
 {
-    size_t in_n = (size_t)d.num * d.in_channels * d.in_h * d.in_w;
-    size_t out_n = (size_t)d.num * d.out_channels * d.out_h * d.out_w;
-    size_t w_n = (size_t)d.out_channels * (d.in_channels / d.groups) * d.kernel_h * d.kernel_w;
+    size_t in_n, out_n, w_n;
+    sizes(&d, &in_n, &out_n, &w_n);
     float *im = random_floats(in_n, 1), *w = random_floats(w_n, 2), *dout = random_floats(out_n, 3);
     float *dw0 = random_floats(w_n, 4);
     double *out = malloc(out_n * sizeof *out), *dim = malloc(in_n * sizeof *dim), *dw = malloc(w_n * sizeof *dw);
@@ -161,16 +181,21 @@ static void check_shape(const char *name, struct cpu_conv_desc d)
     free(dw);
 }
 
-static struct cpu_conv_desc desc(int num, int groups, int cin, int cout, int h, int w, int kh, int kw, int ph,
-                                 int pw, int sh, int sw, int dh, int dw)
+static int out_extent(int in, int k, int p, int st, int dl)
 {
-    struct cpu_conv_desc d = {
-        .num = num, .groups = groups, .in_channels = cin, .out_channels = cout, .in_h = h, .in_w = w,
-        .kernel_h = kh, .kernel_w = kw, .pad_h = ph, .pad_w = pw, .stride_h = sh, .stride_w = sw,
-        .dilation_h = dh, .dilation_w = dw,
+    return (in + 2 * p - (dl * (k - 1) + 1)) / st + 1;
+}
+
+static struct conv_shape desc(int num, int groups, int cin, int cout, int h, int w, int kh, int kw, int ph,
+                              int pw, int sh, int sw, int dh, int dw)
+{
+    struct conv_shape d = {
+        .num_spatial_axes = 2, .num = num, .groups = groups, .in_channels = cin, .out_channels = cout,
+        .in_shape = { h, w }, .kernel = { kh, kw }, .pad = { ph, pw }, .stride = { sh, sw },
+        .dilation = { dh, dw },
     };
-    d.out_h = (h + 2 * ph - (dh * (kh - 1) + 1)) / sh + 1;
-    d.out_w = (w + 2 * pw - (dw * (kw - 1) + 1)) / sw + 1;
+    for (int a = 0; a < 2; a++)
+        d.out_shape[a] = out_extent(d.in_shape[a], d.kernel[a], d.pad[a], d.stride[a], d.dilation[a]);
     return d;
 }
 
@@ -203,13 +228,34 @@ static void test_1x1(void)
     check_shape("1x1 blocks", desc(24, 2, 8, 4, 5, 5, 1, 1, 0, 0, 1, 1, 1, 1));
 }
 
+/* 1-D runs as 2-D of height 1; 3-D one image at a time (N-D im2col). */
+static void test_1d_3d(void)
+{
+    struct conv_shape one = { .num_spatial_axes = 1, .num = 20, .groups = 1, .in_channels = 3, .out_channels = 4,
+                              .in_shape = { 40 }, .kernel = { 3 }, .pad = { 1 }, .stride = { 2 }, .dilation = { 2 } };
+    one.out_shape[0] = out_extent(40, 3, 1, 2, 2);
+    check_shape("1-D", one);
+    struct conv_shape three = { .num_spatial_axes = 3, .num = 3, .groups = 1, .in_channels = 2, .out_channels = 3,
+                                .in_shape = { 3, 4, 4 }, .kernel = { 3, 3, 3 }, .pad = { 1, 1, 1 },
+                                .stride = { 1, 2, 1 }, .dilation = { 1, 1, 1 } };
+    for (int a = 0; a < 3; a++)
+        three.out_shape[a] = out_extent(three.in_shape[a], 3, 1, three.stride[a], 1);
+    check_shape("3-D", three);
+}
+
 static void test_bad_shape(void)
 {
-    struct cpu_conv_desc d = desc(2, 3, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1); /* 4 channels, 3 groups */
+    struct conv_shape d = desc(2, 3, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1); /* 4 channels, 3 groups */
     struct cpu_conv *p = NULL;
     CHECK_EQ_INT(cpu_conv_create(&d, &p), CREMA_ERR_SHAPE);
     CHECK(p == NULL);
+    d = desc(2, 1, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1);
+    d.out_shape[1] = 4; /* 5 - 3 + 1 = 3 */
+    CHECK_EQ_INT(cpu_conv_create(&d, &p), CREMA_ERR_SHAPE);
+    d = desc(2, 1, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1);
+    d.num_spatial_axes = 4;
+    CHECK_EQ_INT(cpu_conv_create(&d, &p), CREMA_ERR_SHAPE);
 }
 
 CHECK_MAIN(CASE(test_blocks_of_images), CASE(test_same_padding_ragged_block), CASE(test_groups_stride_dilation),
-           CASE(test_one_image), CASE(test_1x1), CASE(test_bad_shape))
+           CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_bad_shape))

@@ -37,8 +37,18 @@ struct slot {
     float *tmp; /* M x (block * S): the block's output side, gathered */
 };
 
+/* The 2-D geometry the block path uses (1-D is 2-D of height 1). */
+struct geom2 {
+    int num, groups, in_channels, out_channels;
+    int in_h, in_w, out_h, out_w;
+    int kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
+};
+
 struct cpu_conv {
-    struct cpu_conv_desc d;
+    struct geom2 d;
+    bool nd; /* 3-D: one image per block, N-D im2col */
+    struct conv_shape s;
+    int im_shape[VISION_CONV_MAX_AXES + 1], col_shape[VISION_CONV_MAX_AXES + 1];
     long S, K, Kd, Mg, M, in_dim, out_dim, w_count;
     int block, n_blocks, n_groups, n_slots;
     bool is_1x1;
@@ -59,35 +69,82 @@ static int blocks_for(const struct cpu_conv *p, long S, long K)
     return b < 1 ? 1 : (int)b;
 }
 
-int cpu_conv_create(const struct cpu_conv_desc *d, struct cpu_conv **out)
+/* The shape as 2-D geometry; false when it has no 2-D form (3-D). */
+static bool as_2d(const struct conv_shape *s, struct geom2 *d)
+{
+    *d = (struct geom2){ .num = s->num, .groups = s->groups, .in_channels = s->in_channels,
+                         .out_channels = s->out_channels };
+    int a = s->num_spatial_axes == 1 ? 0 : 1; /* the width axis */
+    if (s->num_spatial_axes != 1 && s->num_spatial_axes != 2)
+        return false;
+    d->in_w = s->in_shape[a];
+    d->out_w = s->out_shape[a];
+    d->kernel_w = s->kernel[a];
+    d->pad_w = s->pad[a];
+    d->stride_w = s->stride[a];
+    d->dilation_w = s->dilation[a];
+    if (a == 0) {
+        d->in_h = d->out_h = d->kernel_h = d->stride_h = d->dilation_h = 1;
+        d->pad_h = 0;
+    } else {
+        d->in_h = s->in_shape[0];
+        d->out_h = s->out_shape[0];
+        d->kernel_h = s->kernel[0];
+        d->pad_h = s->pad[0];
+        d->stride_h = s->stride[0];
+        d->dilation_h = s->dilation[0];
+    }
+    return true;
+}
+
+int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
 {
     *out = NULL;
-    if (d->num <= 0 || d->groups <= 0 || d->in_channels <= 0 || d->out_channels <= 0 ||
-        d->in_channels % d->groups || d->out_channels % d->groups || d->in_h <= 0 || d->in_w <= 0 ||
-        d->out_h <= 0 || d->out_w <= 0 || d->kernel_h <= 0 || d->kernel_w <= 0 || d->stride_h <= 0 ||
-        d->stride_w <= 0 || d->dilation_h <= 0 || d->dilation_w <= 0 || d->pad_h < 0 || d->pad_w < 0)
+    int axes = s->num_spatial_axes;
+    bool ok = axes >= 1 && axes <= 3 && s->num > 0 && s->groups > 0 && s->in_channels > 0 && s->out_channels > 0 &&
+              s->in_channels % s->groups == 0 && s->out_channels % s->groups == 0;
+    long in_sp = 1, out_sp = 1, k_sp = 1;
+    for (int i = 0; ok && i < axes; i++) {
+        ok = s->in_shape[i] > 0 && s->out_shape[i] > 0 && s->kernel[i] > 0 && s->stride[i] > 0 &&
+             s->dilation[i] > 0 && s->pad[i] >= 0 &&
+             (long)s->out_shape[i] == ((long)s->in_shape[i] + 2L * s->pad[i] -
+                                       ((long)s->dilation[i] * (s->kernel[i] - 1) + 1)) / s->stride[i] + 1;
+        in_sp *= s->in_shape[i];
+        out_sp *= s->out_shape[i];
+        k_sp *= s->kernel[i];
+        ok = ok && in_sp <= INT32_MAX && out_sp <= INT32_MAX && k_sp <= INT32_MAX;
+    }
+    if (!ok)
         return err_set(CREMA_ERR_SHAPE, "cpu convolution: bad shape");
     struct cpu_conv *p = calloc(1, sizeof *p);
     if (!p)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
-    p->d = *d;
-    p->S = (long)d->out_h * d->out_w;
-    p->Kd = (long)(d->in_channels / d->groups) * d->kernel_h * d->kernel_w;
-    p->K = p->Kd * d->groups;
-    p->M = d->out_channels;
-    p->Mg = p->M / d->groups;
-    p->in_dim = (long)d->in_channels * d->in_h * d->in_w;
+    p->s = *s;
+    p->nd = !as_2d(s, &p->d);
+    p->im_shape[0] = s->in_channels;
+    p->col_shape[0] = (int)((long)s->in_channels * k_sp);
+    for (int i = 0; i < axes; i++) {
+        p->im_shape[1 + i] = s->in_shape[i];
+        p->col_shape[1 + i] = s->out_shape[i];
+    }
+    p->S = out_sp;
+    p->Kd = (long)(s->in_channels / s->groups) * k_sp;
+    p->K = p->Kd * s->groups;
+    p->M = s->out_channels;
+    p->Mg = p->M / s->groups;
+    p->in_dim = (long)s->in_channels * in_sp;
     p->out_dim = p->M * p->S;
     p->w_count = p->M * p->Kd;
-    p->is_1x1 = d->kernel_h == 1 && d->kernel_w == 1 && d->pad_h == 0 && d->pad_w == 0 && d->stride_h == 1 &&
-                d->stride_w == 1 && d->out_h == d->in_h && d->out_w == d->in_w;
+    p->is_1x1 = k_sp == 1 && in_sp == out_sp;
+    for (int i = 0; i < axes; i++)
+        p->is_1x1 = p->is_1x1 && s->pad[i] == 0 && s->stride[i] == 1;
     if (p->S > INT32_MAX / 64 || p->K > INT32_MAX / 64 || p->M > INT32_MAX / 64) {
         long M = p->M, K = p->K, S = p->S;
         free(p);
         return err_set(CREMA_ERR_SHAPE, "cpu convolution: %ld x %ld x %ld is too large", M, K, S);
     }
-    p->block = blocks_for(p, p->S, p->K);
-    p->n_blocks = (d->num + p->block - 1) / p->block;
+    p->block = p->nd ? 1 : blocks_for(p, p->S, p->K);
+    p->n_blocks = (s->num + p->block - 1) / p->block;
     long groups = PARTIAL_FLOATS / p->w_count;
     if (groups > MAX_GROUPS)
         groups = MAX_GROUPS;
@@ -146,9 +203,15 @@ static void block_range(const struct cpu_conv *p, int b, int *n0, int *nb)
  * image itself, for a 1x1 convolution of one image). */
 static const float *block_im2col(const struct cpu_conv *p, const struct slot *sl, const float *im, int n0, int nb)
 {
-    const struct cpu_conv_desc *d = &p->d;
+    const struct geom2 *d = &p->d;
+    const struct conv_shape *s = &p->s;
     if (p->is_1x1 && nb == 1)
         return im + (size_t)n0 * (size_t)p->in_dim;
+    if (p->nd) {
+        im2col_nd(im + (size_t)n0 * (size_t)p->in_dim, s->num_spatial_axes, p->im_shape, p->col_shape, s->kernel,
+                  s->pad, s->stride, s->dilation, sl->col);
+        return sl->col;
+    }
     long ld = (long)nb * p->S;
     for (int i = 0; i < nb; i++)
         im2col_ld(im + (size_t)(n0 + i) * (size_t)p->in_dim, d->in_channels, d->in_h, d->in_w, d->kernel_h,
@@ -194,7 +257,8 @@ static void forward_block(const struct cpu_conv *p, const struct slot *sl, const
 static void backward_data_block(const struct cpu_conv *p, const struct slot *sl, const float *out, const float *w,
                                 float *im, int b)
 {
-    const struct cpu_conv_desc *d = &p->d;
+    const struct geom2 *d = &p->d;
+    const struct conv_shape *s = &p->s;
     int n0, nb;
     block_range(p, b, &n0, &nb);
     const float *src = block_gather(p, sl, out, n0, nb);
@@ -208,6 +272,11 @@ static void backward_data_block(const struct cpu_conv *p, const struct slot *sl,
                         col + (size_t)g * (size_t)(p->Kd * ld), (int)ld);
     if (direct)
         return;
+    if (p->nd) {
+        col2im_nd(col, s->num_spatial_axes, p->im_shape, p->col_shape, s->kernel, s->pad, s->stride, s->dilation,
+                  im + (size_t)n0 * (size_t)p->in_dim);
+        return;
+    }
     for (int i = 0; i < nb; i++)
         col2im_ld(col + (size_t)i * (size_t)p->S, ld, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w,
                   d->pad_h, d->pad_w, d->stride_h, d->stride_w, d->dilation_h, d->dilation_w,

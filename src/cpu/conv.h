@@ -5,19 +5,16 @@
 #ifndef CREMA_CPU_CONV_H
 #define CREMA_CPU_CONV_H
 
-/* The convolution from the image side (num x in_channels x in_h x in_w) to
- * the column side (num x out_channels x out_h x out_w); the filter is
- * out_channels x in_channels/groups x kernel_h x kernel_w (Caffe's). */
-struct cpu_conv_desc {
-    int num, groups, in_channels, out_channels;
-    int in_h, in_w, out_h, out_w;
-    int kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
-};
+#include "core/ops_vision.h"
 
 struct cpu_conv;
 
-/* The plan for one shape; CREMA_ERR_NOMEM or CREMA_ERR_SHAPE (err_set). */
-int cpu_conv_create(const struct cpu_conv_desc *d, struct cpu_conv **out);
+/* The plan for one shape of 1 to 3 spatial axes (core/ops_vision.h: the
+ * image side is num x in_channels x in_shape, the column side num x
+ * out_channels x out_shape); CREMA_ERR_NOMEM or CREMA_ERR_SHAPE (err_set).
+ * 2-D (and 1-D, as 2-D of height 1) runs in blocks of images; 3-D one
+ * image at a time through the N-D im2col. */
+int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out);
 void cpu_conv_free(struct cpu_conv *p);
 
 /* out = W * im for every image (overwrites out). */
