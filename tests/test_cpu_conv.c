@@ -1,12 +1,14 @@
 /* The CPU's batch convolution (cpu/conv.h) against a direct convolution
  * summed in double: forward, backward data and the weight gradient, over
- * shapes that take every path (blocks of several images, one image, 1x1,
+ * shapes that take every path of every engine this CPU has (the AVX-512
+ * and AVX2 micro-kernels, OpenBLAS: blocks of several images, one image, 1x1,
  * groups, padding, stride, dilation, several weight-gradient groups, 1-D
  * and 3-D), and
  * the same bits on 1, 2 and 3 threads. */
 #include "check.h"
 #include "cpu/conv.h"
 #include "cpu/threads.h"
+#include "cpu/ukernel.h"
 
 #include <math.h>
 #include <string.h>
@@ -139,7 +141,25 @@ static void free_outputs(struct outputs *o)
     free(o->dw);
 }
 
+/* Every engine this CPU has: the AVX-512 and AVX2 micro-kernels, and
+ * OpenBLAS (always). */
+static const char *const engines[] = { "avx512", "avx2", "blas" };
+
+static void check_shape_on(const char *name, struct conv_shape d);
+
 static void check_shape(const char *name, struct conv_shape d)
+{
+    for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
+        if (cpu_ukr_select(engines[e]) != CREMA_OK)
+            continue; /* not on this CPU */
+        char what[160];
+        snprintf(what, sizeof what, "%s [%s]", name, engines[e]);
+        check_shape_on(what, d);
+    }
+    CHECK_OK(cpu_ukr_select(NULL));
+}
+
+static void check_shape_on(const char *name, struct conv_shape d)
 {
     size_t in_n, out_n, w_n;
     sizes(&d, &in_n, &out_n, &w_n);

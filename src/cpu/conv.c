@@ -1,18 +1,25 @@
-/* Batch convolution on crema's threads (see conv.h). The images are cut
- * into blocks of `block` images; a block's columns sit side by side in one
- * im2col buffer, so a small image (LeNet's 8x8, CIFAR10-quick's 8x8 and
- * 16x16) still makes a GEMM wide enough to run at the machine's rate, and
- * the blocks go to the threads. The weight gradient, a sum over the images,
- * is summed per group of blocks into partial buffers that are added in
- * group order at the end. The blocks and groups depend on the shape alone,
- * never on the thread count, so results are the same on any number of
- * threads. With one image per block and one group (small batches) the
- * arithmetic is Caffe's: one GEMM per image and group, the weight gradient
- * accumulated image by image. */
+/* Batch convolution on crema's threads (see conv.h). Two engines share the
+ * plan and its scratch:
+ *
+ * - packed (x86 with AVX2 or AVX-512, the default there): one image per
+ *   work item; im2col (or col2im) around crema's own micro-kernels
+ *   (cpu/ukernel.h), which read the column buffer and the output-side
+ *   rows in place and the weights from panels packed once per call, so
+ *   nothing is copied a second time as OpenBLAS's packing would.
+ * - blas (other CPUs, 3-D, CREMA_CPU_ISA=blas): blocks of `block` images
+ *   whose columns sit side by side in one im2col buffer, so a small image
+ *   (LeNet's 8x8, CIFAR10-quick's 8x8) still makes a GEMM wide enough,
+ *   with one-thread OpenBLAS GEMMs.
+ *
+ * The weight gradient, a sum over the images, is summed per group of
+ * images into partial buffers that are added in group order at the end.
+ * Items and groups depend on the shape alone, never on the thread count,
+ * so results are the same on any number of threads. */
 #include "cpu/conv.h"
 
 #include "cpu/math.h"
 #include "cpu/threads.h"
+#include "cpu/ukernel.h"
 #include "util/err.h"
 
 #include <stdatomic.h>
@@ -32,9 +39,14 @@
 #define MAX_GROUPS 8
 #define PARTIAL_FLOATS (2L * 1024 * 1024)
 
+/* Reduction lengths the packed engine takes at once: the weight panels'
+ * slice and the column rows it meets stay in L1/L2. */
+#define KC 256
+
 struct slot {
-    float *col; /* K x (block * S): im2col of a block */
+    float *col; /* K x (block * S): im2col of a block (packed: + mr rows) */
     float *tmp; /* M x (block * S): the block's output side, gathered */
+    float *bt;  /* packed engine: the image's output side transposed, in nr-wide panels */
 };
 
 /* The 2-D geometry the block path uses (1-D is 2-D of height 1). */
@@ -53,8 +65,13 @@ struct cpu_conv {
     int block, n_blocks, n_groups, n_slots;
     bool is_1x1;
     struct slot *slots;
-    float *partial; /* n_groups x w_count, when n_groups > 1 */
+    float *partial; /* n_groups x w_count (blas: when n_groups > 1) */
     float *arena;
+    /* the packed engine (u NULL: blas) */
+    const struct cpu_ukr *u;
+    int mr, nr, m_panels, k_panels, o_panels; /* ceil(Mg/mr), ceil(Kd/mr), ceil(Mg/nr) */
+    float *wpack;                             /* G x m_panels x Kd x mr */
+    float *wtpack;                            /* G x k_panels x Mg x mr: W transposed */
 };
 
 static int blocks_for(const struct cpu_conv *p, long S, long K)
@@ -143,7 +160,8 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         free(p);
         return err_set(CREMA_ERR_SHAPE, "cpu convolution: %ld x %ld x %ld is too large", M, K, S);
     }
-    p->block = p->nd ? 1 : blocks_for(p, p->S, p->K);
+    p->u = p->nd ? NULL : cpu_ukr_get();
+    p->block = p->nd || p->u ? 1 : blocks_for(p, p->S, p->K);
     p->n_blocks = (s->num + p->block - 1) / p->block;
     long groups = PARTIAL_FLOATS / p->w_count;
     if (groups > MAX_GROUPS)
@@ -157,26 +175,51 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
     if (p->n_slots > p->n_blocks)
         p->n_slots = p->n_blocks;
 
-    size_t cols = (size_t)p->block * (size_t)p->S;
-    size_t per_slot = (size_t)p->K * cols + (p->block > 1 ? (size_t)p->M * cols : 0);
-    size_t partial = p->n_groups > 1 ? (size_t)p->n_groups * (size_t)p->w_count : 0;
-    size_t total = per_slot * (size_t)p->n_slots + partial;
+    size_t cols = (size_t)p->block * (size_t)p->S, per_slot, partial, shared = 0;
+    if (p->u) {
+        p->mr = p->u->mr;
+        p->nr = p->u->nr;
+        p->m_panels = (int)((p->Mg + p->mr - 1) / p->mr);
+        p->k_panels = (int)((p->Kd + p->mr - 1) / p->mr);
+        p->o_panels = (int)((p->Mg + p->nr - 1) / p->nr);
+        /* the column buffer has mr rows more: the last row panel reads them */
+        per_slot = (size_t)(p->K + p->mr) * cols + (size_t)p->o_panels * (size_t)p->nr * cols;
+        partial = (size_t)p->n_groups * (size_t)p->w_count;
+        shared = (size_t)s->groups * (size_t)p->mr *
+                 ((size_t)p->m_panels * (size_t)p->Kd + (size_t)p->k_panels * (size_t)p->Mg);
+    } else {
+        per_slot = (size_t)p->K * cols + (p->block > 1 ? (size_t)p->M * cols : 0);
+        partial = p->n_groups > 1 ? (size_t)p->n_groups * (size_t)p->w_count : 0;
+    }
+    size_t total = per_slot * (size_t)p->n_slots + partial + shared;
     p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
-    p->arena = malloc((total ? total : 1) * sizeof(float));
+    p->arena = calloc(total ? total : 1, sizeof(float));
     if (!p->slots || !p->arena) {
         cpu_conv_free(p);
         return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu floats of scratch)", total);
     }
     float *a = p->arena;
-    for (int s = 0; s < p->n_slots; s++) {
-        p->slots[s].col = a;
-        a += (size_t)p->K * cols;
-        if (p->block > 1) {
-            p->slots[s].tmp = a;
-            a += (size_t)p->M * cols;
+    for (int sl = 0; sl < p->n_slots; sl++) {
+        p->slots[sl].col = a;
+        if (p->u) {
+            a += (size_t)(p->K + p->mr) * cols;
+            p->slots[sl].bt = a;
+            a += (size_t)p->o_panels * (size_t)p->nr * cols;
+        } else {
+            a += (size_t)p->K * cols;
+            if (p->block > 1) {
+                p->slots[sl].tmp = a;
+                a += (size_t)p->M * cols;
+            }
         }
     }
     p->partial = partial ? a : NULL;
+    a += partial;
+    if (p->u) {
+        p->wpack = a;
+        a += (size_t)s->groups * (size_t)p->m_panels * (size_t)p->Kd * (size_t)p->mr;
+        p->wtpack = a;
+    }
     cpu_blas_init();
     *out = p;
     return CREMA_OK;
@@ -303,6 +346,171 @@ static void filter_group(const struct cpu_conv *p, const struct slot *sl, const 
     }
 }
 
+/* ---- the packed engine: one image per item ---- */
+
+/* A reduction of len in nearly equal blocks of at most KC. */
+static int kblocks(long len)
+{
+    return (int)((len + KC - 1) / KC);
+}
+
+static void kblock(long len, int nb, int b, long *k0, long *kc)
+{
+    *k0 = len * b / nb;
+    *kc = len * (b + 1) / nb - *k0;
+}
+
+static long min_l(long a, long b)
+{
+    return a < b ? a : b;
+}
+
+struct pack_job {
+    const struct cpu_conv *p;
+    const float *w;
+    bool transposed; /* wtpack (backward data) instead of wpack */
+};
+
+/* wpack[g][i][k][r] = W[g Mg + i mr + r][k]; wtpack[g][i][m][r] =
+ * W[g Mg + m][i mr + r]; zero past Mg (Kd). One index per panel. */
+static int pack_weights(void *ctx, size_t t0, size_t t1)
+{
+    const struct pack_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    const long mr = p->mr, Kd = p->Kd, Mg = p->Mg;
+    for (size_t t = t0; t < t1; t++) {
+        if (!j->transposed) {
+            long g = (long)t / p->m_panels, i = (long)t % p->m_panels;
+            float *dst = p->wpack + (long)t * Kd * mr;
+            for (long r = 0; r < mr; r++) {
+                long m = i * mr + r;
+                const float *src = j->w + (g * Mg + m) * Kd;
+                for (long k = 0; k < Kd; k++)
+                    dst[k * mr + r] = m < Mg ? src[k] : 0.f;
+            }
+        } else {
+            long g = (long)t / p->k_panels, i = (long)t % p->k_panels, n = min_l(mr, Kd - i * mr);
+            float *dst = p->wtpack + (long)t * Mg * mr;
+            for (long m = 0; m < Mg; m++) {
+                const float *src = j->w + (g * Mg + m) * Kd + i * mr;
+                for (long r = 0; r < mr; r++)
+                    dst[m * mr + r] = r < n ? src[r] : 0.f;
+            }
+        }
+    }
+    return 0;
+}
+
+static void pack(const struct cpu_conv *p, const float *w, bool transposed)
+{
+    struct pack_job j = { p, w, transposed };
+    size_t panels = (size_t)p->d.groups * (size_t)(transposed ? p->k_panels : p->m_panels);
+    size_t per = (size_t)p->mr * (size_t)(transposed ? p->Mg : p->Kd);
+    cpu_parallel_for(panels, cpu_grain(per), pack_weights, &j);
+}
+
+/* Image n's columns in the slot (ld S), or the image itself for a 1x1
+ * convolution unless `copy` (the weight gradient reads mr rows more). */
+static const float *packed_im2col(const struct cpu_conv *p, const struct slot *sl, const float *im, int n, bool copy)
+{
+    const struct geom2 *d = &p->d;
+    const float *x = im + (size_t)n * (size_t)p->in_dim;
+    if (p->is_1x1 && !copy)
+        return x;
+    if (p->is_1x1)
+        memcpy(sl->col, x, (size_t)p->in_dim * sizeof(float));
+    else
+        im2col_ld(x, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w, d->stride_h,
+                  d->stride_w, d->dilation_h, d->dilation_w, sl->col, p->S);
+    return sl->col;
+}
+
+static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
+    const float *col = packed_im2col(p, sl, im, n, false);
+    float *o = out + (size_t)n * (size_t)p->out_dim;
+    int nkb = kblocks(Kd);
+    for (long g = 0; g < p->d.groups; g++)
+        for (int kb = 0; kb < nkb; kb++) {
+            long k0, kc;
+            kblock(Kd, nkb, kb, &k0, &kc);
+            for (long q = 0; q < S; q += nr)
+                for (long i = 0; i < p->m_panels; i++)
+                    u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr,
+                              col + (g * Kd + k0) * S + q, S, o + (g * Mg + i * mr) * S + q, S,
+                              (int)min_l(mr, Mg - i * mr), (int)min_l(nr, S - q), kb > 0);
+        }
+}
+
+static void packed_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
+                                       int n)
+{
+    const struct geom2 *d = &p->d;
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
+    const float *dy = out + (size_t)n * (size_t)p->out_dim;
+    float *x = im + (size_t)n * (size_t)p->in_dim;
+    float *col = p->is_1x1 ? x : sl->col;
+    int nmb = kblocks(Mg);
+    for (long g = 0; g < d->groups; g++)
+        for (int mb = 0; mb < nmb; mb++) {
+            long m0, mc;
+            kblock(Mg, nmb, mb, &m0, &mc);
+            for (long q = 0; q < S; q += nr)
+                for (long i = 0; i < p->k_panels; i++)
+                    u->packed((int)mc, p->wtpack + ((g * p->k_panels + i) * Mg + m0) * mr, 1, mr,
+                              dy + (g * Mg + m0) * S + q, S, col + (g * Kd + i * mr) * S + q, S,
+                              (int)min_l(mr, Kd - i * mr), (int)min_l(nr, S - q), mb > 0);
+        }
+    if (!p->is_1x1)
+        col2im_ld(col, S, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w,
+                  d->stride_h, d->stride_w, d->dilation_h, d->dilation_w, x);
+}
+
+/* Group r's images into partial r, laid out as dW transposed ([G][Kd][Mg]):
+ * the micro-kernel's rows are column rows, its vector lanes output
+ * channels, its sum over the image's pixels. */
+static void packed_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                                int r)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
+    float *P = p->partial + (size_t)r * (size_t)p->w_count;
+    int n0 = (int)((long)r * p->d.num / p->n_groups), n1 = (int)((long)(r + 1) * p->d.num / p->n_groups);
+    int npb = kblocks(S);
+    for (int n = n0; n < n1; n++) {
+        const float *col = packed_im2col(p, sl, im, n, true);
+        const float *dy = out + (size_t)n * (size_t)p->out_dim;
+        for (long g = 0; g < p->d.groups; g++) {
+            /* bt[j][pixel][jj] = dy[g Mg + j nr + jj][pixel], zero past Mg */
+            for (long j = 0; j < p->o_panels; j++)
+                for (long jj = 0; jj < nr; jj++) {
+                    long m = j * nr + jj;
+                    float *dst = sl->bt + j * S * nr + jj;
+                    const float *src = dy + (g * Mg + m) * S;
+                    if (m < Mg)
+                        for (long x = 0; x < S; x++)
+                            dst[x * nr] = src[x];
+                    else
+                        for (long x = 0; x < S; x++)
+                            dst[x * nr] = 0.f;
+                }
+            for (int pb = 0; pb < npb; pb++) {
+                long x0, xc;
+                kblock(S, npb, pb, &x0, &xc);
+                bool acc = n > n0 || pb > 0;
+                for (long j = 0; j < p->o_panels; j++)
+                    for (long i = 0; i < p->k_panels; i++)
+                        u->rows((int)xc, col + (g * Kd + i * mr) * S + x0, S, 1, sl->bt + (j * S + x0) * nr, nr,
+                                P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)min_l(mr, Kd - i * mr),
+                                (int)min_l(nr, Mg - j * nr), acc);
+            }
+        }
+    }
+}
+
 /* ---- the parallel drivers: one slot (scratch) per range, work items
  * taken from a shared counter ---- */
 
@@ -327,13 +535,21 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
         while ((i = atomic_fetch_add(&j->next, 1)) < j->n_items) {
             switch (j->op) {
             case OP_FORWARD:
-                forward_block(p, sl, j->im, j->w, j->dst, i);
+                if (p->u)
+                    packed_forward_image(p, sl, j->im, j->dst, i);
+                else
+                    forward_block(p, sl, j->im, j->w, j->dst, i);
                 break;
             case OP_BACKWARD_DATA:
-                backward_data_block(p, sl, j->out, j->w, j->dst, i);
+                if (p->u)
+                    packed_backward_data_image(p, sl, j->out, j->dst, i);
+                else
+                    backward_data_block(p, sl, j->out, j->w, j->dst, i);
                 break;
             case OP_FILTER:
-                if (p->n_groups == 1)
+                if (p->u)
+                    packed_filter_group(p, sl, j->im, j->out, i);
+                else if (p->n_groups == 1)
                     filter_group(p, sl, j->im, j->out, j->dst, false, i);
                 else
                     filter_group(p, sl, j->im, j->out, p->partial + (size_t)i * (size_t)p->w_count, true, i);
@@ -352,12 +568,16 @@ static void run(struct conv_job *j)
 
 void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, float *out)
 {
+    if (p->u)
+        pack(p, w, false);
     struct conv_job j = { .p = p, .op = OP_FORWARD, .im = im, .w = w, .dst = out, .n_items = p->n_blocks };
     run(&j);
 }
 
 void cpu_conv_backward_data(struct cpu_conv *p, const float *out, const float *w, float *im)
 {
+    if (p->u)
+        pack(p, w, true);
     struct conv_job j = { .p = p, .op = OP_BACKWARD_DATA, .out = out, .w = w, .dst = im, .n_items = p->n_blocks };
     run(&j);
 }
@@ -367,7 +587,26 @@ struct sum_job {
     float *dw;
 };
 
-/* dw += the groups' partial sums, in group order. */
+/* dw += the groups' partial sums, in group order; the packed engine's are
+ * transposed ([G][Kd][Mg]), taken here one dw row (g, m) per index. */
+static int sum_partials_t(void *ctx, size_t r0, size_t r1)
+{
+    const struct sum_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    for (size_t row = r0; row < r1; row++) {
+        long g = (long)row / p->Mg, m = (long)row % p->Mg;
+        float *dw = j->dw + (long)row * p->Kd;
+        const float *src = p->partial + g * p->Kd * p->Mg + m;
+        for (long k = 0; k < p->Kd; k++) {
+            float acc = dw[k];
+            for (int r = 0; r < p->n_groups; r++)
+                acc += src[(size_t)r * (size_t)p->w_count + (size_t)(k * p->Mg)];
+            dw[k] = acc;
+        }
+    }
+    return 0;
+}
+
 static int sum_partials(void *ctx, size_t i0, size_t i1)
 {
     const struct sum_job *j = ctx;
@@ -385,8 +624,9 @@ void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *
 {
     struct conv_job j = { .p = p, .op = OP_FILTER, .im = im, .out = out, .dst = dw, .n_items = p->n_groups };
     run(&j);
-    if (p->n_groups > 1) {
-        struct sum_job s = { p, dw };
+    struct sum_job s = { p, dw };
+    if (p->u)
+        cpu_parallel_for((size_t)p->M, cpu_grain((size_t)(p->n_groups * p->Kd)), sum_partials_t, &s);
+    else if (p->n_groups > 1)
         cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);
-    }
 }
