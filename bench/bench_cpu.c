@@ -2,23 +2,29 @@
  * PyTorch): training iterations (forward, backward, SGD momentum update) of
  * Caffe's benchmark nets on crema's CPU backend, and the sgemm yardstick.
  *
- *   bench_cpu [-threads T] [-loops L] [-iters K] [-sgemm] [nets...]
+ *   bench_cpu [-threads T] [-loops L] [-iters K] [-warmup W] [-fwdbwd] [-sgemm] [nets...]
  *
  * -threads: crema's pool (CREMA_NUM_THREADS; OpenBLAS runs inside it on one
  * thread). -sgemm: first OpenBLAS's own 2048^3 sgemm on T threads, the
- * bound's yardstick. Prints one line per item:
+ * bound's yardstick. -fwdbwd: also time forward+backward alone (bench_net's
+ * measure). Prints one line per item:
  *   sgemm <threads> <GFLOP/s>
- *   crema <net> <threads> <median ms/iter> <min> <max> <GFLOP/iter> <peak RSS MiB> <page faults/iter>
- *       <fwd+bwd median ms>
- * Times are per iteration over L timed loops of K iterations after a
- * warm-up. Peak RSS is the process's (run one net per process to read it
- * as that net's); page faults per timed iteration show allocation in the
- * steady state (fresh pages), 0 when every buffer is reused. */
+ *   crema <net> <threads> <median ms/iter> <min> <max> <GFLOP/iter> <peak RSS MiB> <RSS before the net MiB>
+ *       <Caffe's layout MiB> <page faults/iter> <fwd+bwd median ms, or -1>
+ * Times are per iteration over L timed loops of K iterations after W
+ * warm-up iterations. Peak RSS is the process's (run one net per process to
+ * read it as that net's). Caffe's layout is what Caffe 1.0 keeps resident
+ * for the same training net: every blob's data and diff, each parameter's
+ * data, diff and momentum, each convolution's column buffer (one image),
+ * LRN's scale, max pooling's index mask, Dropout's mask. Page faults per
+ * timed iteration show allocation in the steady state (fresh pages): 0 when
+ * every buffer is reused. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 #include "cpu/threads.h"
@@ -28,13 +34,13 @@
 
 struct bench_case {
     const char *name, *file;
-    int iters, loops; /* defaults */
+    int iters, loops, warmup; /* defaults */
 };
 
 static const struct bench_case cases[] = {
-    { "lenet", "lenet.prototxt", 50, 5 },
-    { "cifar10_quick", "cifar10_quick.prototxt", 10, 5 },
-    { "caffenet", "caffenet.prototxt", 1, 3 },
+    { "lenet", "lenet.prototxt", 50, 5, 5 },
+    { "cifar10_quick", "cifar10_quick.prototxt", 10, 5, 2 },
+    { "caffenet", "caffenet.prototxt", 1, 3, 1 },
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -64,7 +70,49 @@ static double peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
-static int run_case(const struct bench_case *bc, const char *dir, int threads, int iters, int loops)
+static double rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return (double)rss * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+}
+
+/* Bytes Caffe 1.0 holds for this training net (see the head comment). */
+static double caffe_layout_mib(const struct net *net)
+{
+    double floats = 0;
+    for (int i = 0; i < net->n_blobs; i++)
+        floats += 2.0 * (double)net->blobs[i]->count;
+    for (int i = 0; i < net->n_learnable; i++)
+        floats += 3.0 * (double)net->learnable[i].tensor->count;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct net_layer *nl = &net->layers[i];
+        const Caffe__LayerParameter *p = nl->layer->param;
+        if (strcmp(p->type, "Convolution") == 0 && nl->layer->n_blobs > 0 && nl->n_top > 0 &&
+            nl->top[0]->num_axes == 4) {
+            /* Caffe's col_buffer_: kernel_dim * group rows of the output's pixels */
+            uint32_t group = p->convolution_param && p->convolution_param->group ? p->convolution_param->group : 1;
+            floats += (double)tensor_count_range(nl->layer->blobs[0], 1, 4) * group *
+                      (double)tensor_count_range(nl->top[0], 2, 4);
+        }
+        else if (strcmp(p->type, "LRN") == 0 && nl->n_bottom > 0)
+            floats += (double)nl->bottom[0]->count;
+        else if (strcmp(p->type, "Pooling") == 0 && nl->n_top > 0 &&
+                 (!p->pooling_param || p->pooling_param->pool == CAFFE__POOLING_PARAMETER__POOL_METHOD__MAX))
+            floats += (double)nl->top[0]->count;
+        else if (strcmp(p->type, "Dropout") == 0 && nl->n_bottom > 0)
+            floats += (double)nl->bottom[0]->count;
+    }
+    return floats * 4.0 / (1024.0 * 1024.0);
+}
+
+static int run_case(const struct bench_case *bc, const char *dir, int threads, int iters, int loops, int warmup,
+                    bool fwdbwd)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, bc->file);
@@ -80,13 +128,16 @@ static int run_case(const struct bench_case *bc, const char *dir, int threads, i
     sp.max_iter = 1 << 30;
     sp.has_random_seed = 1;
     sp.random_seed = 1;
+    double rss0 = rss_mib();
     struct solver *s = NULL;
     int rc = solver_create(&sp, NULL, &s);
     if (!rc)
-        rc = solver_step(s, 2); /* warm-up: every buffer allocated */
-    double ffl = 0, bfl = 0;
-    if (!rc)
+        rc = solver_step(s, warmup); /* every buffer allocated */
+    double ffl = 0, bfl = 0, layout = 0;
+    if (!rc) {
         bench_net_flops(s->net, &ffl, &bfl);
+        layout = caffe_layout_mib(s->net);
+    }
     double *t = calloc((size_t)loops, sizeof *t), *tfb = calloc((size_t)loops, sizeof *tfb);
     if (!t || !tfb)
         rc = rc ? rc : err_set(CREMA_ERR_NOMEM, "out of memory");
@@ -99,7 +150,7 @@ static int run_case(const struct bench_case *bc, const char *dir, int threads, i
         faults += page_faults() - f0;
     }
     /* Forward and backward alone (bench_net's measure), without the update. */
-    for (int l = 0; l < loops && !rc; l++) {
+    for (int l = 0; l < loops && !rc && fwdbwd; l++) {
         double t0 = bench_now();
         float loss;
         for (int i = 0; i < iters && !rc; i++)
@@ -114,8 +165,9 @@ static int run_case(const struct bench_case *bc, const char *dir, int threads, i
         return rc;
     }
     double mt = median(t, loops);
-    printf("crema %s %d %.4f %.4f %.4f %.4f %.1f %.2f %.4f\n", bc->name, threads, mt, t[0], t[loops - 1],
-           (ffl + bfl) * 1e-9, peak_rss_mib(), (double)faults / ((double)loops * iters), median(tfb, loops));
+    printf("crema %s %d %.4f %.4f %.4f %.4f %.1f %.1f %.1f %.2f %.4f\n", bc->name, threads, mt, t[0], t[loops - 1],
+           (ffl + bfl) * 1e-9, peak_rss_mib(), rss0, layout, (double)faults / ((double)loops * iters),
+           fwdbwd ? median(tfb, loops) : -1.0);
     fflush(stdout);
     free(t);
     free(tfb);
@@ -124,8 +176,8 @@ static int run_case(const struct bench_case *bc, const char *dir, int threads, i
 
 int main(int argc, char **argv)
 {
-    int threads = 0, iters = 0, loops = 0, first = argc;
-    bool sgemm = false;
+    int threads = 0, iters = 0, loops = 0, warmup = -1, first = argc;
+    bool sgemm = false, fwdbwd = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -133,10 +185,14 @@ int main(int argc, char **argv)
             iters = atoi(argv[++i]);
         else if (strcmp(argv[i], "-loops") == 0 && i + 1 < argc)
             loops = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-warmup") == 0 && i + 1 < argc)
+            warmup = atoi(argv[++i]);
         else if (strcmp(argv[i], "-sgemm") == 0)
             sgemm = true;
+        else if (strcmp(argv[i], "-fwdbwd") == 0)
+            fwdbwd = true;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: bench_cpu [-threads T] [-loops L] [-iters K] [-sgemm] [lenet|cifar10_quick|caffenet ...]\n");
+            fprintf(stderr, "usage: bench_cpu [-threads T] [-loops L] [-iters K] [-warmup W] [-fwdbwd] [-sgemm] [lenet|cifar10_quick|caffenet ...]\n");
             return 2;
         } else {
             first = i;
@@ -167,7 +223,7 @@ int main(int argc, char **argv)
         for (int a = first; a < argc; a++)
             want |= strcmp(argv[a], cases[c].name) == 0;
         if (want && run_case(&cases[c], dir, threads, iters ? iters : cases[c].iters,
-                             loops ? loops : cases[c].loops))
+                             loops ? loops : cases[c].loops, warmup >= 0 ? warmup : cases[c].warmup, fwdbwd))
             failed++;
     }
     return failed ? 1 : 0;

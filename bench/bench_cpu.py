@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""crema on the CPU beside PyTorch on the CPU, in the same run.
+
+One training iteration = forward + backward + SGD momentum update with
+weight decay, constant input, on Caffe's benchmark nets (../shared/bench;
+PyTorch's are bench_gpu.py's torch_nets, the same nets layer for layer).
+For each thread count, each net runs in a fresh process per engine (so a
+process's peak RSS is that net's), crema and PyTorch alternating, over
+several rounds; the 2048^3 sgemm yardstick (OpenBLAS on as many threads)
+runs before each pair. Every time is a median: per process over its timed
+loops, then over the rounds; the spread is the range over rounds.
+
+    python3 bench/bench_cpu.py [--threads 1,2] [--nets lenet,cifar10_quick,caffenet]
+                               [--rounds 3] [--train ITERS] [--accuracy]
+
+The bound is the net's convolution and inner-product work (bench_net's
+count: 2 FLOPs per multiply-add, forward and each gradient) at the sgemm
+rate; "of bound" is bound / crema's time. --train: LeNet training on
+Fashion-MNIST (build/bench/bench_train, LMDB Data layer, batch 64) at each
+thread count; --accuracy: the same for 9,980 + 20 iterations and the test
+accuracy after them (the demo's 10,000 iterations). bench/peer.sh runs it
+with everything in place.
+"""
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+BATCH = {"lenet": 64, "cifar10_quick": 100, "caffenet": 256}
+# per process: iterations per timed loop, timed loops, warm-up iterations
+PLAN = {"lenet": (50, 5, 5), "cifar10_quick": (10, 5, 2), "caffenet": (1, 3, 1)}
+
+
+def torch_child(name, threads):
+    """Times PyTorch in this process; prints one line for the parent."""
+    rss0 = rss_mib()
+    import torch
+    from bench_gpu import torch_nets
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    rss_torch = rss_mib()
+    make, shape, classes = torch_nets(torch)[name]
+    model = make()
+    x = torch.full((BATCH[name],) + shape, 0.5)
+    y = torch.zeros(BATCH[name], dtype=torch.long)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+
+    iters, loops, warmup = PLAN[name]
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(loops):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        times.append((time.perf_counter() - t0) * 1e3 / iters)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("torch %s %d %.4f %.4f %.4f %.1f %.1f %.1f" % (name, threads, statistics.median(times), min(times),
+                                                        max(times), peak, rss0, rss_torch), flush=True)
+
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.stderr.write("bench_cpu.py: %s failed (%d):\n%s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r.stdout
+
+
+def crema_child(binary, name, threads, sgemm):
+    iters, loops, warmup = PLAN[name]
+    cmd = [binary, "-threads", str(threads), "-iters", str(iters), "-loops", str(loops), "-warmup", str(warmup)]
+    if sgemm:
+        cmd.append("-sgemm")
+    out = run(cmd + [name])
+    res, gflops = None, None
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["sgemm"]:
+            gflops = float(f[2])
+        elif f[:1] == ["crema"] and len(f) >= 12:
+            res = {"ms": float(f[3]), "gflop": float(f[6]), "peak": float(f[7]), "rss0": float(f[8]),
+                   "layout": float(f[9]), "faults": float(f[10])}
+    return res, gflops
+
+
+def torch_run(name, threads):
+    out = run([sys.executable, os.path.abspath(__file__), "--torch-child", name, str(threads)],
+              env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["torch"] and len(f) >= 9:
+            return {"ms": float(f[3]), "peak": float(f[6]), "rss0": float(f[7]), "rss_torch": float(f[8])}
+    return None
+
+
+def spread(v):
+    return "%.3g-%.3g" % (min(v), max(v)) if len(v) > 1 else "-"
+
+
+def cpu_flags():
+    flags = set()
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                elif line.startswith("model name") and model == "?":
+                    model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    simd = [x for x in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16")
+            if x in flags]
+    return model, simd
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--nets", default="lenet,cifar10_quick,caffenet")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--train", type=int, default=2000, help="LeNet training iterations per thread count (0: none)")
+    ap.add_argument("--accuracy", action="store_true")
+    ap.add_argument("--binary", default="build/bench/bench_cpu")
+    ap.add_argument("--train-binary", default="build/bench/bench_train")
+    ap.add_argument("--torch-child", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.torch_child:
+        torch_child(a.torch_child[0], int(a.torch_child[1]))
+        return 0
+    try:
+        import torch
+    except ImportError:
+        print("bench_cpu.py: no PyTorch for %s (bench/peer.sh installs Debian's python3-torch)" % sys.executable)
+        return 77
+    threads = [int(t) for t in a.threads.split(",")]
+    nets = a.nets.split(",")
+    model, simd = cpu_flags()
+    print("CPU: %s, %d online; SIMD flags: %s" % (model, os.cpu_count(), " ".join(simd)))
+    print("PyTorch %s (oneDNN %s); load average at start: %s" % (
+        torch.__version__, torch.backends.mkldnn.is_available() and "on" or "off",
+        " ".join("%.2f" % x for x in os.getloadavg())), flush=True)
+    crema = {}  # (net, t) -> list of results
+    torch_r = {}
+    sgemm = {t: [] for t in threads}
+    for r in range(a.rounds):
+        for n in nets:
+            for t in threads:
+                order = ("crema", "torch") if (r + threads.index(t)) % 2 == 0 else ("torch", "crema")
+                for who in order:
+                    if who == "crema":
+                        res, g = crema_child(a.binary, n, t, True)
+                        if g:
+                            sgemm[t].append(g)
+                        if res:
+                            crema.setdefault((n, t), []).append(res)
+                    else:
+                        res = torch_run(n, t)
+                        if res:
+                            torch_r.setdefault((n, t), []).append(res)
+        print("round %d of %d done; load average %s" % (r + 1, a.rounds,
+                                                       " ".join("%.2f" % x for x in os.getloadavg())), flush=True)
+    print()
+    print("| net (batch) | threads | crema ms/iter (range) | PyTorch ms/iter (range) | crema / PyTorch |"
+          " sgemm GFLOP/s (range) | bound ms | of bound | crema peak RSS MiB (net; Caffe's layout) |"
+          " PyTorch peak RSS MiB (net) | crema page faults/iter |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n in nets:
+        for t in threads:
+            c, p = crema.get((n, t), []), torch_r.get((n, t), [])
+            g = statistics.median(sgemm[t]) if sgemm[t] else float("nan")
+            cm = statistics.median([x["ms"] for x in c]) if c else float("nan")
+            pm = statistics.median([x["ms"] for x in p]) if p else float("nan")
+            bound = c[0]["gflop"] / g * 1e3 if c else float("nan")
+            cpeak = max(x["peak"] for x in c) if c else float("nan")
+            cnet = max(x["peak"] - x["rss0"] for x in c) if c else float("nan")
+            layout = c[0]["layout"] if c else float("nan")
+            ppeak = max(x["peak"] for x in p) if p else float("nan")
+            pnet = max(x["peak"] - x["rss_torch"] for x in p) if p else float("nan")
+            faults = max(x["faults"] for x in c) if c else float("nan")
+            print("| %s (%d) | %d | %.3f (%s) | %.3f (%s) | %.2f | %.0f (%s) | %.3f | %.0f%% | %.0f (%.0f; %.0f) |"
+                  " %.0f (%.0f) | %.2f |" % (
+                      n, BATCH[n], t, cm, spread([x["ms"] for x in c]), pm, spread([x["ms"] for x in p]),
+                      cm / pm, g, spread(sgemm[t]), bound, 100 * bound / cm, cpeak, cnet, layout, ppeak, pnet,
+                      faults), flush=True)
+    print("\nmedians over %d rounds; bound = the net's conv/IP FLOPs at the median sgemm rate on as many threads;"
+          " of bound = bound / crema's time. RSS: peak of the process (net: minus the RSS before the net was"
+          " built; PyTorch: after importing torch)." % a.rounds)
+    if a.train > 0 or a.accuracy:
+        print()
+        for t in threads:
+            iters = 9980 if a.accuracy else a.train
+            cmd = [a.train_binary, "-threads", str(t)] + (["-test"] if a.accuracy else []) + [str(iters)]
+            out = run(cmd)
+            for line in out.splitlines():
+                print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
