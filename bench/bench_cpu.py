@@ -88,21 +88,24 @@ def run(cmd, env=None):
     return r.stdout
 
 
-def crema_child(binary, name, threads, sgemm):
-    iters, loops, warmup = PLAN[name]
-    cmd = [binary, "-threads", str(threads), "-iters", str(iters), "-loops", str(loops), "-warmup", str(warmup)]
-    if sgemm:
-        cmd.append("-sgemm")
-    out = run(cmd + [name])
-    res, gflops = None, None
-    for line in out.splitlines():
+def sgemm_child(binary, threads):
+    """The yardstick in a process of its own (its buffers stay out of the nets' RSS)."""
+    for line in run([binary, "-threads", str(threads), "-sgemm"]).splitlines():
         f = line.split()
         if f[:1] == ["sgemm"]:
-            gflops = float(f[2])
-        elif f[:1] == ["crema"] and len(f) >= 12:
-            res = {"ms": float(f[3]), "gflop": float(f[6]), "peak": float(f[7]), "rss0": float(f[8]),
-                   "layout": float(f[9]), "faults": float(f[10])}
-    return res, gflops
+            return float(f[2])
+    return None
+
+
+def crema_child(binary, name, threads):
+    iters, loops, warmup = PLAN[name]
+    cmd = [binary, "-threads", str(threads), "-iters", str(iters), "-loops", str(loops), "-warmup", str(warmup)]
+    for line in run(cmd + [name]).splitlines():
+        f = line.split()
+        if f[:1] == ["crema"] and len(f) >= 12:
+            return {"ms": float(f[3]), "gflop": float(f[6]), "peak": float(f[7]), "rss0": float(f[8]),
+                    "layout": float(f[9]), "faults": float(f[10])}
+    return None
 
 
 def torch_run(name, threads):
@@ -168,12 +171,13 @@ def main():
     for r in range(a.rounds):
         for n in nets:
             for t in threads:
+                g = sgemm_child(a.binary, t)
+                if g:
+                    sgemm[t].append(g)
                 order = ("crema", "torch") if (r + threads.index(t)) % 2 == 0 else ("torch", "crema")
                 for who in order:
                     if who == "crema":
-                        res, g = crema_child(a.binary, n, t, True)
-                        if g:
-                            sgemm[t].append(g)
+                        res = crema_child(a.binary, n, t)
                         if res:
                             crema.setdefault((n, t), []).append(res)
                     else:
