@@ -8,7 +8,7 @@ from setuptools import setup  # noqa: E402
 
 from crema_build import setup_kwargs  # noqa: E402
 
-kw = setup_kwargs("python/crema")
+kw = setup_kwargs("python")
 # Keep setuptools' files apart from CMake's build/ tree.
 kw["options"] = {"build": {"build_base": "build/python-setuptools"}}
 setup(**kw)

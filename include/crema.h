@@ -123,6 +123,70 @@ int crema_weights_num_blobs(const crema_weights *w, int i);
  * The buffers live until crema_weights_free. */
 crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out);
 
+/* ---- Prototxt documents ----------------------------------------------- */
+
+/* A Caffe message (a net, a solver, ...) read from the text format by the
+ * engine's own reader, to inspect and rewrite before printing it back:
+ * what front ends (crema.spark, the JVM classes) use instead of a reader
+ * of their own, so that the rules are the engine's. Fields are named by
+ * paths: "layer[2].memory_data_param.source" (an index after a repeated
+ * field). Values go in and out as the text format writes them. */
+typedef struct crema_proto crema_proto;
+
+/* type: a message of caffe.proto by name: "NetParameter", "SolverParameter",
+ * "LayerParameter", "NetState", "TransformationParameter", "SolverState".
+ * filename (may be NULL) names the text in messages ("FILE:LINE:COL: ..."). */
+crema_status crema_proto_parse(const char *type, const char *text, size_t len, const char *filename,
+                               crema_proto **out);
+/* The same from a file (a "file:" URI or a path). */
+crema_status crema_proto_read(const char *type, const char *path, crema_proto **out);
+void crema_proto_free(crema_proto *p);
+/* The message's type name, as crema_proto_parse takes it. */
+const char *crema_proto_type(const crema_proto *p);
+/* The message in the text format; *text is freed with crema_free. len may
+ * be NULL. */
+crema_status crema_proto_print(const crema_proto *p, char **text, size_t *len);
+/* Frees what the crema_proto_* calls return. */
+void crema_free(void *ptr);
+/* Reads more text into the message, as protobuf's TextFormat::Merge (and
+ * MergeFrom): scalars replaced, repeated fields appended to. On a parse
+ * error the message keeps what was read before it. */
+crema_status crema_proto_merge(crema_proto *p, const char *text, size_t len);
+
+/* The value at path (freed with crema_free; len, which may be NULL, gets
+ * its length: bytes fields may hold NULs): numbers, true/false and enum
+ * names as the text format writes them, strings raw (not quoted), a message
+ * as its fields in the text format. An unset scalar reads as its declared
+ * default. CREMA_ERR_NOTFOUND: a message on the path is not set or an
+ * index is past the end. */
+crema_status crema_proto_get(const crema_proto *p, const char *path, char **value, size_t *len);
+/* The number of values at path: a repeated field's count, 1 or 0 for a
+ * singular field set or not; 0 when a message on the path is not set. */
+crema_status crema_proto_count(const crema_proto *p, const char *path, size_t *n);
+/* Replaces the field at path (every value of a repeated one) with value in
+ * the text format: 64, 0.01, true, TEST, "quoted \"string\"", { ... } for a
+ * message. Messages on the path that are not set are created. */
+crema_status crema_proto_set(crema_proto *p, const char *path, const char *value);
+/* Appends value to the repeated field at path. */
+crema_status crema_proto_add(crema_proto *p, const char *path, const char *value);
+/* Unsets the field at path (with an index, removes that value only). */
+crema_status crema_proto_clear(crema_proto *p, const char *path);
+
+/* What the field at path holds, by the schema alone: *type is "int32",
+ * "uint32", "int64", "float", "double", "bool", "enum", "string", "bytes",
+ * or a message field's type ("caffe.LayerParameter"); *repeated is 1 for a
+ * repeated field. Either output may be NULL. */
+crema_status crema_proto_field(const crema_proto *p, const char *path, const char **type, int *repeated);
+
+/* Caffe's upgrades on read: a NetParameter's V0/V1 layers, data transform
+ * fields, input fields and BatchNorm params; a SolverParameter's
+ * solver_type. *changed (may be NULL) says whether anything changed. */
+crema_status crema_proto_upgrade(crema_proto *p, int *changed);
+/* Caffe's FilterNet on a NetParameter, in place, with the engine's rules:
+ * keeps the layers whose include/exclude rules admit the NetState `state`
+ * (phase, level, stages). An old-format net is upgraded first. */
+crema_status crema_proto_filter_net(crema_proto *net, const crema_proto *state);
+
 /* ---- Solvers ---------------------------------------------------------- */
 
 /* Caffe's Solver: the train and test nets of a solver prototxt, trained by
@@ -187,6 +251,11 @@ crema_status crema_net_set_memory_images(crema_net *net, const char *layer, cons
 crema_status crema_net_set_data_shard(crema_net *net, const char *layer, int rank, int size);
 /* The number of records of a database ("lmdb" or "leveldb"). */
 crema_status crema_db_count(const char *path, const char *backend, size_t *count);
+/* The keys of records rank, rank + size, ... (the shard crema_net_set_data_shard
+ * gives a rank), in the database's order: key i is bytes offsets[i] up to
+ * offsets[i + 1] of keys. *count keys; free both with crema_free. */
+crema_status crema_db_keys(const char *path, const char *backend, int rank, int size, uint8_t **keys,
+                           size_t **offsets, size_t *count);
 
 /* ---- Data-parallel ranks ----------------------------------------------- */
 

@@ -72,9 +72,16 @@ class BinaryDistribution(Distribution):
         return True
 
 
-def setup_kwargs(package_dir):
-    """setup() arguments; package_dir is where the crema package lies,
-    relative to the setup.py that calls this."""
+# What crema.spark needs at run time: Spark 3.5 (Java 17, and the first
+# line with mapInArrow(barrier=True); pyspark 4 would need pandas >= 2.2 and
+# changes its packaging), pyarrow for the Arrow batches, pandas for
+# pyspark's Arrow paths.
+SPARK_REQUIRES = ["pyspark>=3.5.0,<3.6", "pyarrow>=14,<20", "pandas>=2.0,<3"]
+
+
+def setup_kwargs(base):
+    """setup() arguments; base is the directory holding the crema and com
+    packages, relative to the setup.py that calls this ("" or "python")."""
     readme = os.path.join(HERE, "README.md")
     with open(readme, encoding="utf-8") as f:
         long_description = f.read()
@@ -85,9 +92,12 @@ def setup_kwargs(package_dir):
         long_description=long_description,
         long_description_content_type="text/markdown",
         python_requires=">=3.8",
-        packages=["crema", "crema.spark"],
-        package_dir={"crema": package_dir},
+        # com, com.yahoo and com.yahoo.ml are namespace packages (PEP 420)
+        packages=["crema", "crema.spark", "com.yahoo.ml.caffe"],
+        package_dir={"crema": os.path.join(base, "crema"),
+                     "com.yahoo.ml.caffe": os.path.join(base, "com", "yahoo", "ml", "caffe")},
         install_requires=["numpy"],
+        extras_require={"spark": SPARK_REQUIRES},
         cmdclass={"build_py": BuildPyWithLibcrema},
         distclass=BinaryDistribution,
         zip_safe=False,

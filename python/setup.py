@@ -8,4 +8,4 @@ from setuptools import setup  # noqa: E402
 
 from crema_build import setup_kwargs  # noqa: E402
 
-setup(**setup_kwargs("crema"))
+setup(**setup_kwargs(""))

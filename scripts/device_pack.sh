@@ -4,7 +4,7 @@
 #   .device/bin      crema, the GPU tests and bench_gpu, linked to libcrema.so
 #   .device/lib      libcrema.so, libcrema_cuda.so and the libraries the GPU
 #                    machine does not have (protobuf-c, LMDB, LevelDB, snappy,
-#                    Gloo and its ibverbs, libjpeg62)
+#                    Gloo and its ibverbs and hiredis, libjpeg62)
 #   .device/shared   the golden cases and benchmark nets the check reads
 #   .device/data     Fashion-MNIST (Debian's dataset-fashion-mnist), gzipped IDX
 # Run here (where CUDA compiles); the run there carries .device.
@@ -25,7 +25,7 @@ strip --strip-unneeded .device/bin/* .device/lib/*
 # The libraries the binaries need that the GPU machine lacks (GPU.md: it has
 # glibc, CUDA, OpenBLAS, libpng, HDF5; not these), with their own needs.
 ldd .device/bin/* .device/lib/*.so | awk '/=> \//{print $3}' | sort -u |
-    grep -E 'protobuf-c|lmdb|leveldb|snappy|gloo|libjpeg\.so\.62|libibverbs|libnl-' |
+    grep -E 'protobuf-c|lmdb|leveldb|snappy|gloo|hiredis|libjpeg\.so\.62|libibverbs|libnl-' |
     while read -r lib; do cp -L "$lib" .device/lib/; done
 # what the check reads
 cp -r "$SHARED/golden/layers" "$SHARED/golden/nets" "$SHARED/golden/solvers" "$SHARED/golden/models" \

@@ -4,6 +4,7 @@
 #include "data/datum.h"
 #include "data/db.h"
 #include "layers/layer.h"
+#include "net/device.h"
 #include "core/blob_proto.h"
 #include "proto/proto_io.h"
 
@@ -102,9 +103,18 @@ static void run_data_case(const char *rel, int n_forward)
         Caffe__Phase phase = gc.net->state ? gc.net->state->phase : CAFFE__PHASE__TEST;
         if (lp)
             CHECK_OK(layer_create(lp, phase, &rng, NULL, 0, tops, 2, &l));
+        /* $CREMA_TEST_DEVICE: the layer on a device, its prefetch thread
+         * copying each batch there (the mirror runs it without a GPU) */
+        const char *dev = getenv("CREMA_TEST_DEVICE");
+        const struct backend *be = NULL;
+        if (l && dev && *dev) {
+            CHECK_OK(device_open(dev, &be));
+            if (be)
+                CHECK_MSG(layer_set_backend(l, be), "the Data layer has no %s path", be->name);
+        }
         double worst = 0;
         for (int k = 1; l && k <= n_forward; k++) {
-            CHECK_OK(l->kind->forward(l, NULL, tops));
+            CHECK_OK(layer_forward(l, NULL, tops));
             for (size_t t = 0; t < lp->n_top; t++) {
                 char name[128];
                 snprintf(name, sizeof name, "blob/%s@%d", lp->top[t], k);

@@ -7,13 +7,7 @@
 # CoSData, and recovery after a killed rank. CREMA_SPARK_ITERS sets the
 # ImageDataFrame run's iterations (default 2000: accuracy >= 0.87).
 set -u
-ROOT=$(pwd)
-PY=${PYTHON:-python3}
-TMPBASE=${CREMA_TMP:-build/tmp}
-mkdir -p "$TMPBASE"
-TMPBASE=$(cd "$TMPBASE" && pwd)
-CACHE=$(dirname "$TMPBASE")
-VENV=$CACHE/python-venv
+. "$(dirname "$0")/python_env.sh"
 TMP=$TMPBASE/spark.$$
 BIN=${CREMA_BIN:-$ROOT/build/bin/crema}
 [ -x "$BIN" ] || BIN=$CACHE/bin/crema
@@ -24,30 +18,7 @@ if ! command -v java >/dev/null 2>&1; then echo "FAIL java is missing (scripts/d
 if ! "$PY" -c "import pyspark, pyarrow" 2>/dev/null; then
   echo "FAIL pyspark/pyarrow missing (scripts/deps.sh installs them)"; finish 1
 fi
-
-# The venv and package install of tests/test_python.sh (same cache, same stamp).
-export CREMA_CMAKE_BUILD_DIR="$CACHE/python-cmake"
-export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
-unset CREMA_LIBRARY PYTHONPATH
-if ! "$VENV/bin/python" -c "import sys" 2>/dev/null; then
-  rm -rf "$VENV"
-  "$PY" -m venv --system-site-packages "$VENV" >"$TMP/venv.log" 2>&1 || { cat "$TMP/venv.log"; echo "FAIL venv"; finish 1; }
-fi
-VPY=$VENV/bin/python
-if ! "$VPY" -c "import setuptools, sys; sys.exit(tuple(int(x) for x in setuptools.__version__.split('.')[:2]) < (70, 1))" 2>/dev/null; then
-  "$VPY" -m pip install -q --disable-pip-version-check "setuptools>=70.1" >"$TMP/pip.log" 2>&1 \
-    || { cat "$TMP/pip.log"; echo "FAIL setuptools>=70.1 in the venv"; finish 1; }
-fi
-stamp=$(cd "$ROOT" && find python/crema python/setup.py python/crema_build.py python/pyproject.toml \
-          setup.py pyproject.toml CMakeLists.txt include src -type f ! -name '*.pyc' | sort \
-          | xargs cat | cksum)
-if [ "$(cat "$VENV/crema.stamp" 2>/dev/null)" != "$stamp" ] || ! "$VPY" -c "import crema.spark" 2>/dev/null; then
-  rm -f "$VENV/crema.stamp"
-  if "$VPY" -m pip install --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall \
-       ./python >"$TMP/install.log" 2>&1; then
-    echo "ok   pip install ./python"; echo "$stamp" > "$VENV/crema.stamp"
-  else tail -40 "$TMP/install.log"; echo "FAIL pip install ./python"; finish 1; fi
-fi
+python_env_setup "$TMP" || finish 1
 
 # Spark's workers start Python from the venv; every test runs outside the tree.
 export PYSPARK_PYTHON="$VPY" PYSPARK_DRIVER_PYTHON="$VPY" OPENBLAS_NUM_THREADS=1

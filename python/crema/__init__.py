@@ -15,11 +15,13 @@ from .net import TEST, TRAIN, Blob, Net
 from .dist import Dist
 from .solver import Solver
 from .weights import BlobArrays, read_caffemodel
+from .proto import Literal, Message
 
 __version__ = "0.1.0"
 
 __all__ = ["Net", "Blob", "Solver", "Dist", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
-           "library_path", "version", "db_count", "set_mode_cpu", "set_mode_gpu", "set_device", "gpu_count"]
+           "library_path", "version", "db_count", "db_keys", "Message", "Literal", "set_mode_cpu", "set_mode_gpu",
+           "set_device", "gpu_count"]
 
 
 def library_path():
@@ -34,6 +36,23 @@ def db_count(path, backend="lmdb"):
     n = ctypes.c_size_t()
     check(_lib.crema_db_count(encode_path(path), backend.encode(), ctypes.byref(n)))
     return n.value
+
+
+def db_keys(path, backend="lmdb", rank=0, size=1):
+    """The keys (bytes) of records rank, rank + size, ... of a database, in
+    its order: the shard a Data layer reads after set_data_shard."""
+    import ctypes
+    from ._capi import check, encode_path
+    keys, offs, n = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_size_t()
+    check(_lib.crema_db_keys(encode_path(path), backend.encode(), rank, size, ctypes.byref(keys),
+                             ctypes.byref(offs), ctypes.byref(n)))
+    try:
+        o = (ctypes.c_size_t * (n.value + 1)).from_address(offs.value)
+        data = ctypes.string_at(keys.value, o[n.value]) if o[n.value] else b""
+        return [data[o[i]:o[i + 1]] for i in range(n.value)]
+    finally:
+        _lib.crema_free(keys)
+        _lib.crema_free(offs)
 
 
 def version():

@@ -500,6 +500,71 @@ class Devices(unittest.TestCase):
             crema.set_mode_cpu()
 
 
+class SparkDevices(unittest.TestCase):
+    """crema.spark's one rank per GPU: a task's assigned GPU, else the
+    solver's solver_mode GPU over the GPUs present, else the CPU."""
+
+    def test_cpu_without_gpus(self):
+        from crema.spark import rank
+
+        class Job:
+            solver_text = 'base_lr: 0.01 solver_mode: GPU'
+
+        self.assertEqual(rank.task_gpus(), [])  # not in a Spark task
+        if crema.gpu_count() == 0:
+            self.assertEqual(rank.choose_device(Job(), 0), "CPU")
+        Job.solver_text = 'base_lr: 0.01 solver_mode: CPU'
+        self.assertEqual(rank.choose_device(Job(), 1), "CPU")
+
+
+class Prototxt(unittest.TestCase):
+    """crema.Message: libcrema's reader, paths, rewrites and FilterNet."""
+
+    NET = ('name: "n" layer { name: "d" type: "MemoryData" top: "data" include { phase: TRAIN } '
+           'source_class: "com.yahoo.ml.caffe.LMDB" memory_data_param { source: "a" batch_size: 64 } } '
+           'layer { name: "d" type: "MemoryData" top: "data" include { phase: TEST } '
+           'memory_data_param { batch_size: 100 } } '
+           'layer { name: "s" type: "ReLU" bottom: "data" top: "data" include { stage: "x" } }')
+
+    def test_read_and_rewrite(self):
+        m = crema.Message("NetParameter", self.NET)
+        self.assertEqual(m.count("layer"), 3)
+        self.assertEqual(m.getint("layer[0].memory_data_param.batch_size"), 64)
+        self.assertEqual(m.get("layer[1].memory_data_param.dataframe_format"), "parquet")  # the declared default
+        self.assertIsNone(m.get("layer[1].transform_param"))
+        self.assertIsNone(m.get("layer[5].name"))
+        self.assertEqual(m.field("layer[0].include[0].phase"), ("enum", False))
+        m.set("layer[1].memory_data_param.source", 'q"uo\\te\n')
+        m.clear("layer[0].source_class")
+        m.set("layer[1].transform_param", crema.Message("TransformationParameter", "scale: 0.5"))
+        m.add("layer[2].include", crema.Literal("{ phase: TEST }"))
+        again = crema.Message("NetParameter", m.text())
+        self.assertEqual(again.get("layer[1].memory_data_param.source"), 'q"uo\\te\n')
+        self.assertFalse(again.has("layer[0].source_class"))
+        self.assertEqual(again.getfloat("layer[1].transform_param.scale"), 0.5)
+        self.assertEqual(again.getlist("layer[2].include[1].stage"), [])
+        import pickle
+        self.assertEqual(pickle.loads(pickle.dumps(again)).text(), again.text())
+        with self.assertRaises(crema.CremaError) as e:
+            m.set("layer[0].memory_data_param.batch_size", "64")  # a str is a quoted string
+        self.assertIn("batch_size", str(e.exception))
+        with self.assertRaises(crema.CremaError):
+            m.get("layer[0].no_such_field")
+        with self.assertRaises(crema.CremaError) as e:
+            crema.Message("NetParameter", "layer { nmae: 'x' }", filename="typo.prototxt")
+        self.assertIn("typo.prototxt:1:9", str(e.exception))
+
+    def test_filter_as_the_engine(self):
+        for state, names in (("phase: TRAIN", ["d"]), ("phase: TEST", ["d"]), ('phase: TEST stage: "x"', ["d", "s"])):
+            m = crema.Message("NetParameter", self.NET).filter_net(state)
+            self.assertEqual([m.get("layer[%d].name" % i) for i in range(m.count("layer"))], names, state)
+        m = crema.Message("NetParameter", self.NET).filter_net("phase: TEST")
+        self.assertEqual(m.getint("layer[0].memory_data_param.batch_size"), 100)
+        old = crema.Message("NetParameter", 'layers { name: "r" type: RELU bottom: "a" top: "a" }')
+        self.assertTrue(old.upgrade())
+        self.assertEqual(old.get("layer[0].type"), "ReLU")
+
+
 class Packaging(unittest.TestCase):
     def test_library_is_packaged(self):
         lib = crema.library_path()

@@ -89,7 +89,8 @@ def accuracy_of(df):
     import pyarrow as pa
     t = pa.Table.from_batches(df._collect_as_arrow())
     ip2 = np.asarray(t.column("ip2").combine_chunks().flatten().to_numpy(), np.float32).reshape(t.num_rows, -1)
-    lab = np.asarray(t.column("label").to_numpy(), np.float32)
+    # CaffeOnSpark's label column: one array<float> of one value per sample
+    lab = np.asarray(t.column("label").combine_chunks().flatten().to_numpy(), np.float32)
     return t.num_rows, float(np.mean(np.argmax(ip2, 1) == lab)), t
 
 
@@ -182,8 +183,11 @@ def main():
                 vdf = cos.trainWithValidation(DataSource(spark).getSource(conf, True),
                                               DataSource(spark).getSource(conf, False))
                 vals = vdf.collect()
-                ok(len(vals) == n_iters // test_interval + 1 and "accuracy" in vdf.columns,
-                   "%s: trainWithValidation gives one row per test_interval" % tag,
+                # CaffeOnSpark's rows: iterations test_interval, 2 test_interval, ... below max_iter;
+                # its columns: the test net's outputs, array<float> each
+                ok(len(vals) == (n_iters - 1) // test_interval and vdf.columns == ["accuracy", "loss"]
+                   and all(len(v.accuracy) == 1 and len(v.loss) == 1 for v in vals),
+                   "%s: trainWithValidation gives CaffeOnSpark's rows and columns" % tag,
                    "%d rows, columns %s, last %s" % (len(vals), vdf.columns, vals[-1] if vals else None))
             else:
                 cos.train(DataSource(spark).getSource(conf, True))
@@ -229,7 +233,8 @@ def main():
         write_net("net_lmdb.prototxt", memory_layer("TRAIN", "com.yahoo.ml.caffe.LMDB", "file:fm_train_lmdb", 64),
                   memory_layer("TEST", "com.yahoo.ml.caffe.LMDB", "file:fm_test_lmdb", 100))
         train_and_check("lmdb", "net_lmdb.prototxt", args.short, 0.65)
-        # the command line on the trained model: -features to parquet, -test to JSON
+        # the command line on the trained model: -features to parquet (with -test too, the
+        # features only, as CaffeOnSpark's Config keeps the last of the two)
         out = os.path.join(w, "lmdb_features")
         p = subprocess.run([sys.executable, "-m", "crema.spark", "-features", "ip2", "-label", "label", "-test",
                             "-conf", "solver_lmdb.prototxt", "-model", "file:%s/lmdb/lenet.caffemodel" % w,
@@ -240,8 +245,9 @@ def main():
             t = pq.read_table(out)
             rows = t.num_rows
             feat_cols = t.column_names
-        ok(p.returncode == 0 and rows == 10000 and feat_cols == ["SampleID", "ip2", "label"],
-           "python -m crema.spark -features ip2 -test -outputFormat parquet: 10000 rows, the test means printed",
+        ok(p.returncode == 0 and rows == 10000 and feat_cols == ["SampleID", "ip2", "label"]
+           and "features only" in p.stderr and t.column("SampleID")[0].as_py() == "00000000",
+           "python -m crema.spark -features ip2 -test -outputFormat parquet: 10000 rows keyed by the LMDB keys",
            "rc %d, %s rows, %s" % (p.returncode, rows, p.stdout.strip().splitlines()[-1] if p.stdout.strip()
                                    else p.stderr.strip()[-300:]))
 
@@ -286,9 +292,8 @@ def main():
         seqdir = os.path.join(w, "png_seq")
         shutil.rmtree(seqdir, ignore_errors=True)
         images_to_sequence(spark, "imgs", "labels.txt", "file:" + seqdir, partitions=1)
-        src = SeqImageDataSource(spark, None, {"name": ["data"], "memory_data_param": [{"source": ["file:" + seqdir],
-                                               "channels": ["1"], "height": ["28"], "width": ["28"],
-                                               "batch_size": ["1"]}]}, True)
+        src = SeqImageDataSource(spark, None, 'name: "data" memory_data_param { source: "file:%s" channels: 1 '
+                                 'height: 28 width: 28 batch_size: 1 }' % seqdir, True)
         rows = sorted(src.image_dataframe(spark).collect(), key=lambda r: r.id)
         ok(len(rows) == 3 and [r.label for r in rows] == [float(y) for y in yte[:3]] and all(r.encoded for r in rows)
            and bytes(rows[0].data) == png(xte[0]),

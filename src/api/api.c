@@ -11,6 +11,7 @@
 #include "net/net.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
+#include "proto/upgrade.h"
 #include "solvers/solver.h"
 #include "util/err.h"
 
@@ -687,6 +688,78 @@ crema_status crema_db_count(const char *path, const char *backend, size_t *count
     return rc;
 }
 
+crema_status crema_db_keys(const char *path, const char *backend, int rank, int size, uint8_t **keys,
+                           size_t **offsets, size_t *count)
+{
+    if (!path || !backend || !keys || !offsets || !count)
+        return err_set(CREMA_ERR_INVALID, "crema_db_keys: NULL argument");
+    *keys = NULL;
+    *offsets = NULL;
+    *count = 0;
+    if (size < 1 || rank < 0 || rank >= size)
+        return err_set(CREMA_ERR_INVALID, "crema_db_keys: rank %d of %d", rank, size);
+    enum db_backend b;
+    struct db *db;
+    struct db_cursor *c = NULL;
+    int rc = db_backend_parse(backend, &b);
+    if (!rc)
+        rc = db_open_read(path, b, &db);
+    if (rc)
+        return rc;
+    size_t cap = 0, n = 0, used = 0, bcap = 0;
+    uint8_t *buf = NULL;
+    size_t *off = NULL;
+    rc = db_cursor_open(db, &c);
+    for (size_t i = 0; !rc && db_cursor_valid(c); i++) {
+        if (i % (size_t)size == (size_t)rank) {
+            size_t klen;
+            const uint8_t *k = db_cursor_key(c, &klen);
+            if (n + 2 > cap) {
+                cap = cap ? cap * 2 : 1024;
+                size_t *no = realloc(off, cap * sizeof *no);
+                if (!no) {
+                    rc = err_set(CREMA_ERR_NOMEM, "%s: out of memory listing keys", path);
+                    break;
+                }
+                off = no;
+            }
+            if (used + klen > bcap) {
+                bcap = bcap ? bcap * 2 : 16384;
+                while (bcap < used + klen)
+                    bcap *= 2;
+                uint8_t *nb = realloc(buf, bcap);
+                if (!nb) {
+                    rc = err_set(CREMA_ERR_NOMEM, "%s: out of memory listing keys", path);
+                    break;
+                }
+                buf = nb;
+            }
+            off[n++] = used;
+            if (klen)
+                memcpy(buf + used, k, klen);
+            used += klen;
+        }
+        rc = db_cursor_next(c);
+    }
+    if (c)
+        db_cursor_close(c);
+    db_close(db);
+    if (!rc && !off && !(off = malloc(sizeof *off)))
+        rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (!rc && !buf && !(buf = malloc(1)))
+        rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (rc) {
+        free(buf);
+        free(off);
+        return rc;
+    }
+    off[n] = used;
+    *keys = buf;
+    *offsets = off;
+    *count = n;
+    return CREMA_OK;
+}
+
 /* ---- Data-parallel ranks ---- */
 
 struct crema_dist {
@@ -781,4 +854,205 @@ crema_status crema_solver_set_device(crema_solver *s, const char *device)
     const struct backend *be = NULL;
     int rc = device_open(device, &be);
     return rc ? rc : solver_set_backend(s->s, be);
+}
+
+/* ---- Prototxt documents ------------------------------------------------ */
+
+struct crema_proto {
+    ProtobufCMessage *msg;
+    const char *type;
+};
+
+static const char *str_or_empty(const char *s) { return s && *s ? s : "net"; }
+
+static const struct {
+    const char *name;
+    const ProtobufCMessageDescriptor *desc;
+} proto_types[] = {
+    { "NetParameter", &caffe__net_parameter__descriptor },
+    { "SolverParameter", &caffe__solver_parameter__descriptor },
+    { "LayerParameter", &caffe__layer_parameter__descriptor },
+    { "NetState", &caffe__net_state__descriptor },
+    { "TransformationParameter", &caffe__transformation_parameter__descriptor },
+    { "SolverState", &caffe__solver_state__descriptor },
+};
+
+static int proto_type(const char *type, const ProtobufCMessageDescriptor **desc, const char **name)
+{
+    size_t n = sizeof proto_types / sizeof proto_types[0];
+    for (size_t i = 0; type && i < n; i++) {
+        if (strcmp(type, proto_types[i].name) == 0) {
+            *desc = proto_types[i].desc;
+            *name = proto_types[i].name;
+            return CREMA_OK;
+        }
+    }
+    return err_set(CREMA_ERR_INVALID, "no message type \"%s\" (crema_proto takes NetParameter, SolverParameter, "
+                   "LayerParameter, NetState, TransformationParameter, SolverState)", type ? type : "(null)");
+}
+
+static int proto_wrap(ProtobufCMessage *msg, const char *type, crema_proto **out)
+{
+    crema_proto *h = malloc(sizeof *h);
+    if (!h) {
+        proto_free(msg);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    h->msg = msg;
+    h->type = type;
+    *out = h;
+    return CREMA_OK;
+}
+
+crema_status crema_proto_parse(const char *type, const char *text, size_t len, const char *filename,
+                               crema_proto **out)
+{
+    if (!out)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_parse: out is NULL");
+    *out = NULL;
+    const ProtobufCMessageDescriptor *desc;
+    const char *name;
+    int rc = proto_type(type, &desc, &name);
+    if (rc)
+        return rc;
+    if (!text && len)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_parse: NULL text");
+    ProtobufCMessage *msg = NULL;
+    if ((rc = proto_parse_text(desc, text ? text : "", len, filename, &msg)))
+        return rc;
+    return proto_wrap(msg, name, out);
+}
+
+crema_status crema_proto_read(const char *type, const char *path, crema_proto **out)
+{
+    if (!out || !path)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_read: NULL argument");
+    *out = NULL;
+    const ProtobufCMessageDescriptor *desc;
+    const char *name;
+    int rc = proto_type(type, &desc, &name);
+    if (rc)
+        return rc;
+    ProtobufCMessage *msg = NULL;
+    if ((rc = proto_read_text(path, desc, &msg)))
+        return rc;
+    return proto_wrap(msg, name, out);
+}
+
+void crema_proto_free(crema_proto *p)
+{
+    if (!p)
+        return;
+    proto_free(p->msg);
+    free(p);
+}
+
+const char *crema_proto_type(const crema_proto *p) { return p ? p->type : NULL; }
+
+void crema_free(void *ptr) { free(ptr); }
+
+crema_status crema_proto_print(const crema_proto *p, char **text, size_t *len)
+{
+    if (!p || !text)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_print: NULL argument");
+    return proto_print_text(p->msg, text, len);
+}
+
+crema_status crema_proto_merge(crema_proto *p, const char *text, size_t len)
+{
+    if (!p || (!text && len))
+        return err_set(CREMA_ERR_INVALID, "crema_proto_merge: NULL argument");
+    return proto_merge_text(p->msg, text ? text : "", len, "merged text");
+}
+
+crema_status crema_proto_get(const crema_proto *p, const char *path, char **value, size_t *len)
+{
+    if (!p || !value)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_get: NULL argument");
+    return proto_path_get(p->msg, path, value, len);
+}
+
+crema_status crema_proto_count(const crema_proto *p, const char *path, size_t *n)
+{
+    if (!p || !n)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_count: NULL argument");
+    return proto_path_count(p->msg, path, n);
+}
+
+crema_status crema_proto_set(crema_proto *p, const char *path, const char *value)
+{
+    if (!p)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_set: NULL message");
+    return proto_path_set(p->msg, path, value);
+}
+
+crema_status crema_proto_add(crema_proto *p, const char *path, const char *value)
+{
+    if (!p)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_add: NULL message");
+    return proto_path_add(p->msg, path, value);
+}
+
+crema_status crema_proto_clear(crema_proto *p, const char *path)
+{
+    if (!p)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_clear: NULL message");
+    return proto_path_clear(p->msg, path);
+}
+
+crema_status crema_proto_field(const crema_proto *p, const char *path, const char **type, int *repeated)
+{
+    if (!p)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_field: NULL message");
+    const ProtobufCFieldDescriptor *f;
+    int rc = proto_path_field(p->msg->descriptor, path, &f);
+    if (rc)
+        return rc;
+    if (type)
+        *type = proto_field_type_name(f);
+    if (repeated)
+        *repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+    return CREMA_OK;
+}
+
+crema_status crema_proto_upgrade(crema_proto *p, int *changed)
+{
+    if (changed)
+        *changed = 0;
+    if (!p)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_upgrade: NULL message");
+    bool ch = false;
+    int rc = CREMA_OK;
+    if (p->msg->descriptor == &caffe__net_parameter__descriptor) {
+        Caffe__NetParameter *np = (Caffe__NetParameter *)p->msg;
+        if (upgrade_net_needed(np))
+            rc = upgrade_net(np, str_or_empty(np->name), &ch);
+    } else if (p->msg->descriptor == &caffe__solver_parameter__descriptor) {
+        Caffe__SolverParameter *sp = (Caffe__SolverParameter *)p->msg;
+        if (upgrade_solver_needed(sp))
+            rc = upgrade_solver(sp, "solver", &ch);
+    } else {
+        return err_set(CREMA_ERR_INVALID, "crema_proto_upgrade: a %s has no upgrades (NetParameter and "
+                       "SolverParameter have)", p->type);
+    }
+    if (changed)
+        *changed = ch;
+    return rc;
+}
+
+crema_status crema_proto_filter_net(crema_proto *net, const crema_proto *state)
+{
+    if (!net || !state)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_filter_net: NULL argument");
+    if (net->msg->descriptor != &caffe__net_parameter__descriptor ||
+        state->msg->descriptor != &caffe__net_state__descriptor)
+        return err_set(CREMA_ERR_INVALID, "crema_proto_filter_net: takes a NetParameter and a NetState, not a %s "
+                       "and a %s", net->type, state->type);
+    Caffe__NetParameter *np = (Caffe__NetParameter *)net->msg;
+    int rc = CREMA_OK;
+    if (upgrade_net_needed(np))
+        rc = upgrade_net(np, str_or_empty(np->name), NULL);
+    if (!rc)
+        rc = net_filter_layers(np, (const Caffe__NetState *)state->msg);
+    return rc;
 }

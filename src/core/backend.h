@@ -15,9 +15,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/ops_loss.h"
+#include "core/ops_neuron.h"
+#include "core/ops_norm.h"
 #include "core/ops_recurrent.h"
 #include "core/ops_structure.h"
-#include "core/ops_loss.h"
+#include "core/ops_vision.h"
 
 enum device { DEVICE_CPU = 0, DEVICE_CUDA = 1 };
 
@@ -31,8 +34,6 @@ struct structure_ops;
 struct norm_ops;
 struct recurrent_ops;
 struct comm_ops;
-
-#include "core/ops_vision.h"
 
 struct backend {
     const char *name; /* "cpu", "cuda:0", "cpu-mirror" */
@@ -49,6 +50,19 @@ struct backend {
     /* Host <-> backend copies; both return once the copy is done. */
     int (*upload)(const struct backend *be, void *dst, const void *host, size_t bytes);
     int (*download)(const struct backend *be, void *host, const void *src, size_t bytes);
+    /* For the data layers' prefetch threads, so that a batch reaches the
+     * device while the previous one computes (NULL where the backend has
+     * no device): pinning host memory for fast asynchronous copies;
+     * copying host -> backend memory on a queue of its own, waiting for it
+     * on the calling thread only (any thread may call); and marks on the
+     * compute queue, so a thread can wait until the work queued before a
+     * mark is done (*ev is made on first use). */
+    int (*host_register)(const struct backend *be, void *p, size_t bytes);
+    void (*host_unregister)(const struct backend *be, void *p);
+    int (*upload_side)(const struct backend *be, void *dst, const void *host, size_t bytes);
+    int (*mark)(const struct backend *be, void **ev);
+    int (*mark_wait)(const struct backend *be, void *ev);
+    void (*mark_free)(const struct backend *be, void *ev);
     /* Waits for every queued operation; returns the first error any of
      * them hit since the last call (CREMA_OK when none). Primitives return
      * nothing: a device reports its errors here. */

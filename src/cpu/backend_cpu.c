@@ -168,12 +168,36 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
     return CREMA_OK;
 }
 
+/* The mirror computes as it is called: nothing to pin, nothing queued. */
+static int mirror_register(const struct backend *be, void *p, size_t bytes)
+{
+    return CREMA_OK;
+}
+
+static void mirror_unregister(const struct backend *be, void *p)
+{
+}
+
+static int mirror_mark(const struct backend *be, void **ev)
+{
+    return CREMA_OK;
+}
+
+static int mirror_mark_wait(const struct backend *be, void *ev)
+{
+    return CREMA_OK;
+}
+
+static void mirror_mark_free(const struct backend *be, void *ev)
+{
+}
+
 /* Each family's table, where the family has one (NULL: its layers run
  * their host code). One line per family; see core/backend.h. */
 #define CPU_FAMILIES                      \
     .math = &cpu_math_ops,                \
     .solver = &cpu_solver_ops,            \
-    .neuron = NULL,                       \
+    .neuron = &cpu_neuron_ops,            \
                                           \
     .vision = &cpu_vision_ops,            \
                                           \
@@ -181,7 +205,7 @@ static int mirror_copy(const struct backend *be, void *dst, const void *src, siz
                                           \
     .structure = &cpu_structure_ops,      \
                                           \
-    .norm = NULL,                         \
+    .norm = &cpu_norm_ops,                \
                                           \
     .recurrent = &cpu_recurrent_ops
 
@@ -202,6 +226,12 @@ const struct backend cpu_mirror_backend = {
     .free = mirror_free,
     .upload = mirror_copy,
     .download = mirror_copy,
+    .host_register = mirror_register,
+    .host_unregister = mirror_unregister,
+    .upload_side = mirror_copy,
+    .mark = mirror_mark,
+    .mark_wait = mirror_mark_wait,
+    .mark_free = mirror_mark_free,
     .sync = host_ok,
     .status = host_ok,
     CPU_FAMILIES,

@@ -21,5 +21,7 @@ extern const struct structure_ops cpu_structure_ops;
 extern const struct recurrent_ops cpu_recurrent_ops;
 extern const struct loss_ops cpu_loss_ops;
 extern const struct vision_ops cpu_vision_ops;
+extern const struct neuron_ops cpu_neuron_ops;
+extern const struct norm_ops cpu_norm_ops;
 
 #endif

@@ -3,6 +3,7 @@
 #include "cuda/common.cuh"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -143,6 +144,63 @@ static int cu_download(const struct backend *be, void *host, const void *src, si
     return cu_copy(be, host, src, bytes, cudaMemcpyDeviceToHost, "copy from the GPU");
 }
 
+/* ---- for the prefetch threads ---- */
+
+static int cu_host_register(const struct backend *be, void *p, size_t bytes)
+{
+    cudaError_t e = cudaHostRegister(p, bytes ? bytes : 1, cudaHostRegisterDefault);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* pageable memory still works, only slower */
+        return cuda_host_api->err_set(CUDA_ERR_DEVICE, "%s: cannot pin %zu bytes of host memory (%s)", be->name, bytes,
+                                      cudaGetErrorString(e));
+    }
+    return CUDA_OK;
+}
+
+static void cu_host_unregister(const struct backend *be, void *p)
+{
+    if (cudaHostUnregister(p) != cudaSuccess)
+        cudaGetLastError();
+}
+
+static int cu_upload_side(const struct backend *be, void *dst, const void *host, size_t bytes)
+{
+    struct cuda_ctx *c = CUDA_CTX(be);
+    /* the calling thread may not have made this device current yet */
+    int rc = cuda_check(be, cudaSetDevice(c->device), "cudaSetDevice");
+    if (!rc)
+        rc = cuda_check(be, cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, c->side), "copy to the GPU");
+    if (!rc)
+        rc = cuda_check(be, cudaStreamSynchronize(c->side), "copy to the GPU");
+    return rc;
+}
+
+static int cu_mark(const struct backend *be, void **ev)
+{
+    if (!*ev) {
+        cudaEvent_t e;
+        int rc = cuda_check(be, cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+        if (rc)
+            return rc;
+        *ev = (void *)e;
+    }
+    return cuda_check(be, cudaEventRecord((cudaEvent_t)*ev, CUDA_CTX(be)->stream), "cudaEventRecord");
+}
+
+static int cu_mark_wait(const struct backend *be, void *ev)
+{
+    if (!ev)
+        return CUDA_OK;
+    cudaSetDevice(CUDA_CTX(be)->device);
+    return cuda_check(be, cudaEventSynchronize((cudaEvent_t)ev), "waiting for the GPU");
+}
+
+static void cu_mark_free(const struct backend *be, void *ev)
+{
+    if (ev)
+        cudaEventDestroy((cudaEvent_t)ev);
+}
+
 static int cu_status(const struct backend *be)
 {
     struct cuda_ctx *c = CUDA_CTX(be);
@@ -184,6 +242,31 @@ static int cu_device_count(int *n)
     return CUDA_OK;
 }
 
+/* At exit, what each opened device holds for the process's life goes back:
+ * the scratch area, cuBLAS's and cuDNN's handles (and their workspaces),
+ * the stream; so a leak checker sees only what the program left. Runs
+ * before the CUDA runtime's own teardown (registered after it started). */
+static void cu_close_all(void)
+{
+    std::lock_guard<std::mutex> guard(open_lock);
+    for (int id = 0; id < MAX_DEVICES; id++) {
+        if (!opened[id])
+            continue;
+        struct cuda_ctx *c = &contexts[id];
+        cudaSetDevice(id);
+        cudaStreamSynchronize(c->stream);
+        cudaFree(c->scratch);
+        c->scratch = NULL;
+        c->scratch_bytes = 0;
+        cudnnDestroy(c->dnn);
+        cublasDestroy(c->blas);
+        cudaStreamSynchronize(c->side);
+        cudaStreamDestroy(c->side);
+        cudaStreamDestroy(c->stream);
+        opened[id] = false;
+    }
+}
+
 static int cu_open(int id, const struct backend **out)
 {
     *out = NULL;
@@ -217,6 +300,8 @@ static int cu_open(int id, const struct backend **out)
     if (!rc)
         rc = cuda_check(be, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
     if (!rc)
+        rc = cuda_check(be, cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (!rc)
         rc = cublas_check(be, cublasCreate(&c->blas), "cublasCreate");
     if (!rc)
         rc = cublas_check(be, cublasSetStream(c->blas, c->stream), "cublasSetStream");
@@ -237,12 +322,18 @@ static int cu_open(int id, const struct backend **out)
     be->sync = cu_sync;
     be->status = cu_status;
     be->set_tf32 = cu_set_tf32;
+    be->host_register = cu_host_register;
+    be->host_unregister = cu_host_unregister;
+    be->upload_side = cu_upload_side;
+    be->mark = cu_mark;
+    be->mark_wait = cu_mark_wait;
+    be->mark_free = cu_mark_free;
     be->memory = cu_memory;
     be->math = cuda_math_ops();
     be->solver = cuda_solver_ops();
     be->comm = cuda_comm_ops();
     /* Layer families: one line each. */
-    be->neuron = NULL;
+    be->neuron = cuda_neuron_ops();
 
     be->vision = cuda_vision_ops();
 
@@ -250,10 +341,13 @@ static int cu_open(int id, const struct backend **out)
 
     be->structure = cuda_structure_ops();
 
-    be->norm = NULL;
+    be->norm = cuda_norm_ops();
 
     be->recurrent = cuda_recurrent_ops();
 
+    static bool exit_hook;
+    if (!exit_hook)
+        exit_hook = atexit(cu_close_all) == 0;
     opened[id] = true;
     *out = be;
     return CUDA_OK;

@@ -26,6 +26,7 @@ struct cuda_ctx {
     int device;
     char name[32];
     cudaStream_t stream; /* every kernel and copy of this backend, in order */
+    cudaStream_t side;   /* the prefetch threads' uploads */
     cublasHandle_t blas;
     cudnnHandle_t dnn;
     bool tf32;           /* TF32 tensor cores for GEMM and convolution */
@@ -85,6 +86,8 @@ const struct structure_ops *cuda_structure_ops(void);
 const struct recurrent_ops *cuda_recurrent_ops(void);
 const struct loss_ops *cuda_loss_ops(void);
 const struct vision_ops *cuda_vision_ops(void);
+const struct neuron_ops *cuda_neuron_ops(void);
+const struct norm_ops *cuda_norm_ops(void);
 }
 
 #endif

@@ -76,6 +76,28 @@ static cudnnStatus_t op_workspace(const struct backend *be, const struct conv_pl
     }
 }
 
+/* FFT and Winograd algorithms compute convolutions through transforms that
+ * round more than a sum of products does (errors of 1e-5 relative and more
+ * where GEMM-based ones stay near 1e-7): in fp32 they are used only with
+ * CREMA_CUDNN_FAST=1; with TF32 they may be chosen. */
+static bool fast_transforms(void)
+{
+    return env_flag("CREMA_CUDNN_FAST", false);
+}
+
+static bool transform_algo(int op, int algo)
+{
+    if (op == OP_FWD)
+        return algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT || algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+               algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+    if (op == OP_DATA)
+        return algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+               algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD ||
+               algo == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+    return algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+           algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 /* The first usable algorithm of cuDNN's ranked list. */
 template <typename Perf>
 static bool pick(const struct backend *be, struct conv_plan *p, int op, const Perf *perf, int n, bool det,
@@ -86,6 +108,10 @@ static bool pick(const struct backend *be, struct conv_plan *p, int op, const Pe
         if (r.status != CUDNN_STATUS_SUCCESS || (det && r.determinism != CUDNN_DETERMINISTIC))
             continue;
         if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION || (!p->tf32 && r.mathType == CUDNN_TENSOR_OP_MATH))
+            continue;
+        /* fp32 means Caffe's arithmetic: sums of products, no transforms
+         * whose rounding is larger (FFT, Winograd), unless asked for. */
+        if (!p->tf32 && !fast_transforms() && transform_algo(op, (int)r.algo))
             continue;
         cudnnMathType_t math = p->tf32 ? r.mathType : CUDNN_FMA_MATH;
         size_t ws = 0;

@@ -26,6 +26,7 @@ struct prefetch {
     const void *state;
     size_t mark_size;
     unsigned char *marks;
+    const struct backend *be; /* prefetch_set_device: uploads by the thread */
 };
 
 static void *mark_at(struct prefetch *pf, int i)
@@ -108,8 +109,21 @@ void prefetch_free(struct prefetch *pf)
         return;
     prefetch_stop(pf);
     for (int i = 0; pf->slots && i < pf->n_slots; i++) {
-        free(pf->slots[i].data);
-        free(pf->slots[i].label);
+        struct prefetch_batch *b = &pf->slots[i];
+        if (b->pin) {
+            if (b->data)
+                b->pin->host_unregister(b->pin, b->data);
+            b->pin->host_unregister(b->pin, b->label);
+        }
+        if (pf->be) {
+            if (b->dev_data)
+                pf->be->free(pf->be, b->dev_data);
+            if (b->dev_label)
+                pf->be->free(pf->be, b->dev_label);
+            pf->be->mark_free(pf->be, b->consumed);
+        }
+        free(b->data);
+        free(b->label);
     }
     free(pf->slots);
     free(pf->marks);
@@ -136,15 +150,63 @@ int prefetch_reserve(struct prefetch_batch *b, int batch_size, int c, int h, int
 {
     size_t need = (size_t)c * (size_t)h * (size_t)w * (size_t)batch_size;
     if (need > b->cap) {
+        /* pinned memory must be unpinned before it moves */
+        if (b->pin && b->data)
+            b->pin->host_unregister(b->pin, b->data);
         float *d = realloc(b->data, need * sizeof(float));
-        if (!d)
+        if (!d) {
+            if (b->pin && b->data)
+                b->pin->host_register(b->pin, b->data, b->cap * sizeof(float));
             return err_set(CREMA_ERR_NOMEM, "out of memory for a batch of %zu floats", need);
+        }
         b->data = d;
         b->cap = need;
+        if (b->pin && b->pin->host_register(b->pin, d, need * sizeof(float)))
+            err_clear(); /* pageable: slower, still right */
     }
     b->c = c;
     b->h = h;
     b->w = w;
+    return CREMA_OK;
+}
+
+/* On the thread: the filled slot's batch to the device, once the consumer's
+ * last copy out of its staging is done. */
+static int upload_slot(struct prefetch *pf, struct prefetch_batch *b)
+{
+    const struct backend *be = pf->be;
+    size_t n = (size_t)pf->batch_size * (size_t)b->c * (size_t)b->h * (size_t)b->w;
+    int rc = be->mark_wait(be, b->consumed);
+    if (!rc && n > b->dev_cap) {
+        if (b->dev_data)
+            be->free(be, b->dev_data);
+        b->dev_data = be->alloc(be, n * sizeof(float));
+        b->dev_cap = b->dev_data ? n : 0;
+        if (!b->dev_data)
+            rc = CREMA_ERR_NOMEM;
+    }
+    if (!rc && !b->dev_label && !(b->dev_label = be->alloc(be, (size_t)pf->batch_size * sizeof(float))))
+        rc = CREMA_ERR_NOMEM;
+    if (!rc)
+        rc = be->upload_side(be, b->dev_data, b->data, n * sizeof(float));
+    if (!rc)
+        rc = be->upload_side(be, b->dev_label, b->label, (size_t)pf->batch_size * sizeof(float));
+    return rc;
+}
+
+int prefetch_set_device(struct prefetch *pf, const struct backend *be)
+{
+    if (pf->started || be->host_memory || !be->upload_side)
+        return CREMA_OK;
+    pf->be = be;
+    for (int i = 0; i < pf->n_slots; i++) {
+        struct prefetch_batch *b = &pf->slots[i];
+        b->pin = be;
+        if (be->host_register(be, b->label, (size_t)pf->batch_size * sizeof(float)))
+            err_clear();
+        if (b->data && be->host_register(be, b->data, b->cap * sizeof(float)))
+            err_clear();
+    }
     return CREMA_OK;
 }
 
@@ -164,6 +226,8 @@ static void *prefetch_main(void *arg)
             break;
         /* The consumer never touches a slot that is not full, so this one is ours. */
         int rc = pf->fill(pf->ctx, &pf->slots[tail]);
+        if (!rc && pf->be)
+            rc = upload_slot(pf, &pf->slots[tail]);
         pthread_mutex_lock(&pf->mu);
         if (pf->state && !rc) /* a failed batch leaves the next one where it began */
             memcpy(mark_at(pf, pf->n_slots), pf->state, pf->mark_size);
@@ -184,6 +248,30 @@ static void *prefetch_main(void *arg)
 
 int prefetch_forward(struct prefetch *pf, struct tensor *data, struct tensor *label, int label_axes)
 {
+    return prefetch_forward_on(pf, data, label, label_axes, NULL);
+}
+
+/* dst's copy on be (NULL: the host) from the slot's host or device buffer. */
+static int slot_copy(struct prefetch *pf, const struct backend *be, struct tensor *dst, const float *host,
+                     const float *dev)
+{
+    if (be && dev) {
+        float *d = tensor_data_on(dst, be);
+        if (!d)
+            return CREMA_ERR_NOMEM;
+        be->math->copy(be, dst->count, dev, d);
+        return CREMA_OK;
+    }
+    float *d = tensor_data(dst);
+    if (!d)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    memcpy(d, host, dst->count * sizeof(float));
+    return CREMA_OK;
+}
+
+int prefetch_forward_on(struct prefetch *pf, struct tensor *data, struct tensor *label, int label_axes,
+                        const struct backend *be)
+{
     pthread_mutex_lock(&pf->mu);
     if (!pf->started) {
         if (pf->state)
@@ -202,21 +290,20 @@ int prefetch_forward(struct prefetch *pf, struct tensor *data, struct tensor *la
     }
     struct prefetch_batch *b = &pf->slots[pf->head];
     pthread_mutex_unlock(&pf->mu);
+    /* from the device staging only when the thread uploads to this backend */
+    const struct backend *on = be && pf->be == be ? be : NULL;
     int rc = tensor_reshape4(data, pf->batch_size, b->c, b->h, b->w);
-    float *d = rc ? NULL : tensor_data(data);
-    if (d)
-        memcpy(d, b->data, data->count * sizeof(float));
-    else if (!rc)
-        rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = slot_copy(pf, on, data, b->data, on ? b->dev_data : NULL);
     if (!rc && label) {
         int one[4] = { pf->batch_size, 1, 1, 1 };
         rc = tensor_reshape(label, label_axes == 1 ? 1 : 4, one);
-        float *lab = rc ? NULL : tensor_data(label);
-        if (lab)
-            memcpy(lab, b->label, (size_t)pf->batch_size * sizeof(float));
-        else if (!rc)
-            rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+        if (!rc)
+            rc = slot_copy(pf, on, label, b->label, on ? b->dev_label : NULL);
     }
+    /* the thread refills the staging only after these copies ran */
+    if (!rc && on)
+        rc = on->mark(on, &b->consumed);
     pthread_mutex_lock(&pf->mu);
     pf->head = (pf->head + 1) % pf->n_slots;
     pf->n_full--;

@@ -14,6 +14,13 @@ struct prefetch_batch {
     float *data, *label;
     int c, h, w;
     size_t cap; /* floats allocated in data */
+    /* With a device (prefetch_set_device): the host buffers are pinned for
+     * pin (prefetch_reserve keeps them so as they grow), and the batch is
+     * copied to dev_data/dev_label before the slot counts as full. */
+    const struct backend *pin;
+    float *dev_data, *dev_label;
+    size_t dev_cap;
+    void *consumed; /* a mark after the consumer's last copy out of dev_* */
 };
 
 /* Fills one batch; runs on the prefetch thread, so it may only touch state
@@ -53,6 +60,18 @@ void prefetch_stop(struct prefetch *pf);
 
 /* For fill functions: gives b room for its batch of c x h x w items. */
 int prefetch_reserve(struct prefetch_batch *b, int batch_size, int c, int h, int w);
+
+/* Makes the thread also copy each batch to `be` (a backend with its own
+ * memory and the prefetch entries), on a queue of its own while the
+ * previous batch computes, so that prefetch_forward_on only copies within
+ * the device. Before the thread starts (the first forward); later calls
+ * leave it as it is. */
+int prefetch_set_device(struct prefetch *pf, const struct backend *be);
+
+/* prefetch_forward for a consumer on `be`: the tensors get their copy on
+ * `be` (straight from the device staging when the thread uploads to it). */
+int prefetch_forward_on(struct prefetch *pf, struct tensor *data, struct tensor *label, int label_axes,
+                        const struct backend *be);
 
 /* Waits for the next filled batch and copies it into data (reshaped to
  * batch x c x h x w) and, when label is not NULL, label (reshaped to

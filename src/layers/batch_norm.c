@@ -2,25 +2,24 @@
  * (TRAIN) or by running statistics kept in three blobs (mean sum, variance
  * sum, and the factor they are divided by). No scale or shift of its own.
  * The arithmetic is Caffe's sequence of BLAS calls (gemv sums over ones
- * vectors, K=1 gemms to broadcast) so that rounding matches it bit for bit. */
-#include "cpu/math.h"
+ * vectors, K=1 gemms to broadcast) through l->be->math, so that on the CPU
+ * rounding matches Caffe bit for bit; the per-channel steps are l->be->norm's,
+ * so on a device the statistics and the factor blob never visit the host. */
 #include "layers/layer.h"
 
-#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct batch_norm {
     bool use_global_stats;
     float moving_average_fraction, eps;
     int channels;
-    float *mean, *variance; /* per channel; variance holds the std after forward */
-    float *num_by_chans;    /* num * channels partial sums / broadcast rows */
-    float *batch_ones;      /* num ones */
-    float *spatial_ones;    /* spatial ones */
-    size_t num_cap, spatial_cap;
-    struct tensor *x_norm;  /* y, kept for backward; its diff holds dy when in place */
-    struct tensor *temp;    /* the std broadcast to the shape of x */
+    struct tensor *mean, *variance; /* per channel; variance holds the std after forward */
+    struct tensor *num_by_chans;    /* num * channels partial sums / broadcast rows */
+    struct tensor *batch_ones;      /* num ones (layer_ones) */
+    struct tensor *spatial_ones;    /* spatial ones (layer_ones) */
+    struct tensor *x_norm;          /* y, kept for backward; its diff holds dy when in place */
+    struct tensor *temp;            /* the std broadcast to the shape of x */
 };
 
 static void bn_destroy(struct layer *l)
@@ -28,11 +27,11 @@ static void bn_destroy(struct layer *l)
     struct batch_norm *b = l->priv;
     if (!b)
         return;
-    free(b->mean);
-    free(b->variance);
-    free(b->num_by_chans);
-    free(b->batch_ones);
-    free(b->spatial_ones);
+    tensor_free(b->mean);
+    tensor_free(b->variance);
+    tensor_free(b->num_by_chans);
+    tensor_free(b->batch_ones);
+    tensor_free(b->spatial_ones);
     tensor_free(b->x_norm);
     tensor_free(b->temp);
     free(b);
@@ -53,11 +52,12 @@ static int bn_setup(struct layer *l, struct tensor **bottom, struct tensor **top
     if (bottom[0]->num_axes < 1)
         return err_set(CREMA_ERR_SHAPE, "bottom must have at least 1 axis");
     b->channels = bottom[0]->num_axes == 1 ? 1 : bottom[0]->shape[1];
-    b->mean = calloc((size_t)b->channels, sizeof(float));
-    b->variance = calloc((size_t)b->channels, sizeof(float));
+    b->mean = tensor_new();
+    b->variance = tensor_new();
+    b->num_by_chans = tensor_new();
     b->x_norm = tensor_new();
     b->temp = tensor_new();
-    if (!b->mean || !b->variance || !b->x_norm || !b->temp)
+    if (!b->mean || !b->variance || !b->num_by_chans || !b->x_norm || !b->temp)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     int rc;
     if (l->n_blobs == 0) {
@@ -91,32 +91,6 @@ static int bn_setup(struct layer *l, struct tensor **bottom, struct tensor **top
     return CREMA_OK;
 }
 
-/* Caffe's caffe_powx as it behaves in the reference build: the power taken
- * in double and rounded once (powf differs in the last bit now and then). */
-static float bn_pow(float x, double e)
-{
-    return (float)pow((double)x, e);
-}
-
-/* Grows *buf to n floats, all set to one. */
-static int bn_ones(float **buf, size_t *cap, size_t n)
-{
-    if (n == 0)
-        n = 1;
-    if (*cap < n) {
-        free(*buf);
-        *buf = malloc(n * sizeof(float));
-        if (!*buf) {
-            *cap = 0;
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-        }
-        *cap = n;
-    }
-    for (size_t i = 0; i < n; i++)
-        (*buf)[i] = 1.f;
-    return CREMA_OK;
-}
-
 static int bn_reshape(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct batch_norm *b = l->priv;
@@ -124,6 +98,11 @@ static int bn_reshape(struct layer *l, struct tensor **bottom, struct tensor **t
     if (bottom[0]->num_axes < 1 || channels != b->channels)
         return err_set(CREMA_ERR_SHAPE, "bottom has %d channels, the layer was set up for %d", channels,
                        b->channels);
+    /* The BLAS calls take int sizes. */
+    const size_t nc = (size_t)bottom[0]->shape[0] * (size_t)channels;
+    if (bottom[0]->count > (size_t)INT32_MAX || nc > (size_t)INT32_MAX)
+        return err_set(CREMA_ERR_SHAPE, "bottom has %zu values (%zu rows); BatchNorm takes at most %d",
+                       bottom[0]->count, nc, INT32_MAX);
     int rc = CREMA_OK;
     if (top[0] != bottom[0])
         rc = tensor_reshape_like(top[0], bottom[0]);
@@ -131,128 +110,152 @@ static int bn_reshape(struct layer *l, struct tensor **bottom, struct tensor **t
         rc = tensor_reshape_like(b->x_norm, bottom[0]);
     if (!rc)
         rc = tensor_reshape_like(b->temp, bottom[0]);
-    if (rc)
-        return rc;
-    const size_t num = (size_t)bottom[0]->shape[0];
-    const size_t spatial = num ? bottom[0]->count / (num * (size_t)channels) : 0;
-    size_t old_num_cap = b->num_cap;
-    if ((rc = bn_ones(&b->batch_ones, &b->num_cap, num)))
-        return rc;
-    if (b->num_cap != old_num_cap || !b->num_by_chans) {
-        free(b->num_by_chans);
-        b->num_by_chans = malloc(b->num_cap * (size_t)channels * sizeof(float));
-        if (!b->num_by_chans)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-    }
-    return bn_ones(&b->spatial_ones, &b->spatial_cap, spatial);
+    const int rows = (int)nc;
+    if (!rc)
+        rc = tensor_reshape(b->mean, 1, &channels);
+    if (!rc)
+        rc = tensor_reshape(b->variance, 1, &channels);
+    if (!rc)
+        rc = tensor_reshape(b->num_by_chans, 1, &rows);
+    return rc;
+}
+
+/* The pointers Caffe's BLAS sequence works with, on l->be. */
+struct bn_work {
+    const struct backend *be;
+    int num, channels, spatial;
+    float *num_by_chans;
+    const float *batch_ones, *spatial_ones;
+};
+
+static int bn_work(struct layer *l, struct tensor *bottom, struct bn_work *w)
+{
+    struct batch_norm *b = l->priv;
+    w->be = l->be;
+    w->num = bottom->shape[0];
+    w->channels = b->channels;
+    w->spatial = (int)(bottom->count / ((size_t)w->num * (size_t)w->channels));
+    w->num_by_chans = LDATA(b->num_by_chans);
+    w->batch_ones = layer_ones(l, &b->batch_ones, (size_t)w->num);
+    w->spatial_ones = layer_ones(l, &b->spatial_ones, (size_t)w->spatial);
+    return w->num_by_chans && w->batch_ones && w->spatial_ones ? CREMA_OK : CREMA_ERR_NOMEM;
 }
 
 /* out[c] = alpha * sum over n and spatial of v: a gemv over each (n, c) row,
  * then a transposed gemv over the batch (Caffe's order). */
-static void bn_channel_sums(struct batch_norm *b, const float *v, int num, int spatial, float alpha,
-                            float *out)
+static void bn_channel_sums(const struct bn_work *w, const float *v, float alpha, float *out)
 {
-    cpu_gemv(false, b->channels * num, spatial, alpha, v, b->spatial_ones, 0.f, b->num_by_chans);
-    cpu_gemv(true, num, b->channels, 1.f, b->num_by_chans, b->batch_ones, 0.f, out);
+    const struct math_ops *m = w->be->math;
+    m->gemv(w->be, false, w->channels * w->num, w->spatial, alpha, v, w->spatial_ones, 0.f, w->num_by_chans);
+    m->gemv(w->be, true, w->num, w->channels, 1.f, w->num_by_chans, w->batch_ones, 0.f, out);
 }
 
 /* out = alpha * broadcast(per_channel) + beta * out, with two K=1 gemms. */
-static void bn_broadcast(struct batch_norm *b, const float *per_channel, int num, int spatial, float alpha,
-                         float beta, float *out)
+static void bn_broadcast(const struct bn_work *w, const float *per_channel, float alpha, float beta, float *out)
 {
-    cpu_gemm(false, false, num, b->channels, 1, 1.f, b->batch_ones, per_channel, 0.f, b->num_by_chans);
-    cpu_gemm(false, false, b->channels * num, spatial, 1, alpha, b->num_by_chans, b->spatial_ones, beta, out);
+    const struct math_ops *m = w->be->math;
+    m->gemm(w->be, false, false, w->num, w->channels, 1, 1.f, w->batch_ones, per_channel, 0.f, w->num_by_chans);
+    m->gemm(w->be, false, false, w->channels * w->num, w->spatial, 1, alpha, w->num_by_chans, w->spatial_ones, beta,
+            out);
 }
 
 static int bn_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct batch_norm *b = l->priv;
-    const int num = bottom[0]->shape[0], channels = b->channels;
+    const struct backend *be = l->be;
+    const struct math_ops *m = be->math;
     const size_t count = bottom[0]->count;
     if (count == 0)
         return CREMA_OK;
-    const int spatial = (int)(count / ((size_t)num * (size_t)channels));
-    float *x = tensor_data(bottom[0]), *y = tensor_data(top[0]);
-    float *xn = tensor_data(b->x_norm), *temp = tensor_data(b->temp);
-    float *m0 = tensor_data(l->blobs[0]), *v0 = tensor_data(l->blobs[1]), *f0 = tensor_data(l->blobs[2]);
-    if (!x || !y || !xn || !temp || !m0 || !v0 || !f0)
+    struct bn_work w;
+    int rc = bn_work(l, bottom[0], &w);
+    if (rc)
+        return rc;
+    const int channels = b->channels;
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
+    float *xn = LDATA(b->x_norm), *temp = LDATA(b->temp);
+    float *mean = LDATA(b->mean), *var = LDATA(b->variance);
+    if (!x || !y || !xn || !temp || !mean || !var)
         return CREMA_ERR_NOMEM;
-    if (y != x)
-        memcpy(y, x, count * sizeof(float));
+    m->copy(be, count, x, y);
     /* Caffe computes 1. / (num * spatial_dim) in double, then passes a float. */
-    const float inv_m = (float)(1. / (double)(num * spatial));
+    const float inv_m = (float)(1. / (double)(w.num * w.spatial));
     if (b->use_global_stats) {
-        const float factor = f0[0] == 0.f ? 0.f : 1.f / f0[0];
-        for (int c = 0; c < channels; c++) {
-            b->mean[c] = factor * m0[c];
-            b->variance[c] = factor * v0[c];
-        }
+        const float *m0 = LCDATA(l->blobs[0]), *v0 = LCDATA(l->blobs[1]), *f0 = LCDATA(l->blobs[2]);
+        if (!m0 || !v0 || !f0)
+            return CREMA_ERR_NOMEM;
+        be->norm->bn_global_stats(be, channels, m0, v0, f0, mean, var);
     } else {
-        bn_channel_sums(b, x, num, spatial, inv_m, b->mean);
+        bn_channel_sums(&w, x, inv_m, mean);
     }
-    bn_broadcast(b, b->mean, num, spatial, -1.f, 1.f, y);
+    bn_broadcast(&w, mean, -1.f, 1.f, y);
     if (!b->use_global_stats) {
-        for (size_t i = 0; i < count; i++)
-            temp[i] = bn_pow(y[i], 2.);
-        bn_channel_sums(b, temp, num, spatial, inv_m, b->variance);
+        float *m0 = LDATA(l->blobs[0]), *v0 = LDATA(l->blobs[1]), *f0 = LDATA(l->blobs[2]);
+        if (!m0 || !v0 || !f0)
+            return CREMA_ERR_NOMEM;
+        m->sqr(be, (int)count, y, temp);
+        bn_channel_sums(&w, temp, inv_m, var);
         /* Running statistics, with the unbiased (m / (m - 1)) variance. */
-        f0[0] *= b->moving_average_fraction;
-        f0[0] += 1.f;
-        cpu_axpby(channels, 1.f, b->mean, b->moving_average_fraction, m0);
-        const int m = (int)(count / (size_t)channels);
-        const float correction = m > 1 ? (float)m / (float)(m - 1) : 1.f;
-        cpu_axpby(channels, correction, b->variance, b->moving_average_fraction, v0);
+        be->norm->bn_update_factor(be, b->moving_average_fraction, f0);
+        m->axpby(be, channels, 1.f, mean, b->moving_average_fraction, m0);
+        const int mm = (int)(count / (size_t)channels);
+        const float correction = mm > 1 ? (float)mm / (float)(mm - 1) : 1.f;
+        m->axpby(be, channels, correction, var, b->moving_average_fraction, v0);
     }
-    for (int c = 0; c < channels; c++)
-        b->variance[c] += b->eps;
-    for (int c = 0; c < channels; c++)
-        b->variance[c] = bn_pow(b->variance[c], 0.5);
-    bn_broadcast(b, b->variance, num, spatial, 1.f, 0.f, temp);
-    for (size_t i = 0; i < count; i++)
-        y[i] = y[i] / temp[i];
-    memcpy(xn, y, count * sizeof(float));
+    be->norm->bn_std(be, channels, b->eps, var);
+    bn_broadcast(&w, var, 1.f, 0.f, temp);
+    m->div(be, (int)count, y, temp, y);
+    m->copy(be, count, y, xn);
     return CREMA_OK;
 }
 
 static int bn_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     struct batch_norm *b = l->priv;
+    const struct backend *be = l->be;
+    const struct math_ops *m = be->math;
     const size_t count = bottom[0]->count;
     if (!pd[0] || count == 0)
         return CREMA_OK;
-    const float *dy = tensor_diff(top[0]);
-    float *dx = tensor_diff(bottom[0]);
-    const float *temp = tensor_data(b->temp), *y = tensor_data(b->x_norm);
+    const int n = (int)count;
+    const float *dy = LCDIFF(top[0]);
+    float *dx = LDIFF(bottom[0]);
+    const float *temp = LCDATA(b->temp), *y = LCDATA(b->x_norm);
     if (!dy || !dx || !temp || !y)
         return CREMA_ERR_NOMEM;
     if (dx == dy) {
         /* In place dx overwrites dy, which is needed twice below. */
-        float *keep = tensor_diff(b->x_norm);
+        float *keep = LDIFF(b->x_norm);
         if (!keep)
             return CREMA_ERR_NOMEM;
-        memcpy(keep, dy, count * sizeof(float));
+        m->copy(be, count, dy, keep);
         dy = keep;
     }
     if (b->use_global_stats) {
-        for (size_t i = 0; i < count; i++)
-            dx[i] = dy[i] / temp[i];
+        m->div(be, n, dy, temp, dx);
         return CREMA_OK;
     }
-    const int num = bottom[0]->shape[0];
-    const int spatial = (int)(count / ((size_t)num * (size_t)b->channels));
+    struct bn_work w;
+    int rc = bn_work(l, bottom[0], &w);
+    float *mean = LDATA(b->mean);
+    if (rc || !mean)
+        return CREMA_ERR_NOMEM;
     /* dx = (dy - mean(dy) - mean(dy y) y) / std, the means per channel. */
-    for (size_t i = 0; i < count; i++)
-        dx[i] = y[i] * dy[i];
-    bn_channel_sums(b, dx, num, spatial, 1.f, b->mean);
-    bn_broadcast(b, b->mean, num, spatial, 1.f, 0.f, dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = y[i] * dx[i];
-    bn_channel_sums(b, dy, num, spatial, 1.f, b->mean);
-    bn_broadcast(b, b->mean, num, spatial, 1.f, 1.f, dx);
-    cpu_axpby((int)count, 1.f, dy, (float)(-1. / (double)(num * spatial)), dx);
-    for (size_t i = 0; i < count; i++)
-        dx[i] = dx[i] / temp[i];
+    m->mul(be, n, y, dy, dx);
+    bn_channel_sums(&w, dx, 1.f, mean);
+    bn_broadcast(&w, mean, 1.f, 0.f, dx);
+    m->mul(be, n, y, dx, dx);
+    bn_channel_sums(&w, dy, 1.f, mean);
+    bn_broadcast(&w, mean, 1.f, 1.f, dx);
+    m->axpby(be, n, 1.f, dy, (float)(-1. / (double)(w.num * w.spatial)), dx);
+    m->div(be, n, dx, temp, dx);
     return CREMA_OK;
+}
+
+static bool bn_runs_on(const struct backend *be)
+{
+    return be->norm != NULL;
 }
 
 const struct layer_kind batch_norm_layer = {
@@ -260,5 +263,7 @@ const struct layer_kind batch_norm_layer = {
     .fixed_params = true,
     .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,
     .setup = bn_setup, .reshape = bn_reshape,
-    .forward = bn_forward, .backward = bn_backward, .destroy = bn_destroy,
+    .forward = bn_forward, .backward = bn_backward,
+    .forward_dev = bn_forward, .backward_dev = bn_backward,
+    .runs_on = bn_runs_on, .destroy = bn_destroy,
 };

@@ -4,7 +4,6 @@
 #include "layers/layer.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 int bias_blob_shape(const struct tensor *x, int axis, int num_axes, const char *what, int *n_axes,
                     int shape[TENSOR_MAX_AXES])
@@ -53,29 +52,6 @@ int bias_dims_of(const struct tensor *x, const struct tensor *b, int axis, const
     d->dim = b->count;
     d->inner = tensor_count_range(x, a + b->num_axes, x->num_axes);
     return CREMA_OK;
-}
-
-void bias_add(float *y, const float *b, const struct bias_dims *d)
-{
-    for (size_t n = 0; n < d->outer; n++)
-        for (size_t j = 0; j < d->dim; j++) {
-            const float v = b[j];
-            for (size_t i = 0; i < d->inner; i++)
-                y[i] += v;
-            y += d->inner;
-        }
-}
-
-void bias_sum(const float *dy, float *db, const struct bias_dims *d, bool accumulate)
-{
-    for (size_t n = 0; n < d->outer; n++)
-        for (size_t j = 0; j < d->dim; j++) {
-            float s = 0.f;
-            for (size_t i = 0; i < d->inner; i++)
-                s += dy[i];
-            db[j] = (accumulate || n > 0) ? db[j] + s : s;
-            dy += d->inner;
-        }
 }
 
 struct bias {
@@ -127,43 +103,50 @@ static int bias_reshape(struct layer *l, struct tensor **bottom, struct tensor *
 static int bias_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct bias *b = l->priv;
-    const float *bias = tensor_data(l->n_bottom > 1 ? bottom[1] : l->blobs[0]);
-    float *x = tensor_data(bottom[0]), *y = tensor_data(top[0]);
+    const struct backend *be = l->be;
+    const float *bias = LCDATA(l->n_bottom > 1 ? bottom[1] : l->blobs[0]);
+    const float *x = LCDATA(bottom[0]);
+    float *y = LDATA(top[0]);
     if (!bias || !x || !y)
         return CREMA_ERR_NOMEM;
-    if (x != y)
-        memcpy(y, x, bottom[0]->count * sizeof(float));
-    bias_add(y, bias, &b->dims);
+    be->norm->bias_forward(be, b->dims.outer, b->dims.dim, b->dims.inner, x, bias, y);
     return CREMA_OK;
 }
 
 static int bias_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     struct bias *b = l->priv;
-    const float *dy = tensor_diff(top[0]);
+    const struct backend *be = l->be;
+    const float *dy = LCDIFF(top[0]);
     if (!dy)
         return CREMA_ERR_NOMEM;
     if (pd[0]) {
-        float *dx = tensor_diff(bottom[0]);
+        float *dx = LDIFF(bottom[0]);
         if (!dx)
             return CREMA_ERR_NOMEM;
-        if (dx != dy)
-            memcpy(dx, dy, bottom[0]->count * sizeof(float));
+        be->math->copy(be, bottom[0]->count, dy, dx);
     }
     const bool learned = l->n_bottom == 1;
     if ((learned && l->param_propagate_down[0]) || (!learned && pd[1])) {
-        float *db = tensor_diff(learned ? l->blobs[0] : bottom[1]);
+        float *db = LDIFF(learned ? l->blobs[0] : bottom[1]);
         if (!db)
             return CREMA_ERR_NOMEM;
         /* A parameter's gradient accumulates; a bottom's is written. */
-        bias_sum(dy, db, &b->dims, learned);
+        be->norm->bias_backward(be, b->dims.outer, b->dims.dim, b->dims.inner, dy, db, learned);
     }
     return CREMA_OK;
+}
+
+static bool bias_runs_on(const struct backend *be)
+{
+    return be->norm != NULL;
 }
 
 const struct layer_kind bias_layer = {
     .type = "Bias",
     .min_bottoms = 1, .max_bottoms = 2, .min_tops = 1, .max_tops = 1,
     .setup = bias_setup, .reshape = bias_reshape,
-    .forward = bias_forward, .backward = bias_backward, .destroy = bias_destroy,
+    .forward = bias_forward, .backward = bias_backward,
+    .forward_dev = bias_forward, .backward_dev = bias_backward,
+    .runs_on = bias_runs_on, .destroy = bias_destroy,
 };

@@ -1,5 +1,6 @@
 /* Broadcasting a small blob (a bias or a scale) over a bigger one along some
- * of its axes, as Caffe's Bias and Scale layers do: shared by bias.c and scale.c. */
+ * of its axes, as Caffe's Bias and Scale layers do: the shapes, shared by
+ * bias.c and scale.c (the arithmetic is be->norm's). */
 #ifndef CREMA_LAYERS_BIAS_H
 #define CREMA_LAYERS_BIAS_H
 
@@ -20,9 +21,5 @@ int bias_blob_shape(const struct tensor *x, int axis, int num_axes, const char *
 /* Checks that b fits x from axis (ignored when b has no axes) and fills d. */
 int bias_dims_of(const struct tensor *x, const struct tensor *b, int axis, const char *what,
                  struct bias_dims *d);
-/* y += b, broadcast. */
-void bias_add(float *y, const float *b, const struct bias_dims *d);
-/* db = (accumulate ? db : 0) + sums of dy over outer and inner. */
-void bias_sum(const float *dy, float *db, const struct bias_dims *d, bool accumulate);
 
 #endif

@@ -156,7 +156,7 @@ static int data_forward(struct layer *l, struct tensor **bottom, struct tensor *
 {
     (void)bottom;
     struct data_priv *p = l->priv;
-    return data_source_forward(&p->src, top[0], p->labels ? top[1] : NULL);
+    return data_source_forward_on(&p->src, top[0], p->labels ? top[1] : NULL, l->be);
 }
 
 /* Drops what was read ahead, walks the cursor to the record, and lets the
@@ -213,6 +213,8 @@ const struct layer_kind data_layer = {
     .setup = data_setup,
     .reshape = data_reshape,
     .forward = data_forward,
+    .forward_dev = data_forward, /* the prefetch thread uploads each batch */
+    .runs_on = data_source_runs_on,
     .destroy = data_destroy,
     .source = &data_source,
 };

@@ -116,6 +116,20 @@ int data_source_forward(struct data_source *s, struct tensor *data, struct tenso
     return prefetch_forward(s->pf, data, label, 1);
 }
 
+int data_source_forward_on(struct data_source *s, struct tensor *data, struct tensor *label,
+                           const struct backend *be)
+{
+    if (be->host_memory)
+        return prefetch_forward(s->pf, data, label, 1);
+    int rc = prefetch_set_device(s->pf, be); /* before the first batch; later, as it was */
+    return rc ? rc : prefetch_forward_on(s->pf, data, label, 1, be);
+}
+
+bool data_source_runs_on(const struct backend *be)
+{
+    return be->upload_side != NULL;
+}
+
 void data_source_stop(struct data_source *s)
 {
     prefetch_stop(s->pf);

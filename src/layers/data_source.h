@@ -97,6 +97,13 @@ int data_source_check_feed(const struct layer *l, const char *what, int n);
 int data_source_prefetch(struct data_source *s, const struct layer *l, prefetch_fill_fn fill, void *ctx);
 /* The next batch into data (batch x c x h x w) and label ([batch]). */
 int data_source_forward(struct data_source *s, struct tensor *data, struct tensor *label);
+/* The same on backend be: on a device the prefetch thread copies each batch
+ * there while the previous one computes (prefetch_set_device), and the
+ * tensors get it with a copy within the device. A layer's forward_dev. */
+int data_source_forward_on(struct data_source *s, struct tensor *data, struct tensor *label,
+                           const struct backend *be);
+/* runs_on for the layers that read through the prefetch thread. */
+bool data_source_runs_on(const struct backend *be);
 /* Stops the thread and drops what it read ahead: the layer may move s->at. */
 void data_source_stop(struct data_source *s);
 void data_source_close(struct data_source *s);

@@ -187,7 +187,7 @@ static int image_data_forward(struct layer *l, struct tensor **bottom, struct te
 {
     (void)bottom;
     struct image_data_priv *p = l->priv;
-    return data_source_forward(&p->src, top[0], top[1]);
+    return data_source_forward_on(&p->src, top[0], top[1], l->be);
 }
 
 /* Drops what was read ahead, redraws the pass's order and moves to the entry. */
@@ -237,6 +237,8 @@ const struct layer_kind image_data_layer = {
     .max_tops = 2,
     .setup = image_data_setup,
     .forward = image_data_forward,
+    .forward_dev = image_data_forward, /* the prefetch thread uploads each batch */
+    .runs_on = data_source_runs_on,
     .destroy = image_data_destroy,
     .source = &image_data_source,
 };

@@ -1,15 +1,14 @@
 /* Activation layers (Caffe's NeuronLayer family): one bottom, one top of the
- * same shape, element by element, each usable in place (top == bottom). */
+ * same shape, element by element, each usable in place (top == bottom).
+ * Written once for every backend: the arithmetic is l->be->neuron's. */
 #include "layers/layer.h"
-
-#include "cpu/threads.h"
 
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct neuron {
     float p[4];           /* the kind's numbers, read once at setup */
+    uint32_t threshold;   /* Dropout: a device keeps bits above it */
     bool keep_bottom;     /* backward needs x, which an in-place forward overwrites */
     struct tensor *saved; /* x, kept by forward when in place */
     struct tensor *aux;   /* Swish: sigmoid(beta x); Dropout: the 0/1 mask */
@@ -50,17 +49,6 @@ static int neuron_alloc_one(struct layer *l, bool keep_bottom, bool aux, float p
     return rc;
 }
 
-/* shift + scale x, skipping the identity steps as Caffe does (the rounding
- * stays the same). */
-static float neuron_affine(float x, float scale, float shift)
-{
-    if (scale != 1.f)
-        x *= scale;
-    if (shift != 0.f)
-        x += shift;
-    return x;
-}
-
 /* Exp and Log: the natural log of `base` (-1 meaning e), refused where it is
  * not a finite number. */
 static int neuron_log_base(float base, const char *field, float *log_base)
@@ -98,16 +86,22 @@ static int neuron_reshape(struct layer *l, struct tensor **bottom, struct tensor
     return rc;
 }
 
+static bool neuron_runs_on(const struct backend *be)
+{
+    return be->neuron != NULL;
+}
+
 /* Called at the start of forward: keeps x when the forward will overwrite it. */
 static int neuron_keep(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct neuron *n = l->priv;
     if (!n->keep_bottom || !neuron_in_place(bottom[0], top[0]))
         return CREMA_OK;
-    float *x = tensor_data(bottom[0]), *s = tensor_data(n->saved);
+    const float *x = LCDATA(bottom[0]);
+    float *s = LDATA(n->saved);
     if (!x || !s)
         return CREMA_ERR_NOMEM;
-    memcpy(s, x, bottom[0]->count * sizeof(float));
+    l->be->math->copy(l->be, bottom[0]->count, x, s);
     return CREMA_OK;
 }
 
@@ -117,57 +111,29 @@ static const float *neuron_x(struct layer *l, struct tensor **bottom, struct ten
 {
     struct neuron *n = l->priv;
     if (n->keep_bottom && neuron_in_place(bottom[0], top[0]))
-        return tensor_data(n->saved);
-    return tensor_data(bottom[0]);
+        return LCDATA(n->saved);
+    return LCDATA(bottom[0]);
 }
 
+/* x and y of a forward, on l->be; be, nops and count for the call. */
 #define NEURON_BUFFERS(xp, yp)                                                \
-    float *xp = tensor_data(bottom[0]), *yp = tensor_data(top[0]);            \
+    const struct backend *be = l->be;                                         \
+    const struct neuron_ops *nops = be->neuron;                               \
+    const float *xp = LCDATA(bottom[0]);                                      \
+    float *yp = LDATA(top[0]);                                                \
     if (!xp || !yp)                                                           \
         return CREMA_ERR_NOMEM;                                               \
     const size_t count = bottom[0]->count
 
+/* dy and dx of a backward (after any other pointer: in place, dx is dy). */
 #define NEURON_GRADS(dyp, dxp)                                                \
-    const float *dyp = tensor_diff(top[0]);                                   \
-    float *dxp = tensor_diff(bottom[0]);                                      \
+    const struct backend *be = l->be;                                         \
+    const struct neuron_ops *nops = be->neuron;                               \
+    const float *dyp = LCDIFF(top[0]);                                        \
+    float *dxp = LDIFF(bottom[0]);                                            \
     if (!dyp || !dxp)                                                         \
         return CREMA_ERR_NOMEM;                                               \
     const size_t count = bottom[0]->count
-
-/* The arrays and numbers of one element-wise pass. Its loop body runs over
- * ranges of elements on crema's threads: every element is computed as
- * before and written once, so the thread count changes nothing. */
-struct ew {
-    const float *x, *y, *dy, *aux;
-    float *out, *out2;
-    float p[4];
-    const float *slope; /* PReLU: per channel, or one */
-    size_t dim, channels;
-};
-
-/* Elements per range: `cost` is an element's work in simple steps. */
-static int ew_run(size_t count, size_t cost, cpu_range_fn fn, struct ew *a)
-{
-    return cpu_parallel_for(count, cpu_grain(cost), fn, a);
-}
-
-/* The cost of an element that calls expf, tanh, powf or logf. */
-#define EW_LIBM 16
-
-#define EW_LOOP(name, ...)                                                    \
-    static int name(void *ctx, size_t begin, size_t end)                      \
-    {                                                                         \
-        const struct ew *a = ctx;                                             \
-        const float *x = a->x, *y = a->y, *dy = a->dy, *aux = a->aux;         \
-        float *out = a->out, *out2 = a->out2;                                 \
-        const float p0 = a->p[0], p1 = a->p[1], p2 = a->p[2], p3 = a->p[3];   \
-        (void)x, (void)y, (void)dy, (void)aux, (void)out, (void)out2;         \
-        (void)p0, (void)p1, (void)p2, (void)p3;                               \
-        for (size_t i = begin; i < end; i++) {                                \
-            __VA_ARGS__;                                                      \
-        }                                                                     \
-        return 0;                                                             \
-    }
 
 /* ---- ReLU: max(x,0) + negative_slope min(x,0) ---- */
 
@@ -178,26 +144,23 @@ static int relu_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return neuron_alloc_one(l, false, false, p->negative_slope);
 }
 
-/* Caffe's std::max/std::min: selects, not fmaxf/fminf calls, and a NaN
- * passes through as it does in Caffe. */
-EW_LOOP(relu_fwd_range, float v = x[i]; out[i] = (v < 0.f ? 0.f : v) + p0 * (0.f < v ? 0.f : v))
-EW_LOOP(relu_bwd_range, out[i] = dy[i] * ((float)(x[i] > 0) + p0 * (float)(x[i] <= 0)))
-
 static int relu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0] } };
-    return ew_run(count, 1, relu_fwd_range, &a);
+    nops->relu_forward(be, count, neuron_p(l)[0], x, y);
+    return CREMA_OK;
 }
 
 static int relu_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *x = neuron_x(l, bottom, top);
+    const float *x = neuron_x(l, bottom, top), *y = LCDATA(top[0]);
+    if (!x || !y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .dy = dy, .out = dx, .p = { neuron_p(l)[0] } };
-    return ew_run(count, 1, relu_bwd_range, &a);
+    nops->relu_backward(be, count, neuron_p(l)[0], x, y, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- PReLU: a learned slope per channel (or one shared) ---- */
@@ -241,55 +204,51 @@ static int prelu_reshape(struct layer *l, struct tensor **bottom, struct tensor 
     return neuron_reshape(l, bottom, top);
 }
 
-EW_LOOP(prelu_fwd_range, size_t c = p0 != 0.f ? 0 : (i / a->dim) % a->channels;
-        out[i] = fmaxf(x[i], 0.f) + a->slope[c] * fminf(x[i], 0.f))
-EW_LOOP(prelu_bwd_range, size_t c = p0 != 0.f ? 0 : (i / a->dim) % a->channels;
-        out[i] = dy[i] * ((float)(x[i] > 0) + a->slope[c] * (float)(x[i] <= 0)))
+/* Element i's slope is slope[(i / dim) % channels]; one shared slope is one channel. */
+static void prelu_dims(struct layer *l, struct tensor *bottom, size_t *channels, size_t *dim)
+{
+    *channels = neuron_p(l)[0] != 0.f ? 1 : (size_t)bottom->shape[1];
+    *dim = tensor_count_range(bottom, 2, bottom->num_axes);
+}
 
 static int prelu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
-    const bool shared = neuron_p(l)[0] != 0.f;
-    const float *slope = tensor_data(l->blobs[0]);
+    const float *slope = LCDATA(l->blobs[0]);
+    if (!slope)
+        return CREMA_ERR_NOMEM;
     NEURON_BUFFERS(x, y);
-    const size_t dim = tensor_count_range(bottom[0], 2, bottom[0]->num_axes);
-    const size_t channels = (size_t)bottom[0]->shape[1];
-    struct ew a = { .x = x, .out = y, .p = { shared ? 1.f : 0.f }, .slope = slope, .dim = dim,
-                    .channels = channels };
-    return ew_run(count, 2, prelu_fwd_range, &a);
+    size_t channels, dim;
+    prelu_dims(l, bottom[0], &channels, &dim);
+    nops->prelu_forward(be, count, channels, dim, slope, x, y);
+    return CREMA_OK;
 }
 
 static int prelu_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
-    const bool shared = neuron_p(l)[0] != 0.f;
+    const struct backend *be = l->be;
     const float *x = neuron_x(l, bottom, top);
-    const float *slope = tensor_data(l->blobs[0]);
-    const float *dy = tensor_diff(top[0]);
+    const float *slope = LCDATA(l->blobs[0]);
+    const float *dy = LCDIFF(top[0]);
     if (!x || !slope || !dy)
         return CREMA_ERR_NOMEM;
     const size_t count = bottom[0]->count;
-    const size_t dim = tensor_count_range(bottom[0], 2, bottom[0]->num_axes);
-    const size_t channels = (size_t)bottom[0]->shape[1];
-    /* The slope gradient first: in place, dx below overwrites dy. Its sums
-     * stay on one thread, in Caffe's order. */
+    size_t channels, dim;
+    prelu_dims(l, bottom[0], &channels, &dim);
+    /* The slope gradient first: in place, dx below overwrites dy. */
     if (l->param_propagate_down[0]) {
-        float *ds = tensor_diff(l->blobs[0]);
+        float *ds = LDIFF(l->blobs[0]);
         if (!ds)
             return CREMA_ERR_NOMEM;
-        for (size_t i = 0; i < count; i++) {
-            size_t c = shared ? 0 : (i / dim) % channels;
-            ds[c] += dy[i] * x[i] * (float)(x[i] <= 0);
-        }
+        be->neuron->prelu_slope_backward(be, count, channels, dim, x, dy, ds);
     }
     if (pd[0]) {
-        float *dx = tensor_diff(bottom[0]);
+        float *dx = LDIFF(bottom[0]);
         if (!dx)
             return CREMA_ERR_NOMEM;
-        struct ew a = { .x = x, .dy = dy, .out = dx, .p = { shared ? 1.f : 0.f }, .slope = slope,
-                        .dim = dim, .channels = channels };
-        return ew_run(count, 2, prelu_bwd_range, &a);
+        be->neuron->prelu_backward(be, count, channels, dim, slope, x, dy, dx);
     }
     return CREMA_OK;
 }
@@ -303,14 +262,11 @@ static int elu_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     return neuron_alloc_one(l, false, false, p->alpha);
 }
 
-EW_LOOP(elu_fwd_range, out[i] = fmaxf(x[i], 0.f) + p0 * (expf(fminf(x[i], 0.f)) - 1.f))
-EW_LOOP(elu_bwd_range, out[i] = dy[i] * ((float)(x[i] > 0) + (p0 + y[i]) * (float)(x[i] <= 0)))
-
 static int elu_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0] } };
-    return ew_run(count, EW_LIBM, elu_fwd_range, &a);
+    nops->elu_forward(be, count, neuron_p(l)[0], x, y);
+    return CREMA_OK;
 }
 
 /* Uses y (alpha + y = alpha e^x) and the sign of x, which y keeps: in place works. */
@@ -318,10 +274,12 @@ static int elu_backward(struct layer *l, struct tensor **top, const bool *pd, st
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *x = neuron_x(l, bottom, top), *y = tensor_data(top[0]);
+    const float *x = neuron_x(l, bottom, top), *y = LCDATA(top[0]);
+    if (!x || !y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .y = y, .dy = dy, .out = dx, .p = { neuron_p(l)[0] } };
-    return ew_run(count, 1, elu_bwd_range, &a);
+    nops->elu_backward(be, count, neuron_p(l)[0], x, y, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Sigmoid and TanH: backward from y alone ---- */
@@ -331,49 +289,42 @@ static int plain_setup(struct layer *l, struct tensor **bottom, struct tensor **
     return neuron_alloc(l, false, false);
 }
 
-static float sigmoid(float x)
-{
-    return (float)(0.5 * tanh(0.5 * (double)x) + 0.5);
-}
-
-EW_LOOP(sigmoid_fwd_range, out[i] = sigmoid(x[i]))
-EW_LOOP(sigmoid_bwd_range, out[i] = (float)(dy[i] * y[i] * (1. - y[i])))
-
 static int sigmoid_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y };
-    return ew_run(count, EW_LIBM, sigmoid_fwd_range, &a);
+    nops->sigmoid_forward(be, count, x, y);
+    return CREMA_OK;
 }
 
 static int sigmoid_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *y = tensor_data(top[0]);
+    const float *y = LCDATA(top[0]);
+    if (!y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .y = y, .dy = dy, .out = dx };
-    return ew_run(count, 1, sigmoid_bwd_range, &a);
+    nops->sigmoid_backward(be, count, y, dy, dx);
+    return CREMA_OK;
 }
-
-EW_LOOP(tanh_fwd_range, out[i] = tanhf(x[i]))
-EW_LOOP(tanh_bwd_range, out[i] = dy[i] * (1.f - y[i] * y[i]))
 
 static int tanh_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y };
-    return ew_run(count, EW_LIBM, tanh_fwd_range, &a);
+    nops->tanh_forward(be, count, x, y);
+    return CREMA_OK;
 }
 
 static int tanh_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *y = tensor_data(top[0]);
+    const float *y = LCDATA(top[0]);
+    if (!y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .y = y, .dy = dy, .out = dx };
-    return ew_run(count, 1, tanh_bwd_range, &a);
+    nops->tanh_backward(be, count, y, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- AbsVal ---- */
@@ -383,17 +334,14 @@ static int keep_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return neuron_alloc(l, true, false);
 }
 
-EW_LOOP(absval_fwd_range, out[i] = fabsf(x[i]))
-EW_LOOP(absval_bwd_range, out[i] = (float)((x[i] > 0) - (x[i] < 0)) * dy[i])
-
 static int absval_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y };
-    return ew_run(count, 1, absval_fwd_range, &a);
+    nops->absval_forward(be, count, x, y);
+    return CREMA_OK;
 }
 
 static int absval_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -401,9 +349,11 @@ static int absval_backward(struct layer *l, struct tensor **top, const bool *pd,
     if (!pd[0])
         return CREMA_OK;
     const float *x = neuron_x(l, bottom, top);
+    if (!x)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .dy = dy, .out = dx };
-    return ew_run(count, 1, absval_bwd_range, &a);
+    nops->absval_backward(be, count, x, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Power: (shift + scale x)^power ---- */
@@ -425,24 +375,6 @@ static int power_setup(struct layer *l, struct tensor **bottom, struct tensor **
     return CREMA_OK;
 }
 
-EW_LOOP(power_fwd_range, float t = neuron_affine(x[i], p1, p2); out[i] = p0 != 1.f ? powf(t, p0) : t)
-EW_LOOP(power_bwd_range, float g;
-        if (p3 == 0.f || p0 == 1.f) {
-            g = p3;
-        } else if (p0 == 2.f) {
-            g = p3 * p1 * x[i];
-            if (p2 != 0.f)
-                g += p3 * p2;
-        } else if (p2 == 0.f) {
-            g = y[i] / x[i] * p0;
-        } else {
-            g = y[i] / neuron_affine(x[i], p1, p2);
-            if (p3 != 1.f)
-                g *= p3;
-        }
-        /* As Caffe: a constant output passes no top gradient (it is zero). */
-        out[i] = p3 != 0.f ? dy[i] * g : g)
-
 static int power_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
@@ -453,13 +385,11 @@ static int power_forward(struct layer *l, struct tensor **bottom, struct tensor 
     NEURON_BUFFERS(x, y);
     if (v[POW_DIFF_SCALE] == 0.f) {
         /* The output does not depend on x. */
-        float value = power == 0.f ? 1.f : powf(shift, power);
-        for (size_t i = 0; i < count; i++)
-            y[i] = value;
+        be->math->set(be, count, power == 0.f ? 1.f : powf(shift, power), y);
         return CREMA_OK;
     }
-    struct ew a = { .x = x, .out = y, .p = { power, scale, shift } };
-    return ew_run(count, power != 1.f ? EW_LIBM : 1, power_fwd_range, &a);
+    nops->power_forward(be, count, power, scale, shift, x, y);
+    return CREMA_OK;
 }
 
 static int power_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -467,11 +397,12 @@ static int power_backward(struct layer *l, struct tensor **top, const bool *pd, 
     if (!pd[0])
         return CREMA_OK;
     const float *v = neuron_p(l);
-    const float *x = neuron_x(l, bottom, top), *y = tensor_data(top[0]);
+    const float *x = neuron_x(l, bottom, top), *y = LCDATA(top[0]);
+    if (!x || !y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .y = y, .dy = dy, .out = dx,
-                    .p = { v[POW_POWER], v[POW_SCALE], v[POW_SHIFT], v[POW_DIFF_SCALE] } };
-    return ew_run(count, 2, power_bwd_range, &a);
+    nops->power_backward(be, count, v[POW_POWER], v[POW_SCALE], v[POW_SHIFT], x, y, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Exp: base^(shift + scale x) ---- */
@@ -495,26 +426,24 @@ static int exp_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     return CREMA_OK;
 }
 
-EW_LOOP(exp_fwd_range, float t = p0 == 1.f ? expf(x[i]) : expf(p0 * x[i]);
-        out[i] = p1 != 1.f ? p1 * t : t)
-EW_LOOP(exp_bwd_range, float g = y[i] * dy[i]; out[i] = p0 != 1.f ? p0 * g : g)
-
 static int exp_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     const float *v = neuron_p(l);
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y, .p = { v[EXP_INNER], v[EXP_OUTER] } };
-    return ew_run(count, EW_LIBM, exp_fwd_range, &a);
+    nops->exp_forward(be, count, v[EXP_INNER], v[EXP_OUTER], x, y);
+    return CREMA_OK;
 }
 
 static int exp_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
-    const float *y = tensor_data(top[0]);
+    const float *y = LCDATA(top[0]);
+    if (!y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .y = y, .dy = dy, .out = dx, .p = { neuron_p(l)[EXP_INNER] } };
-    return ew_run(count, 1, exp_bwd_range, &a);
+    nops->exp_backward(be, count, neuron_p(l)[EXP_INNER], y, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Log: log_base(shift + scale x) ---- */
@@ -544,12 +473,6 @@ static int log_setup(struct layer *l, struct tensor **bottom, struct tensor **to
     return CREMA_OK;
 }
 
-EW_LOOP(log_fwd_range, float t = logf(neuron_affine(x[i], p1, p2)); out[i] = p0 != 1.f ? p0 * t : t)
-EW_LOOP(log_bwd_range, float t = 1.f / neuron_affine(x[i], p1, p2);
-        if (p3 != 1.f)
-            t *= p3;
-        out[i] = dy[i] * t)
-
 static int log_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
@@ -557,8 +480,8 @@ static int log_forward(struct layer *l, struct tensor **bottom, struct tensor **
         return rc;
     const float *v = neuron_p(l);
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y, .p = { v[LOG_BASE_SCALE], v[LOG_SCALE], v[LOG_SHIFT] } };
-    return ew_run(count, EW_LIBM, log_fwd_range, &a);
+    nops->log_forward(be, count, v[LOG_BASE_SCALE], v[LOG_SCALE], v[LOG_SHIFT], x, y);
+    return CREMA_OK;
 }
 
 static int log_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -567,20 +490,14 @@ static int log_backward(struct layer *l, struct tensor **top, const bool *pd, st
         return CREMA_OK;
     const float *v = neuron_p(l);
     const float *x = neuron_x(l, bottom, top);
+    if (!x)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .dy = dy, .out = dx,
-                    .p = { 0.f, v[LOG_SCALE], v[LOG_SHIFT], v[LOG_BACK_SCALE] } };
-    return ew_run(count, 2, log_bwd_range, &a);
+    nops->log_backward(be, count, v[LOG_SCALE], v[LOG_SHIFT], v[LOG_BACK_SCALE], x, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- BNLL: log(1 + e^x), computed without overflow ---- */
-
-#define BNLL_THRESHOLD 50.f
-
-EW_LOOP(bnll_fwd_range, out[i] = x[i] > 0 ? (float)(x[i] + log(1. + expf(-x[i])))
-                                        : (float)log(1. + expf(x[i])))
-EW_LOOP(bnll_bwd_range, float e = expf(fminf(x[i], BNLL_THRESHOLD));
-        out[i] = (float)(dy[i] * e / (e + 1.)))
 
 static int bnll_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
@@ -588,8 +505,8 @@ static int bnll_forward(struct layer *l, struct tensor **bottom, struct tensor *
     if (rc)
         return rc;
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y };
-    return ew_run(count, EW_LIBM, bnll_fwd_range, &a);
+    nops->bnll_forward(be, count, x, y);
+    return CREMA_OK;
 }
 
 static int bnll_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -597,9 +514,11 @@ static int bnll_backward(struct layer *l, struct tensor **top, const bool *pd, s
     if (!pd[0])
         return CREMA_OK;
     const float *x = neuron_x(l, bottom, top);
+    if (!x)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .dy = dy, .out = dx };
-    return ew_run(count, EW_LIBM, bnll_bwd_range, &a);
+    nops->bnll_backward(be, count, x, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Threshold: 1 where x > threshold, else 0; no backward (as Caffe) ---- */
@@ -611,13 +530,11 @@ static int threshold_setup(struct layer *l, struct tensor **bottom, struct tenso
     return neuron_alloc_one(l, false, false, p->threshold);
 }
 
-EW_LOOP(threshold_fwd_range, out[i] = x[i] > p0 ? 1.f : 0.f)
-
 static int threshold_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0] } };
-    return ew_run(count, 1, threshold_fwd_range, &a);
+    nops->threshold_forward(be, count, neuron_p(l)[0], x, y);
+    return CREMA_OK;
 }
 
 /* ---- Clip: x limited to [min, max] ---- */
@@ -639,17 +556,14 @@ static int clip_setup(struct layer *l, struct tensor **bottom, struct tensor **t
     return CREMA_OK;
 }
 
-EW_LOOP(clip_fwd_range, out[i] = fmaxf(p0, fminf(x[i], p1)))
-EW_LOOP(clip_bwd_range, out[i] = dy[i] * (float)(x[i] >= p0 && x[i] <= p1))
-
 static int clip_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     int rc = neuron_keep(l, bottom, top);
     if (rc)
         return rc;
     NEURON_BUFFERS(x, y);
-    struct ew a = { .x = x, .out = y, .p = { neuron_p(l)[0], neuron_p(l)[1] } };
-    return ew_run(count, 1, clip_fwd_range, &a);
+    nops->clip_forward(be, count, neuron_p(l)[0], neuron_p(l)[1], x, y);
+    return CREMA_OK;
 }
 
 static int clip_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -657,9 +571,11 @@ static int clip_backward(struct layer *l, struct tensor **top, const bool *pd, s
     if (!pd[0])
         return CREMA_OK;
     const float *x = neuron_x(l, bottom, top);
+    if (!x)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .x = x, .dy = dy, .out = dx, .p = { neuron_p(l)[0], neuron_p(l)[1] } };
-    return ew_run(count, 1, clip_bwd_range, &a);
+    nops->clip_backward(be, count, neuron_p(l)[0], neuron_p(l)[1], x, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Swish: x sigmoid(beta x) ---- */
@@ -671,20 +587,15 @@ static int swish_setup(struct layer *l, struct tensor **bottom, struct tensor **
     return neuron_alloc_one(l, false, true, p->beta);
 }
 
-EW_LOOP(swish_fwd_range, out2[i] = sigmoid(x[i] * p0); out[i] = x[i] * out2[i])
-/* From y and sigmoid(beta x): d/dx = beta y + s (1 - beta y). */
-EW_LOOP(swish_bwd_range, float by = p0 * y[i]; out[i] = (float)(dy[i] * (by + aux[i] * (1. - by))))
-
 static int swish_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct neuron *n = l->priv;
-    const float beta = n->p[0];
-    float *s = tensor_data(n->aux);
-    NEURON_BUFFERS(x, y);
+    float *s = LDATA(n->aux);
     if (!s)
         return CREMA_ERR_NOMEM;
-    struct ew a = { .x = x, .out = y, .out2 = s, .p = { beta } };
-    return ew_run(count, EW_LIBM, swish_fwd_range, &a);
+    NEURON_BUFFERS(x, y);
+    nops->swish_forward(be, count, n->p[0], x, y, s);
+    return CREMA_OK;
 }
 
 static int swish_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
@@ -692,11 +603,12 @@ static int swish_backward(struct layer *l, struct tensor **top, const bool *pd, 
     if (!pd[0])
         return CREMA_OK;
     struct neuron *n = l->priv;
-    const float beta = n->p[0];
-    const float *s = tensor_data(n->aux), *y = tensor_data(top[0]);
+    const float *s = LCDATA(n->aux), *y = LCDATA(top[0]);
+    if (!s || !y)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    struct ew a = { .y = y, .dy = dy, .aux = s, .out = dx, .p = { beta } };
-    return ew_run(count, 1, swish_bwd_range, &a);
+    nops->swish_backward(be, count, n->p[0], y, s, dy, dx);
+    return CREMA_OK;
 }
 
 /* ---- Dropout: TRAIN keeps each value with probability 1 - ratio and scales
@@ -714,47 +626,57 @@ static int dropout_setup(struct layer *l, struct tensor **bottom, struct tensor 
     int rc = neuron_alloc(l, false, true);
     if (rc)
         return rc;
-    float *v = neuron_p(l);
-    v[0] = ratio;
-    v[1] = (float)(1. / (1. - ratio));
+    struct neuron *n = l->priv;
+    n->p[0] = ratio;
+    n->p[1] = (float)(1. / (1. - ratio));
+    /* Caffe's uint_thres_, UINT_MAX * ratio in float, where UINT_MAX rounds
+     * to 2^32; below 2^32 for ratio < 1. */
+    n->threshold = (uint32_t)(4294967296.f * ratio);
     return CREMA_OK;
 }
 
+/* The mask: on the host, crema's generator draw by draw (the stream CPU runs
+ * have always had); on a device, drawn there from one seed the generator
+ * gives per forward (Philox, counter-based), so no mask crosses from the
+ * host. A device's masks therefore differ from the CPU's for the same seed,
+ * as Caffe's GPU masks differ from its CPU masks; each repeats by seed. */
 static int dropout_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct neuron *n = l->priv;
     NEURON_BUFFERS(x, y);
     if (l->phase != CAFFE__PHASE__TRAIN) {
-        if (x != y)
-            memcpy(y, x, count * sizeof(float));
+        be->math->copy(be, count, x, y);
         return CREMA_OK;
     }
-    float *mask = tensor_data(n->aux);
+    float *mask = LDATA(n->aux);
     if (!mask)
         return CREMA_ERR_NOMEM;
-    const float keep = 1.f - n->p[0], scale = n->p[1];
-    for (size_t i = 0; i < count; i++) {
-        mask[i] = (float)rng_bernoulli(l->rng, keep);
-        y[i] = x[i] * mask[i] * scale;
+    const float scale = n->p[1];
+    if (be->host_memory) {
+        const float keep = 1.f - n->p[0];
+        for (size_t i = 0; i < count; i++)
+            mask[i] = (float)rng_bernoulli(l->rng, keep);
+        nops->dropout_apply(be, count, scale, mask, x, y);
+    } else {
+        nops->dropout_forward(be, count, n->threshold, scale, rng_next(l->rng), x, mask, y);
     }
     return CREMA_OK;
 }
-
-EW_LOOP(dropout_bwd_range, out[i] = dy[i] * aux[i] * p0)
 
 static int dropout_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     if (!pd[0])
         return CREMA_OK;
     struct neuron *n = l->priv;
+    const float *mask = l->phase == CAFFE__PHASE__TRAIN ? LCDATA(n->aux) : NULL;
+    if (l->phase == CAFFE__PHASE__TRAIN && !mask)
+        return CREMA_ERR_NOMEM;
     NEURON_GRADS(dy, dx);
-    if (l->phase != CAFFE__PHASE__TRAIN) {
-        if (dx != dy)
-            memcpy(dx, dy, count * sizeof(float));
-        return CREMA_OK;
-    }
-    struct ew a = { .dy = dy, .aux = tensor_data(n->aux), .out = dx, .p = { n->p[1] } };
-    return ew_run(count, 1, dropout_bwd_range, &a);
+    if (l->phase != CAFFE__PHASE__TRAIN)
+        be->math->copy(be, count, dy, dx);
+    else
+        nops->dropout_apply(be, count, n->p[1], mask, dy, dx);
+    return CREMA_OK;
 }
 
 #define NEURON_KIND(sym, name, setup_fn, reshape_fn, fwd, bwd)                \
@@ -762,7 +684,9 @@ static int dropout_backward(struct layer *l, struct tensor **top, const bool *pd
         .type = name,                                                         \
         .min_bottoms = 1, .max_bottoms = 1, .min_tops = 1, .max_tops = 1,     \
         .setup = setup_fn, .reshape = reshape_fn,                             \
-        .forward = fwd, .backward = bwd, .destroy = neuron_destroy,           \
+        .forward = fwd, .backward = bwd,                                      \
+        .forward_dev = fwd, .backward_dev = bwd,                              \
+        .runs_on = neuron_runs_on, .destroy = neuron_destroy,                 \
     }
 
 NEURON_KIND(relu_layer, "ReLU", relu_setup, neuron_reshape, relu_forward, relu_backward);

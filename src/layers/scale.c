@@ -4,7 +4,6 @@
 #include "layers/layer.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 struct scale {
     int axis;
@@ -12,9 +11,6 @@ struct scale {
     struct bias_dims dims;   /* of the scale */
     struct bias_dims bdims;  /* of the bias */
     struct tensor *saved;    /* x, kept by forward when in place */
-    struct tensor *product;  /* dy * x, summed into the scale gradient */
-    float *sums;             /* outer x dim partial sums */
-    size_t sums_cap;
 };
 
 static void scale_destroy(struct layer *l)
@@ -23,8 +19,6 @@ static void scale_destroy(struct layer *l)
     if (!s)
         return;
     tensor_free(s->saved);
-    tensor_free(s->product);
-    free(s->sums);
     free(s);
     l->priv = NULL;
 }
@@ -72,8 +66,7 @@ static int scale_setup(struct layer *l, struct tensor **bottom, struct tensor **
     s->axis = p->axis;
     s->bias_blob = -1;
     s->saved = tensor_new();
-    s->product = tensor_new();
-    if (!s->saved || !s->product)
+    if (!s->saved)
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     const bool learned = l->n_bottom == 1;
     const int given = l->n_blobs;
@@ -123,47 +116,33 @@ static int scale_reshape(struct layer *l, struct tensor **bottom, struct tensor 
         rc = tensor_reshape_like(top[0], bottom[0]);
     if (!rc && top[0] == bottom[0])
         rc = tensor_reshape_like(s->saved, bottom[0]);
-    if (!rc)
-        rc = tensor_reshape_like(s->product, bottom[0]);
-    size_t need = s->dims.outer * s->dims.dim;
-    if (!rc && need > s->sums_cap) {
-        free(s->sums);
-        s->sums = malloc(need * sizeof(float));
-        if (!s->sums)
-            return err_set(CREMA_ERR_NOMEM, "out of memory");
-        s->sums_cap = need;
-    }
     return rc;
 }
 
 static int scale_forward(struct layer *l, struct tensor **bottom, struct tensor **top)
 {
     struct scale *s = l->priv;
-    const float *scale = tensor_data(l->n_bottom > 1 ? bottom[1] : l->blobs[0]);
-    const float *x = tensor_data(bottom[0]);
-    float *y = tensor_data(top[0]);
-    if (!scale || !x || !y)
+    const struct backend *be = l->be;
+    const float *scale = LCDATA(l->n_bottom > 1 ? bottom[1] : l->blobs[0]);
+    const float *x = LCDATA(bottom[0]);
+    if (!scale || !x)
         return CREMA_ERR_NOMEM;
     if (top[0] == bottom[0]) {
-        float *keep = tensor_data(s->saved);
+        float *keep = LDATA(s->saved);
         if (!keep)
             return CREMA_ERR_NOMEM;
-        memcpy(keep, x, bottom[0]->count * sizeof(float));
+        be->math->copy(be, bottom[0]->count, x, keep);
     }
+    float *y = LDATA(top[0]);
+    if (!y)
+        return CREMA_ERR_NOMEM;
     const struct bias_dims *d = &s->dims;
-    for (size_t n = 0; n < d->outer; n++)
-        for (size_t j = 0; j < d->dim; j++) {
-            const float f = scale[j];
-            for (size_t i = 0; i < d->inner; i++)
-                y[i] = f * x[i];
-            x += d->inner;
-            y += d->inner;
-        }
+    be->norm->scale_forward(be, d->outer, d->dim, d->inner, x, scale, y);
     if (s->bias_blob >= 0) {
-        const float *bias = tensor_data(l->blobs[s->bias_blob]);
+        const float *bias = LCDATA(l->blobs[s->bias_blob]);
         if (!bias)
             return CREMA_ERR_NOMEM;
-        bias_add(tensor_data(top[0]), bias, &s->bdims);
+        be->norm->bias_forward(be, s->bdims.outer, s->bdims.dim, s->bdims.inner, y, bias, y);
     }
     return CREMA_OK;
 }
@@ -171,63 +150,47 @@ static int scale_forward(struct layer *l, struct tensor **bottom, struct tensor 
 static int scale_backward(struct layer *l, struct tensor **top, const bool *pd, struct tensor **bottom)
 {
     struct scale *s = l->priv;
+    const struct backend *be = l->be;
     const struct bias_dims *d = &s->dims;
-    const float *dy = tensor_diff(top[0]);
+    const float *dy = LCDIFF(top[0]);
     if (!dy)
         return CREMA_ERR_NOMEM;
     if (s->bias_blob >= 0 && l->param_propagate_down[s->bias_blob]) {
-        float *db = tensor_diff(l->blobs[s->bias_blob]);
+        float *db = LDIFF(l->blobs[s->bias_blob]);
         if (!db)
             return CREMA_ERR_NOMEM;
-        bias_sum(dy, db, &s->bdims, true);
+        be->norm->bias_backward(be, s->bdims.outer, s->bdims.dim, s->bdims.inner, dy, db, true);
     }
     const bool learned = l->n_bottom == 1;
     struct tensor *scale = learned ? l->blobs[0] : bottom[1];
     if ((learned && l->param_propagate_down[0]) || (!learned && pd[1])) {
-        const float *x = tensor_data(top[0] == bottom[0] ? s->saved : bottom[0]);
-        float *prod = tensor_data(s->product), *ds = tensor_diff(scale);
-        if (!x || !prod || !ds)
+        const float *x = LCDATA(top[0] == bottom[0] ? s->saved : bottom[0]);
+        float *ds = LDIFF(scale);
+        if (!x || !ds)
             return CREMA_ERR_NOMEM;
-        const size_t count = bottom[0]->count;
-        for (size_t i = 0; i < count; i++)
-            prod[i] = dy[i] * x[i];
-        /* Sum over inner, then over outer. A parameter's gradient
-         * accumulates; a bottom's is written. */
-        const float *p = prod;
-        for (size_t r = 0; r < d->outer * d->dim; r++) {
-            float acc = 0.f;
-            for (size_t i = 0; i < d->inner; i++)
-                acc += p[i];
-            s->sums[r] = acc;
-            p += d->inner;
-        }
-        for (size_t j = 0; j < d->dim; j++) {
-            float acc = 0.f;
-            for (size_t n = 0; n < d->outer; n++)
-                acc += s->sums[n * d->dim + j];
-            ds[j] = learned ? ds[j] + acc : acc;
-        }
+        /* A parameter's gradient accumulates; a bottom's is written. */
+        be->norm->scale_param_backward(be, d->outer, d->dim, d->inner, x, dy, ds, learned);
     }
     if (pd[0]) {
-        const float *scale_data = tensor_data(scale);
-        float *dx = tensor_diff(bottom[0]);
+        const float *scale_data = LCDATA(scale);
+        float *dx = LDIFF(bottom[0]);
         if (!scale_data || !dx)
             return CREMA_ERR_NOMEM;
-        for (size_t n = 0; n < d->outer; n++)
-            for (size_t j = 0; j < d->dim; j++) {
-                const float f = scale_data[j];
-                for (size_t i = 0; i < d->inner; i++)
-                    dx[i] = f * dy[i];
-                dx += d->inner;
-                dy += d->inner;
-            }
+        be->norm->scale_forward(be, d->outer, d->dim, d->inner, dy, scale_data, dx);
     }
     return CREMA_OK;
+}
+
+static bool scale_runs_on(const struct backend *be)
+{
+    return be->norm != NULL;
 }
 
 const struct layer_kind scale_layer = {
     .type = "Scale",
     .min_bottoms = 1, .max_bottoms = 2, .min_tops = 1, .max_tops = 1,
     .setup = scale_setup, .reshape = scale_reshape,
-    .forward = scale_forward, .backward = scale_backward, .destroy = scale_destroy,
+    .forward = scale_forward, .backward = scale_backward,
+    .forward_dev = scale_forward, .backward_dev = scale_backward,
+    .runs_on = scale_runs_on, .destroy = scale_destroy,
 };

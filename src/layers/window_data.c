@@ -445,7 +445,7 @@ static int window_forward(struct layer *l, struct tensor **bottom, struct tensor
 {
     (void)bottom;
     struct window_priv *p = l->priv;
-    return data_source_forward(&p->src, top[0], top[1]);
+    return data_source_forward_on(&p->src, top[0], top[1], l->be);
 }
 
 static void window_destroy(struct layer *l)
@@ -467,6 +467,8 @@ const struct layer_kind window_data_layer = {
     .max_tops = 2,
     .setup = window_setup,
     .forward = window_forward,
+    .forward_dev = window_forward, /* the prefetch thread uploads each batch */
+    .runs_on = data_source_runs_on,
     .destroy = window_destroy,
     .source = &window_data_source,
 };

@@ -158,7 +158,7 @@ bool net_state_meets_rule(const Caffe__NetState *s, const Caffe__NetStateRule *r
     return true;
 }
 
-static int net_filter(Caffe__NetParameter *p, const Caffe__NetState *s)
+int net_filter_layers(Caffe__NetParameter *p, const Caffe__NetState *s)
 {
     size_t kept = 0;
     int rc = CREMA_OK;
@@ -763,7 +763,7 @@ int net_build(const Caffe__NetParameter *param, const Caffe__NetState *state, ui
     if (!rc)
         rc = net_upgrade_input(net->param);
     if (!rc)
-        rc = net_filter(net->param, state);
+        rc = net_filter_layers(net->param, state);
     if (!rc)
         rc = net_insert_splits(net->param);
     if (!rc)

@@ -84,6 +84,10 @@ void net_free(struct net *net);
 
 /* Caffe's FilterNet rule test, exposed for tests. */
 bool net_state_meets_rule(const Caffe__NetState *state, const Caffe__NetStateRule *rule);
+/* Caffe's FilterNet, in place: drops (and frees) the layers of p that the
+ * state's phase, level and stages exclude; a layer with both include and
+ * exclude rules is an error naming it. */
+int net_filter_layers(Caffe__NetParameter *p, const Caffe__NetState *state);
 
 /* Runs layers start..end (inclusive) forward; *loss (may be NULL) gets the
  * sum over their tops of loss_weight * top, as Caffe's Layer::Forward. */

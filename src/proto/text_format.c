@@ -601,6 +601,11 @@ static int parse_value(struct parser *ps, ProtobufCMessage *msg, const struct fi
         if ((rc = lex_next(ps)))
             return rc;
         const ProtobufCMessageDescriptor *sd = f->descriptor;
+        /* A singular message that is already there takes the new fields
+         * (protobuf's Merge; within one text a second one is refused). */
+        ProtobufCMessage **have = MEMBER(msg, f->offset);
+        if (f->label != PROTOBUF_C_LABEL_REPEATED && *have)
+            return parse_message_body(ps, *have, depth + 1, close);
         ProtobufCMessage *sub = malloc(sd->sizeof_message);
         if (!sub)
             return err_set(CREMA_ERR_NOMEM, "%s: out of memory", ps->file);
@@ -811,19 +816,25 @@ out:
     return rc;
 }
 
+int proto_merge_text(ProtobufCMessage *msg, const char *text, size_t len, const char *filename)
+{
+    struct parser ps = { .p = text, .end = text + len, .line = 1, .col = 1,
+                         .file = filename ? filename : "<text>" };
+    int rc = lex_next(&ps);
+    if (!rc)
+        rc = parse_message_body(&ps, msg, 0, 0);
+    return rc;
+}
+
 int proto_parse_text(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
                      const char *filename, ProtobufCMessage **out)
 {
     *out = NULL;
-    struct parser ps = { .p = text, .end = text + len, .line = 1, .col = 1,
-                         .file = filename ? filename : "<text>" };
     ProtobufCMessage *msg = malloc(desc->sizeof_message);
     if (!msg)
-        return err_set(CREMA_ERR_NOMEM, "%s: out of memory", ps.file);
+        return err_set(CREMA_ERR_NOMEM, "%s: out of memory", filename ? filename : "<text>");
     protobuf_c_message_init(desc, msg);
-    int rc = lex_next(&ps);
-    if (!rc)
-        rc = parse_message_body(&ps, msg, 0, 0);
+    int rc = proto_merge_text(msg, text, len, filename);
     if (rc) {
         protobuf_c_message_free_unpacked(msg, NULL);
         return rc;
@@ -934,6 +945,51 @@ static void print_escaped(struct sbuf *b, const uint8_t *s, size_t n)
 
 static void print_message(struct sbuf *b, const ProtobufCMessage *msg, int indent);
 
+/* A number, boolean or enum value as the format writes it. */
+static void format_scalar(char *buf, size_t n, const ProtobufCFieldDescriptor *f, const void *v)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        snprintf(buf, n, "%" PRId32, *(const int32_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        snprintf(buf, n, "%" PRIu32, *(const uint32_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        snprintf(buf, n, "%" PRId64, *(const int64_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        snprintf(buf, n, "%" PRIu64, *(const uint64_t *)v);
+        break;
+    case PROTOBUF_C_TYPE_FLOAT:
+        format_real(buf, n, *(const float *)v, true);
+        break;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        format_real(buf, n, *(const double *)v, false);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        snprintf(buf, n, "%s", *(const protobuf_c_boolean *)v ? "true" : "false");
+        break;
+    case PROTOBUF_C_TYPE_ENUM: {
+        int e = *(const int *)v;
+        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, e);
+        if (ev)
+            snprintf(buf, n, "%s", ev->name);
+        else
+            snprintf(buf, n, "%d", e);
+        break;
+    }
+    default:
+        buf[0] = 0;
+    }
+}
+
 static void print_value(struct sbuf *b, const ProtobufCFieldDescriptor *f, const void *v, int indent)
 {
     char buf[64];
@@ -947,59 +1003,16 @@ static void print_value(struct sbuf *b, const ProtobufCFieldDescriptor *f, const
         return;
     }
     sb_put(b, ": ", 2);
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(buf, sizeof buf, "%" PRId32, *(const int32_t *)v);
-        break;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(buf, sizeof buf, "%" PRIu32, *(const uint32_t *)v);
-        break;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(buf, sizeof buf, "%" PRId64, *(const int64_t *)v);
-        break;
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(buf, sizeof buf, "%" PRIu64, *(const uint64_t *)v);
-        break;
-    case PROTOBUF_C_TYPE_FLOAT:
-        format_real(buf, sizeof buf, *(const float *)v, true);
-        break;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        format_real(buf, sizeof buf, *(const double *)v, false);
-        break;
-    case PROTOBUF_C_TYPE_BOOL:
-        snprintf(buf, sizeof buf, "%s", *(const protobuf_c_boolean *)v ? "true" : "false");
-        break;
-    case PROTOBUF_C_TYPE_ENUM: {
-        int e = *(const int *)v;
-        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, e);
-        if (ev)
-            snprintf(buf, sizeof buf, "%s", ev->name);
-        else
-            snprintf(buf, sizeof buf, "%d", e);
-        break;
-    }
-    case PROTOBUF_C_TYPE_STRING: {
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
         const char *s = *(const char *const *)v;
         print_escaped(b, (const uint8_t *)(s ? s : ""), s ? strlen(s) : 0);
-        sb_put(b, "\n", 1);
-        return;
-    }
-    case PROTOBUF_C_TYPE_BYTES: {
+    } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
         const ProtobufCBinaryData *bd = v;
         print_escaped(b, bd->data, bd->data ? bd->len : 0);
-        sb_put(b, "\n", 1);
-        return;
+    } else {
+        format_scalar(buf, sizeof buf, f, v);
+        sb_puts(b, buf);
     }
-    default:
-        buf[0] = 0;
-    }
-    sb_puts(b, buf);
     sb_put(b, "\n", 1);
 }
 
@@ -1060,4 +1073,50 @@ int proto_print_text(const ProtobufCMessage *msg, char **out, size_t *len)
     if (len)
         *len = b.len;
     return CREMA_OK;
+}
+
+int proto_format_value(const ProtobufCFieldDescriptor *f, const void *v, char **out, size_t *len)
+{
+    struct sbuf b = { 0 };
+    char buf[64];
+    sb_put(&b, "", 0);
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        print_message(&b, *(ProtobufCMessage *const *)v, 0);
+    } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+        const char *s = *(const char *const *)v;
+        if (s)
+            sb_puts(&b, s);
+    } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
+        const ProtobufCBinaryData *bd = v;
+        if (bd->data)
+            sb_put(&b, (const char *)bd->data, bd->len);
+    } else {
+        format_scalar(buf, sizeof buf, f, v);
+        sb_puts(&b, buf);
+    }
+    if (b.oom) {
+        free(b.p);
+        *out = NULL;
+        return err_set(CREMA_ERR_NOMEM, "out of memory printing field %s", f->name);
+    }
+    *out = b.p;
+    if (len)
+        *len = b.len;
+    return CREMA_OK;
+}
+
+bool proto_field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return *(const size_t *)((const char *)msg + f->quantifier_offset) > 0;
+    return field_present(msg, f);
+}
+
+size_t proto_field_elem_size(const ProtobufCFieldDescriptor *f) { return elem_size(f->type); }
+
+const char *proto_field_type_name(const ProtobufCFieldDescriptor *f)
+{
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return ((const ProtobufCMessageDescriptor *)f->descriptor)->name;
+    return type_name(f->type);
 }

@@ -2,18 +2,19 @@
 test, features) on PySpark. Training runs one crema rank per Spark task in
 barrier mode; the ranks meet at rank 0's rendezvous, whose address travels
 by BarrierTaskContext.allGather with a secret the driver draws."""
+import atexit
 import json
 import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 import time
 
-from . import prototxt, rank as rank_mod
+from ..proto import Message
+from . import rank as rank_mod
 from .config import local_path
-from .sources import DataSource
-
 
 
 class _Job:
@@ -25,6 +26,44 @@ def _spark_session(sc_or_spark):
     if isinstance(sc_or_spark, SparkSession):
         return sc_or_spark
     return SparkSession.builder.config(conf=sc_or_spark.getConf()).getOrCreate()
+
+
+def is_local_master(master):
+    master = master or ""
+    return master == "local" or master.startswith("local[") or master.startswith("local-cluster[")
+
+
+_barrier_timer_hook = []
+
+
+def release_barrier_timer_at_exit(sc):
+    """Spark 3.5 starts a non-daemon java.util.Timer (BarrierTaskContext's)
+    in the JVM of a barrier task. With local[N] that JVM is the driver's, and
+    a spark-submit application that ends without sc.stop() would then never
+    exit: at the Python driver's exit the timer is cancelled."""
+    master = sc.master or ""
+    if _barrier_timer_hook or not (master == "local" or master.startswith("local[")):
+        return
+    _barrier_timer_hook.append(sc)
+
+    def cancel():
+        try:
+            cls = sc._jvm.java.lang.Class.forName("org.apache.spark.BarrierTaskContext$")
+            field = cls.getDeclaredField("org$apache$spark$BarrierTaskContext$$timer")
+            field.setAccessible(True)
+            field.get(cls.getField("MODULE$").get(None)).cancel()
+        except Exception as e:  # another Spark, or the JVM already gone
+            sys.stderr.write("crema.spark: could not release Spark's barrier timer at exit: %s\n" % e)
+
+    atexit.register(cancel)
+
+
+def use_driver_python(sc):
+    """On a local master with no Python named for the workers (neither
+    PYSPARK_PYTHON nor spark.pyspark.python), the workers run the driver's
+    own interpreter, which has crema, instead of `python3` from the PATH."""
+    if is_local_master(sc.master) and not os.environ.get("PYSPARK_PYTHON") and not sc.getConf().get("spark.pyspark.python", None):
+        sc.pythonExec = sys.executable
 
 
 def available_slots(sc):
@@ -111,9 +150,12 @@ class CremaOnSpark:
     test(source), features(source), with sources from
     DataSource(spark).getSource(conf, isTraining)."""
 
-    def __init__(self, sc_or_spark):
+    def __init__(self, sc_or_spark, sqlContext=None):
+        # sqlContext: CaffeOnSpark's early CaffeOnSpark(sc, sqlContext); the
+        # session comes from the context either way
         self.spark = _spark_session(sc_or_spark)
         self.sc = self.spark.sparkContext
+        use_driver_python(self.sc)
 
     # ---- the job ----
 
@@ -121,21 +163,16 @@ class CremaOnSpark:
         job = _Job()
         job.solver_text = conf.solver_text()
         job.net_text = conf.net_text()
-        sp = prototxt.parse(job.solver_text)
-
-        def num(name, default, kind=int):
-            return kind(prototxt.get(sp, name, default))
-
-        job.max_iter = num("max_iter", 0)
-        job.test_interval = num("test_interval", 0)
-        job.test_iter = int(sp.get("test_iter", ["1"])[0])
-        job.test_initialization = prototxt.get(sp, "test_initialization", "true") == "true"
-        job.display = num("display", 0)
-        job.snapshot = num("snapshot", 0)
-        job.iter_size = max(1, num("iter_size", 1))
+        sp = Message("SolverParameter", job.solver_text, filename=conf.solver_path())
+        sp.upgrade()
+        job.max_iter = sp.getint("max_iter")
+        job.test_interval = sp.getint("test_interval")
+        job.test_iter = sp.getint("test_iter[0]", 0)
+        job.display = sp.getint("display")
+        job.snapshot = sp.getint("snapshot")
+        job.iter_size = max(1, sp.getint("iter_size", 1))
         job.timeout_ms = int(os.environ.get("CREMA_SPARK_TIMEOUT_MS", "60000"))
-        job.features = list(conf.features)
-        job.label = conf.label
+        job.features = list(conf.features or [])
         job.weights = None
         job.snapshot_state = None
         job.fail_at = None
@@ -146,7 +183,7 @@ class CremaOnSpark:
         if conf.modelPath:
             self._model = _Uri(self.sc, conf.modelPath)
             job.model_local = self._model.local
-            prefix = prototxt.get(sp, "snapshot_prefix", "") or "snapshot"
+            prefix = sp.get("snapshot_prefix") or "snapshot"
             job.snapshot_prefix = os.path.join(os.path.dirname(job.model_local), os.path.basename(prefix))
         else:
             self._model = None
@@ -157,9 +194,10 @@ class CremaOnSpark:
         if conf.snapshotStateFile:
             job.snapshot_state = local_path(conf.snapshotStateFile)
         job.test_layer = None
+        job.test_layer_index = None
         try:
-            _, tl = conf.data_layer(False)
-            job.test_layer = prototxt.get(tl, "name")
+            job.test_layer_index, tl = conf.data_layer(False)
+            job.test_layer = tl.get("name")
         except ValueError:
             pass
         return job
@@ -172,18 +210,19 @@ class CremaOnSpark:
         self._train(train_source, None)
 
     def trainWithValidation(self, train_source, validation_source):
-        """Trains and, every test_interval iterations, runs the test net over
+        """Trains and, at every test_interval-th iteration after the first
+        and before the last (as CaffeOnSpark), runs the test net over
         test_iter batches of the validation source on every rank. Returns a
-        DataFrame with one row per validation: iteration and one column per
-        test-net output (averaged over the ranks)."""
+        DataFrame with one row per validation and one array<float> column
+        per test-net output, in the net's output order (each the mean over
+        the batches' samples, averaged over the ranks), as CaffeOnSpark's."""
         rows = self._train(train_source, validation_source)
-        vals = [r for r in rows if r["kind"] == "validation"]
-        from pyspark.sql import Row
-        if not vals:
-            return self.spark.createDataFrame([], "iteration int")
-        names = list(vals[0]["outputs"].keys())
-        return self.spark.createDataFrame([Row(iteration=v["iter"], **{k: v["outputs"][k] for k in names})
-                                           for v in vals])
+        vals = sorted((r for r in rows if r["kind"] == "validation"), key=lambda r: r["iter"])
+        from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
+        names = self._validation_names if vals == [] else list(vals[0]["outputs"].keys())
+        schema = StructType([StructField(k, ArrayType(FloatType(), False), False) for k in names])
+        self.validation_iterations = [v["iter"] for v in vals]
+        return self.spark.createDataFrame([tuple(v["outputs"][k] for k in names) for v in vals], schema)
 
     def _train(self, train_source, validation_source):
         conf = train_source.conf
@@ -237,9 +276,13 @@ class CremaOnSpark:
         # a shuffle after the barrier stage makes it a ShuffleMapStage: Spark
         # retries those (all tasks together) when a task fails, never a
         # barrier ResultStage
+        release_barrier_timer_at_exit(self.sc)
         out = df.mapInArrow(task, "record string", barrier=True).repartition(1).collect()
         rows = [json.loads(r.record) for r in out]
+        self._validation_names = []
         for r in rows:
+            if r["kind"] == "outputs":
+                self._validation_names = r["names"]
             if r["kind"] == "resume":
                 rank_mod.log("rank %d resumed from %s at iteration %d" % (r["rank"], r["file"], r["iter"]))
             if r["kind"] == "done":
@@ -297,16 +340,13 @@ class CremaOnSpark:
                 if mode == "test":
                     yield pa.RecordBatch.from_arrays([pa.array([item], pa.string())], names=["record"])
                     continue
-                ids, feats, labels = item
+                ids, feats = item
                 cols, names = [pa.array(list(ids), pa.string())], ["SampleID"]
                 for k in job.features:
                     f = feats[k]
-                    offsets = np.arange(0, f.size + 1, f.shape[1], dtype=np.int32)
-                    cols.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(f.reshape(-1))))
+                    offsets = np.arange(f.shape[0] + 1, dtype=np.int32) * f.shape[1]
+                    cols.append(pa.ListArray.from_arrays(pa.array(offsets), pa.array(f.reshape(-1), pa.float32())))
                     names.append(k)
-                if labels is not None:
-                    cols.append(pa.array(labels, pa.float32()))
-                    names.append(job.label)
                 yield pa.RecordBatch.from_arrays(cols, names=names)
 
         return df.mapInArrow(task, schema)
@@ -330,14 +370,15 @@ class CremaOnSpark:
         return result
 
     def features(self, source):
-        """A DataFrame with SampleID, one array<float> column per blob of
-        -features, and the -label blob's value (when -label is given)."""
+        """A DataFrame with SampleID and one array<float> column per blob of
+        -features (the -label blob among them, as CaffeOnSpark's Config adds
+        it): per sample, count/batch values of the blob, or the whole blob
+        when it has fewer values than the batch (an aggregate such as
+        accuracy, then the same for every sample of the batch)."""
         conf = source.conf
         if not conf.features:
             raise ValueError("features: give -features blob1,blob2")
         cols = ["SampleID string"] + ["`%s` array<float>" % k for k in conf.features]
-        if conf.label:
-            cols.append("`%s` float" % conf.label)
         return self._score_df(source, "features", ", ".join(cols), conf)
 
 

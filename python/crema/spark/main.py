@@ -17,6 +17,13 @@ def _session(master):
     b = SparkSession.builder.appName("crema.spark")
     if master:
         b = b.master(master)
+    from crema.spark.cos import is_local_master  # main.py also runs as a script (spark-submit)
+    if is_local_master(master) and not os.environ.get("PYSPARK_PYTHON"):
+        # Spark starts the workers' Python from PYSPARK_PYTHON, else
+        # `python3` from the PATH, which may lack crema (a venv's package):
+        # on this machine, the driver's own interpreter serves
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        b = b.config("spark.pyspark.python", sys.executable)
     for k in ("PYTHONPATH", "CREMA_LIBRARY", "OPENBLAS_NUM_THREADS"):
         if os.environ.get(k):
             b = b.config("spark.executorEnv." + k, os.environ[k])

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import prototxt
+from ..proto import Message
 
 
 def log(msg):
@@ -187,14 +187,18 @@ class LmdbFeeder(_Feeder):
         self.n = len(range(rank, total, size))
         if self.n == 0:
             raise ValueError("LMDB %s: rank %d of %d has no records (%d in all)" % (spec.path, rank, size, total))
-        text = ('name: "reader"\nlayer {\n  name: "data"\n  type: "Data"\n  top: "data"\n  top: "label"\n'
-                '  data_param {\n    source: "%s"\n    backend: LMDB\n    batch_size: %d\n  }\n%s}\n'
-                % (spec.path.replace('"', '\\"'), spec.batch, spec.transform))
+        reader = Message("NetParameter", 'name: "reader" layer { name: "data" type: "Data" top: "data" '
+                         'top: "label" data_param { backend: LMDB } }')
+        reader.set("layer[0].data_param.source", spec.path)
+        reader.set("layer[0].data_param.batch_size", spec.batch)
+        if spec.transform:
+            reader.set("layer[0].transform_param", Message("TransformationParameter", spec.transform))
         path = os.path.join(work, "reader_%s.prototxt" % phase.lower())
         with open(path, "w") as f:
-            f.write(text)
+            f.write(reader.text())
         self.reader = crema.Net(path, phase=phase)
         self.reader.set_data_shard("data", rank, size)
+        self.keys = None
 
     def seek(self, pos):
         # the reader only goes forward: skip whole batches
@@ -215,7 +219,12 @@ class LmdbFeeder(_Feeder):
         return idx
 
     def sample_ids(self, idx):
-        return np.array([str(self.rank + self.size * int(i)) for i in idx], dtype=object)
+        # the records' keys, as CaffeOnSpark's LMDB source named its samples
+        if self.keys is None:
+            import crema
+            self.keys = [k.decode("utf-8", "replace") for k in
+                         crema.db_keys(self.spec.path, "lmdb", self.rank, self.size)]
+        return np.array([self.keys[int(i)] for i in idx], dtype=object)
 
 
 def make_feeder(spec, table, rank, size, phase, work):
@@ -230,20 +239,22 @@ def make_feeder(spec, table, rank, size, phase, work):
 
 
 def fed_net(job):
-    """The job's net as the ranks build it: its MemoryData layers lose their
-    source_class, since crema.spark feeds them (libcrema alone would read an
-    LMDB source itself, relative to the executor's directory)."""
-    net = prototxt.parse(job.net_text)
-    for lp in net.get("layer", []):
-        if prototxt.get(lp, "type") == "MemoryData":
-            lp.pop("source_class", None)
+    """The job's net as the ranks build it (a crema.Message): its MemoryData
+    layers lose their source_class, since crema.spark feeds them (libcrema
+    alone would read an LMDB source itself, relative to the executor's
+    directory)."""
+    net = Message("NetParameter", job.net_text, filename="net")
+    net.upgrade()
+    for i in range(net.count("layer")):
+        if net.get("layer[%d].type" % i) == "MemoryData":
+            net.clear("layer[%d].source_class" % i)
     return net
 
 
-def write_net_file(job, work):
-    path = os.path.join(work, "net.prototxt")
+def write_net_file(job, work, net=None, name="net.prototxt"):
+    path = os.path.join(work, name)
     with open(path, "w") as f:
-        f.write(prototxt.dump(fed_net(job)))
+        f.write((net or fed_net(job)).text())
     return path
 
 
@@ -252,16 +263,17 @@ def write_solver_file(job, work):
     solver is byte for byte the same, as crema's ranks check), snapshots
     under the model's directory, and no test nets: validation runs from
     Python on fed data."""
-    sp = prototxt.parse(job.solver_text)
+    sp = Message("SolverParameter", job.solver_text, filename="solver")
+    sp.upgrade()
     for k in ("net", "train_net", "test_net", "net_param", "train_net_param", "test_net_param", "snapshot_prefix",
               "weights", "test_iter", "test_interval", "test_initialization", "test_state"):
-        sp.pop(k, None)
-    sp["net_param"] = [fed_net(job)]
-    sp["snapshot_prefix"] = [job.snapshot_prefix]
-    sp["snapshot_after_train"] = ["false"]
+        sp.clear(k)
+    sp.set("net_param", fed_net(job))
+    sp.set("snapshot_prefix", job.snapshot_prefix)
+    sp.set("snapshot_after_train", False)
     path = os.path.join(work, "solver.prototxt")
     with open(path, "w") as f:
-        f.write(prototxt.dump(sp))
+        f.write(sp.text())
     return path
 
 
@@ -287,25 +299,77 @@ def _share_weights(train, test):
                 dst.data[...] = src.data
 
 
+def per_sample(blob, batch, real):
+    """One output blob as CaffeOnSpark's rows for the first `real` samples of
+    a batch of `batch`: count/batch values per sample, or, when the blob has
+    fewer values than the batch (an aggregate such as accuracy or loss), the
+    whole blob for every sample. A (real, k) float32 array."""
+    a = np.asarray(blob, np.float32).reshape(-1)
+    dim = a.size // batch
+    if dim > 0:
+        return a[:dim * batch].reshape(batch, dim)[:real]
+    return np.broadcast_to(a, (real, a.size))
+
+
 def _validate(job, solver, net, feeder, dist, size):
-    """Every output of the TEST net averaged over test_iter batches of each
-    rank's validation data and over the ranks."""
+    """Every output of the TEST net as CaffeOnSpark's validation rows: the
+    mean of its per-sample values over test_iter batches of each rank's
+    validation data, averaged over the ranks; {name: [values]}."""
     _share_weights(solver.net, net)
     sums = None
     names = net.outputs
+    sizes = []
     for _ in range(job.test_iter):
         feeder.feed(net, 1, layer=job.test_layer)
-        out = net.forward()
-        vec = np.concatenate([np.asarray(out[k], np.float32).reshape(-1) for k in names])
+        net.forward()
+        rows = [per_sample(net.blobs[k].data, feeder.batch, feeder.batch).mean(axis=0) for k in names]
+        sizes = [r.size for r in rows]
+        vec = np.concatenate(rows).astype(np.float32)
         sums = vec if sums is None else sums + vec
     total = dist.allreduce(sums) / float(job.test_iter * size)
     row, off = {}, 0
-    for k in names:
-        cnt = int(np.asarray(net.blobs[k].data).size)
-        v = total[off:off + cnt]
-        row[k] = float(v[0]) if cnt == 1 else [float(x) for x in v]
-        off += cnt
+    for k, n in zip(names, sizes):
+        row[k] = [float(x) for x in total[off:off + n]]
+        off += n
     return row
+
+
+def task_gpus():
+    """The GPU addresses Spark gave this task (spark.task.resource.gpu.amount
+    with the executors' GPU discovery), or [] outside Spark or without."""
+    try:
+        from pyspark import TaskContext
+        ctx = TaskContext.get()
+        res = ctx.resources() if ctx is not None else {}
+        gpu = res.get("gpu") if res else None
+        return list(gpu.addresses) if gpu is not None else []
+    except Exception:
+        return []
+
+
+def choose_device(job, rank):
+    """Where a rank computes, one rank per GPU as CaffeOnSpark ran one solver
+    per GPU: the GPU Spark assigned the task; else, when the solver says
+    solver_mode: GPU and GPUs are present, GPU rank % count (with
+    spark.executor.resource.gpu unset, every task of a host sees every GPU);
+    else the CPU, with one line saying so where the solver asked for a GPU.
+    Returns a description for the log."""
+    import crema
+    sp = Message("SolverParameter", job.solver_text, filename="solver")
+    wants = sp.has("solver_mode") and str(sp.get("solver_mode")) == "GPU"
+    gpus = task_gpus()
+    if gpus:
+        gpu = int(gpus[0])
+    elif wants and crema.gpu_count() > 0:
+        gpu = rank % crema.gpu_count()
+    else:
+        crema.set_mode_cpu()
+        if wants:
+            log("rank %d: solver_mode is GPU, but this executor has no GPU; computing on the CPU" % rank)
+        return "CPU"
+    crema.set_device(gpu)
+    crema.set_mode_gpu()  # raises, naming why, if the GPU cannot be had
+    return "GPU %d" % gpu
 
 
 def train_rank(job, rank, size, address, secret, table, val_table):
@@ -319,6 +383,9 @@ def train_rank(job, rank, size, address, secret, table, val_table):
     dist = crema.Dist(rank, size, address, secret, job.timeout_ms)
     solver = vnet = None
     try:
+        where = choose_device(job, rank)
+        if rank == 0:
+            log("rank %d of %d computes on the %s" % (rank, size, where))
         solver = crema.Solver(write_solver_file(job, work), log=(rank == 0))
         if job.weights:
             solver.net.load_weights(job.weights)
@@ -343,6 +410,8 @@ def train_rank(job, rank, size, address, secret, table, val_table):
         if job.val_spec is not None:
             val = make_feeder(job.val_spec, val_table, rank, size, "TEST", work)
             vnet = crema.Net(write_net_file(job, work), phase="TEST")
+            if rank == 0:
+                records.append(json.dumps({"kind": "outputs", "names": vnet.outputs}))
 
         def validate(it):
             row = _validate(job, solver, vnet, val, dist, size)
@@ -354,8 +423,9 @@ def train_rank(job, rank, size, address, secret, table, val_table):
         start_iter = solver.iter
         while solver.iter < job.max_iter:
             it = solver.iter
-            if (val is not None and job.test_interval > 0 and it % job.test_interval == 0
-                    and (it > 0 or job.test_initialization)):
+            # CaffeOnSpark validates at every test_interval-th iteration after
+            # the first, before that iteration's step, and not after the last
+            if val is not None and job.test_interval > 0 and it % job.test_interval == 0 and it > 0:
                 validate(it)
             feeder.feed(solver.net, job.iter_size)
             if job.fail_at and rank == job.fail_at[0] and it == job.fail_at[1] and \
@@ -364,8 +434,6 @@ def train_rank(job, rank, size, address, secret, table, val_table):
                 log("rank %d: failing on purpose at iteration %d (test hook)" % (rank, it))
                 os._exit(3)
             solver.step(1)
-        if val is not None and job.test_interval > 0 and solver.iter % job.test_interval == 0:
-            validate(solver.iter)
         seconds = time.time() - t0
         if rank == 0:
             solver.net.save(job.model_local)
@@ -388,47 +456,44 @@ def train_rank(job, rank, size, address, secret, table, val_table):
 
 def score_partition(job, spec, table, rank, size, mode):
     """Runs the TEST net with the model over every sample of this partition
-    once. mode "test": yields one JSON record of output sums; "features":
-    yields (ids, {blob: N x k float32}, labels) per batch."""
+    once. mode "test": yields one JSON record of the per-sample output sums
+    (CaffeOnSpark's test() is the mean of the per-sample rows); "features":
+    yields (ids, {blob: N x k float32}) per batch, rows as per_sample."""
     import crema
     work = tempfile.mkdtemp(prefix="crema-spark-score-")
+    choose_device(job, rank)
     net = crema.Net(write_net_file(job, work), job.model_local, phase="TEST")
     feeder = make_feeder(spec, table, rank, size, "TEST", work)
     n, b = feeder.n, spec.batch
-    sums, count = None, 0
+    sums, count, sizes = None, 0, []
     names = net.outputs
+    missing = [k for k in (job.features if mode == "features" else []) if k not in net.blobs]
+    if missing:
+        net.close()
+        raise ValueError("features: the test net has no blob %s (its blobs: %s)"
+                         % (", ".join(missing), ", ".join(net.blob_names)))
     tail = None
     try:
         for start in range(0, n, b):
             real = min(b, n - start)
+            use, batch = net, b
             if mode == "test" and real < b:
                 # a net whose batch is the remainder, so that every sample
                 # counts once and the means are exact
-                tail = crema.Net(_tail_net(job, spec.layer, real, work), job.model_local, phase="TEST")
-                feeder.feed(tail, 1, count=real)
-                out = tail.forward()
-                vec = np.concatenate([np.asarray(out[k], np.float64).reshape(-1) for k in names])
-                sums = vec * real if sums is None else sums + vec * real
-                count += real
-                continue
-            idx = feeder.feed(net, 1)
-            out = net.forward()
+                tail = crema.Net(_tail_net(job, real, work), job.model_local, phase="TEST")
+                use, batch = tail, real
+            idx = feeder.feed(use, 1, count=batch if batch < b else None)
+            use.forward()
             if mode == "test":
-                vec = np.concatenate([np.asarray(out[k], np.float64).reshape(-1) for k in names])
-                # a padded last batch counts for its real samples only
-                sums = vec * real if sums is None else sums + vec * real
+                rows = [per_sample(use.blobs[k].data, batch, real).sum(axis=0, dtype=np.float64) for k in names]
+                sizes = [r.size for r in rows]
+                vec = np.concatenate(rows)
+                sums = vec if sums is None else sums + vec
                 count += real
             else:
-                feats = {}
-                for k in job.features:
-                    a = np.asarray(net.blobs[k].data, np.float32)
-                    feats[k] = a.reshape(a.shape[0], -1)[:real].copy()
-                labels = None
-                if job.label:
-                    labels = np.asarray(net.blobs[job.label].data, np.float32).reshape(b, -1)[:real, 0].copy()
-                yield feeder.sample_ids(idx[:real]), feats, labels
+                feats = {k: np.ascontiguousarray(per_sample(use.blobs[k].data, batch, real)) for k in job.features}
+                yield feeder.sample_ids(idx[:real]), feats
         if mode == "test":
-            sizes = [int(np.asarray(net.blobs[k].data).size) for k in names]
             yield json.dumps({"names": names, "sizes": sizes,
                               "sums": [] if sums is None else [float(x) for x in sums], "count": count})
     finally:
@@ -437,15 +502,11 @@ def score_partition(job, spec, table, rank, size, mode):
             tail.close()
 
 
-def _tail_net(job, layer, batch, work):
-    """The net with its TEST data layer `layer` taking batch samples."""
-    np_ = fed_net(job)
-    for lp in np_.get("layer", []):
-        if prototxt.get(lp, "name") == layer and "TEST" in prototxt.layer_phases(lp):
-            for key in ("memory_data_param", "cos_data_param"):
-                if key in lp:
-                    lp[key][-1]["batch_size"] = [str(batch)]
-    path = os.path.join(work, "net_tail.prototxt")
-    with open(path, "w") as f:
-        f.write(prototxt.dump(np_))
-    return path
+def _tail_net(job, batch, work):
+    """The net with its TEST data layer taking batch samples."""
+    net = fed_net(job)
+    i = job.test_layer_index
+    for key in ("memory_data_param", "cos_data_param"):
+        if net.has("layer[%d].%s" % (i, key)):
+            net.set("layer[%d].%s.batch_size" % (i, key), batch)
+    return write_net_file(job, work, net, "net_tail.prototxt")

@@ -5,7 +5,7 @@ rank must feed (a picklable FeedSpec) and gives the Spark DataFrame that is
 partitioned over the ranks (none for LMDB: each rank reads its shard)."""
 import os
 
-from . import prototxt
+from ..proto import Message
 from .config import local_path
 
 LMDB = "com.yahoo.ml.caffe.LMDB"
@@ -17,8 +17,9 @@ COS_TYPES = ["STRING", "INT", "FLOAT", "INT_ARRAY", "FLOAT_ARRAY", "RAW_IMAGE", 
              "ENCODED_IMAGE_WITH_DIM"]
 
 
-def _int(layer_param, name, default=0):
-    return int(prototxt.get(layer_param, name, default))
+def layer_message(layer):
+    """A LayerParameter crema.Message from a Message or its text."""
+    return layer if isinstance(layer, Message) or layer is None else Message("LayerParameter", layer)
 
 
 class FeedSpec:
@@ -39,7 +40,7 @@ class DataSource:
     def __init__(self, spark=None, conf=None, layer=None, is_train=True):
         self.spark = spark
         self.conf = conf
-        self.layer = layer
+        self.layer = layer_message(layer)
         self.isTrain = is_train
         self.dataframe = None
 
@@ -48,21 +49,35 @@ class DataSource:
 
     @property
     def layer_name(self):
-        return prototxt.get(self.layer, "name")
+        return self.layer.get("name")
 
     @property
     def source_class(self):
-        return prototxt.get(self.layer, "source_class", "")
+        return self.layer.get("source_class")
+
+    PARAM = "memory_data_param"
+
+    def p(self, field, kind=str):
+        """A field of the layer's data parameter (its declared default when
+        unset; None when the layer has no such parameter)."""
+        v = self.layer.get("%s.%s" % (self.PARAM, field))
+        if v is None:
+            return None
+        return v == "true" if kind is bool else kind(v)
+
+    def batch_size(self):
+        return self.p("batch_size", int) or 0
 
     def source_path(self):
-        p = self._param()
-        src = prototxt.get(p, "source", "")
+        src = self.p("source") or ""
         if not src and self.dataframe is None:
             raise ValueError("layer %s: no source" % self.layer_name)
         return src
 
-    def _param(self):
-        return prototxt.get(self.layer, "memory_data_param", {})
+    def transform_text(self):
+        """The layer's transform_param (a TransformationParameter's text; ""
+        when it has none)."""
+        return self.layer.get("transform_param") or ""
 
     def spec(self):
         raise NotImplementedError
@@ -79,17 +94,15 @@ class ImageDataFrame(DataSource):
     dataframe_column_select expressions."""
 
     def spec(self):
-        p = self._param()
-        return FeedSpec("image", self.layer_name, _int(p, "batch_size"), channels=_int(p, "channels"),
-                        height=_int(p, "height"), width=_int(p, "width"),
-                        encoded=prototxt.get(p, "image_encoded", "false") == "true",
+        return FeedSpec("image", self.layer_name, self.batch_size(), channels=self.p("channels", int) or 0,
+                        height=self.p("height", int) or 0, width=self.p("width", int) or 0,
+                        encoded=bool(self.p("image_encoded", bool)),
                         resize=bool(self.conf.resize) if self.conf is not None else False)
 
     def raw_dataframe(self, spark):
         if self.dataframe is not None:
             return self.dataframe
-        p = self._param()
-        fmt = prototxt.get(p, "dataframe_format", "parquet")
+        fmt = self.p("dataframe_format") or "parquet"
         return spark.read.format(fmt).load(self.source_path())
 
     def image_dataframe(self, spark):
@@ -97,7 +110,7 @@ class ImageDataFrame(DataSource):
         channels, height, width (int), encoded (bool), data (binary)."""
         from pyspark.sql import functions as F
         df = self.raw_dataframe(spark)
-        select = self._param().get("dataframe_column_select", [])
+        select = self.layer.getlist("%s.dataframe_column_select" % self.PARAM)
         if select:
             df = df.selectExpr(*select)
         cols = set(df.columns)
@@ -164,11 +177,9 @@ class LMDBSource(DataSource):
         return p
 
     def spec(self):
-        p = self._param()
-        tp = prototxt.get(self.layer, "transform_param")
-        return FeedSpec("lmdb", self.layer_name, _int(p, "batch_size"), path=self.lmdb_path(),
-                        transform=prototxt.dump({"transform_param": [tp]}) if tp else "",
-                        channels=_int(p, "channels"), height=_int(p, "height"), width=_int(p, "width"))
+        return FeedSpec("lmdb", self.layer_name, self.batch_size(), path=self.lmdb_path(),
+                        transform=self.transform_text(), channels=self.p("channels", int) or 0,
+                        height=self.p("height", int) or 0, width=self.p("width", int) or 0)
 
     def rank_dataframe(self, spark, n):
         return spark.range(0, n, 1, n)
@@ -176,28 +187,26 @@ class LMDBSource(DataSource):
 
 class CoSDataSource(DataSource):
     """The CoSData layer's DataFrame source (CaffeOnSpark's DataFrameSource):
-    cos_data_param.source read in dataframe_format (parquet by default), one
+    cos_data_param.source read as parquet, one
     column per top, named as the top; an optional id column."""
 
-    def _param(self):
-        return prototxt.get(self.layer, "cos_data_param", {})
+    PARAM = "cos_data_param"
 
     def tops(self):
-        return [(prototxt.get(t, "name"), prototxt.get(t, "type", "STRING")) for t in self._param().get("top", [])]
+        return [(self.layer.get("cos_data_param.top[%d].name" % i), self.layer.get("cos_data_param.top[%d].type" % i))
+                for i in range(self.layer.count("cos_data_param.top"))]
 
     def spec(self):
-        p = self._param()
         for name, t in self.tops():
             if t not in COS_TYPES:
                 raise ValueError("layer %s: top %s has type %s, not one of %s" % (self.layer_name, name, t,
                                                                                  ", ".join(COS_TYPES)))
-        return FeedSpec("cos", self.layer_name, _int(p, "batch_size"), tops=self.tops())
+        return FeedSpec("cos", self.layer_name, self.batch_size(), tops=self.tops())
 
     def rank_dataframe(self, spark, n):
         df = self.dataframe
         if df is None:
-            fmt = prototxt.get(self._param(), "dataframe_format", "parquet")
-            df = spark.read.format(fmt).load(self.source_path())
+            df = spark.read.format("parquet").load(self.source_path())
         missing = [name for name, _ in self.tops() if name not in df.columns]
         if missing:
             raise ValueError("layer %s: the DataFrame has no column for top(s) %s (columns: %s)"
@@ -215,18 +224,18 @@ def get_source(spark, conf, is_train, dataframe=None):
     """The source of the net's TRAIN (is_train) or TEST data layer, by its
     source_class (a CoSData layer's is its DataFrame source)."""
     _, layer = conf.data_layer(is_train)
-    t = prototxt.get(layer, "type")
-    cls = prototxt.get(layer, "source_class", "")
+    t = layer.get("type")
+    cls = layer.get("source_class")
     if t == "CoSData":
         klass = CoSDataSource
     elif t == "MemoryData":
         if cls not in _CLASSES or _CLASSES[cls] is CoSDataSource:
             raise ValueError("layer %s: source_class %r is not one crema.spark reads (%s)"
-                             % (prototxt.get(layer, "name"), cls, ", ".join(k for k in _CLASSES if k != DF)))
+                             % (layer.get("name"), cls, ", ".join(k for k in _CLASSES if k != DF)))
         klass = _CLASSES[cls]
     else:
         raise ValueError("layer %s is a %s layer: crema.spark feeds MemoryData (with a source_class) and CoSData"
-                         % (prototxt.get(layer, "name"), t))
+                         % (layer.get("name"), t))
     src = klass(spark, conf, layer, is_train)
     src.dataframe = dataframe
     return src

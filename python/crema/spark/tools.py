@@ -57,16 +57,21 @@ def lmdb_to_dataframe(spark, lmdb_path, partitions=None, batch=256):
             return
         work = tempfile.mkdtemp(prefix="crema-lmdb2df-")
         net_path = os.path.join(work, "reader.prototxt")
+        reader = crema.Message("NetParameter", 'layer { name: "data" type: "Data" top: "data" top: "label" '
+                               'data_param { backend: LMDB } }')
+        reader.set("layer[0].data_param.source", path)
+        reader.set("layer[0].data_param.batch_size", batch)
         with open(net_path, "w") as f:
-            f.write('layer { name: "data" type: "Data" top: "data" top: "label"\n'
-                    '  data_param { source: "%s" backend: LMDB batch_size: %d } }\n' % (path, batch))
+            f.write(reader.text())
         net = crema.Net(net_path, phase="TEST")
         net.set_data_shard("data", r, parts)
+        # the records' keys are their ids, as in CaffeOnSpark's LMDB2DataFrame
+        keys = [k.decode("utf-8", "replace") for k in crema.db_keys(path, "lmdb", r, parts)]
         for start in range(0, n, batch):
             out = net.forward()
             real = min(batch, n - start)
             img = np.rint(out["data"][:real]).clip(0, 255).astype(np.uint8)
-            ids = [r + parts * (start + i) for i in range(real)]
+            ids = keys[start:start + real]
             labels = out["label"].reshape(-1)[:real].astype(np.int64)
             for b in images_table(ids, labels, img).to_batches():
                 yield b
