@@ -70,6 +70,34 @@ static struct {
 /* True on pool workers, and on a caller while it runs its share. */
 static _Thread_local bool in_task;
 
+/* cpu_scratch's buffer: the pointer in thread-local storage, freed by a
+ * pthread key's destructor when the thread ends. */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_cap;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_make(void)
+{
+    pthread_key_create(&scratch_key, free);
+}
+
+float *cpu_scratch(size_t n)
+{
+    if (n <= scratch_cap)
+        return scratch;
+    pthread_once(&scratch_once, scratch_key_make);
+    float *p = realloc(scratch, n * sizeof *p);
+    if (!p) {
+        err_set(CREMA_ERR_NOMEM, "out of memory (%zu floats of thread scratch)", n);
+        return NULL;
+    }
+    scratch = p;
+    scratch_cap = n;
+    pthread_setspecific(scratch_key, p);
+    return p;
+}
+
 static int default_threads(void)
 {
     const char *env = getenv("CREMA_NUM_THREADS");

@@ -384,15 +384,15 @@ static int v_lrn_across_forward(const struct backend *be, const struct lrn_geom 
 
 /* dx = dy * scale^-beta - (2 alpha beta / size) * x * (window sum over
  * channels of dy * y / scale), the window sliding as in the forward. Each
- * range of images has its own scratch: one image's ratios, a plane's
- * window sum and scale^-beta. */
+ * range of images has its own scratch (the thread's, kept between calls):
+ * one image's ratios, a plane's window sum and scale^-beta. */
 static int across_backward_images(void *ctx, size_t n0, size_t n1)
 {
     const struct across_job *j = ctx;
     const struct lrn_geom *s = j->g;
     const int C = s->channels, plane = s->height * s->width, pre = (s->size - 1) / 2;
     const size_t item = (size_t)C * plane;
-    float *ratio = malloc((item + 2 * (size_t)plane) * sizeof *ratio);
+    float *ratio = cpu_scratch(item + 2 * (size_t)plane);
     if (!ratio)
         return err_set(CREMA_ERR_NOMEM, "LRN backward: out of memory (%zu floats)", item + 2 * (size_t)plane);
     float *accum = ratio + item, *p = accum + plane;
@@ -420,7 +420,6 @@ static int across_backward_images(void *ctx, size_t n0, size_t n1)
                     accum[i] -= ratio[co - (size_t)pre * plane + i];
         }
     }
-    free(ratio);
     return CREMA_OK;
 }
 
