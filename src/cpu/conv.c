@@ -47,6 +47,8 @@
 #define FILTER_MIN_KD 48
 
 struct slot {
+    float *panel; /* same-size engine: KC x nr column panel */
+    float *arows; /* same-size engine: mr column rows of the image (mr x n_panels nr) */
     float *col; /* K x (block * S): im2col of a block (packed: + mr rows) */
     float *tmp; /* M x (block * S): the block's output side, gathered */
     float *bt;  /* packed engine: the image's output side transposed, in nr-wide panels */
@@ -81,6 +83,15 @@ struct cpu_conv {
      * (Kt = Mg x kernel taps, G x t_panels x Kt x mr), which needs no
      * col2im and sums each input gradient in one running sum. */
     bool tconv;
+    /* A stride-1 convolution whose output has its input's size ("same"):
+     * the column panels come straight from the image (ukr->pack, with
+     * same_off/same_mask: [k][panel], one offset and lane mask per column
+     * row and nr-pixel panel), for the forward, the weight gradient and
+     * the transposed convolution (tsame_*: its rows, Mg x taps) alike. */
+    bool same;
+    int n_panels;
+    long *same_off, *tsame_off;
+    unsigned *same_mask, *tsame_mask;
     /* The weight gradient through OpenBLAS (filter_group, one image per
      * block) for a short column (Kd < FILTER_MIN_KD): there the packed
      * engine's transposed output side costs more than its GEMM. */
@@ -128,6 +139,36 @@ static bool as_2d(const struct conv_shape *s, struct geom2 *d)
         d->dilation_h = s->dilation[0];
     }
     return true;
+}
+
+/* Offsets and lane masks of a "same" convolution's column panels: for
+ * column row k (channel, kernel row, kernel column) and panel q (output
+ * pixels q nr .. q nr + nr - 1, on the input's grid), the panel's first
+ * pixel's input and which lanes fall inside the image. */
+static int same_tables(int channels, const struct geom2 *d, int pad_h, int pad_w, int nr, int n_panels, long **off,
+                       unsigned **mask)
+{
+    const long H = d->in_h, W = d->in_w, S = H * W, taps = (long)d->kernel_h * d->kernel_w;
+    size_t n = (size_t)channels * (size_t)taps * (size_t)n_panels;
+    *off = malloc(n * sizeof **off);
+    *mask = malloc(n * sizeof **mask);
+    if (!*off || !*mask)
+        return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu panel offsets)", n);
+    for (long k = 0; k < channels * taps; k++) {
+        long c = k / taps, t = k % taps;
+        long dy = (t / d->kernel_w) * d->dilation_h - pad_h, dx = (t % d->kernel_w) * d->dilation_w - pad_w;
+        for (long q = 0; q < n_panels; q++) {
+            unsigned m = 0;
+            for (long j = 0; j < nr; j++) {
+                long px = q * nr + j, ih = px / W + dy, iw = px % W + dx;
+                if (px < S && ih >= 0 && ih < H && iw >= 0 && iw < W)
+                    m |= 1u << j;
+            }
+            (*off)[k * n_panels + q] = c * S + q * nr + dy * W + dx;
+            (*mask)[k * n_panels + q] = m;
+        }
+    }
+    return CREMA_OK;
 }
 
 int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
@@ -206,12 +247,21 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         p->tconv = d->stride_h == 1 && d->stride_w == 1 && p->tpad_h >= 0 && p->tpad_w >= 0 && p->S_in <= p->S &&
                    !p->is_1x1;
         p->Kt = p->Mg * d->kernel_h * d->kernel_w;
+        p->same = d->stride_h == 1 && d->stride_w == 1 && d->out_h == d->in_h && d->out_w == d->in_w &&
+                  !p->is_1x1 && p->nr <= 32;
+        p->n_panels = (int)((p->S + p->nr - 1) / p->nr);
         p->t_panels = (int)((d->in_channels / d->groups + p->mr - 1) / p->mr);
-        /* the column buffer has mr rows more: the last row panel reads them */
+        /* the column buffer has mr rows more: the last row panel reads them;
+         * the same-size engine needs one only for OpenBLAS's weight gradient */
         size_t col = (size_t)(p->K + p->mr) * cols;
         if (p->tconv && (size_t)p->Kt * (size_t)p->S_in > col)
             col = (size_t)p->Kt * (size_t)p->S_in;
-        per_slot = col + (size_t)p->o_panels * (size_t)p->nr * cols;
+        size_t same_bufs = 0;
+        if (p->same) {
+            same_bufs = (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
+            col = p->filter_blas ? (size_t)p->K * cols : 0;
+        }
+        per_slot = same_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols;
         partial = (size_t)p->n_groups * (size_t)p->w_count;
         size_t wt = p->tconv ? (size_t)p->t_panels * (size_t)p->Kt : (size_t)p->k_panels * (size_t)p->Mg;
         shared = (size_t)s->groups * (size_t)p->mr * ((size_t)p->m_panels * (size_t)p->Kd + wt);
@@ -228,9 +278,15 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
     }
     float *a = p->arena;
     for (int sl = 0; sl < p->n_slots; sl++) {
+        if (p->u && p->same) {
+            p->slots[sl].panel = a;
+            p->slots[sl].arows = a + (size_t)KC * (size_t)p->nr;
+            a += (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
+        }
         p->slots[sl].col = a;
         if (p->u) {
-            a += per_slot - (size_t)p->o_panels * (size_t)p->nr * cols;
+            a += p->same ? (p->filter_blas ? (size_t)p->K * cols : 0)
+                         : per_slot - (size_t)p->o_panels * (size_t)p->nr * cols;
             p->slots[sl].bt = a;
             a += (size_t)p->o_panels * (size_t)p->nr * cols;
         } else {
@@ -248,6 +304,18 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         a += (size_t)s->groups * (size_t)p->m_panels * (size_t)p->Kd * (size_t)p->mr;
         p->wtpack = a;
     }
+    if (p->u && p->same) {
+        const struct geom2 *d = &p->d;
+        int rc = same_tables(d->in_channels / d->groups, d, d->pad_h, d->pad_w, p->nr, p->n_panels, &p->same_off,
+                             &p->same_mask);
+        if (!rc && p->tconv)
+            rc = same_tables((int)p->Mg, d, p->tpad_h, p->tpad_w, p->nr, p->n_panels, &p->tsame_off,
+                             &p->tsame_mask);
+        if (rc) {
+            cpu_conv_free(p);
+            return rc;
+        }
+    }
     cpu_blas_init();
     *out = p;
     return CREMA_OK;
@@ -257,6 +325,10 @@ void cpu_conv_free(struct cpu_conv *p)
 {
     if (!p)
         return;
+    free(p->same_off);
+    free(p->same_mask);
+    free(p->tsame_off);
+    free(p->tsame_mask);
     free(p->slots);
     free(p->arena);
     free(p);
@@ -467,6 +539,93 @@ static const float *packed_im2col(const struct cpu_conv *p, const struct slot *s
     return sl->col;
 }
 
+/* ---- the "same" convolution: column panels straight from the image ---- */
+
+static void same_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels;
+    const long Cg = p->d.in_channels / p->d.groups;
+    const float *x = im + (size_t)n * (size_t)p->in_dim;
+    float *o = out + (size_t)n * (size_t)p->out_dim;
+    int nkb = kblocks(Kd);
+    for (long g = 0; g < p->d.groups; g++)
+        for (long q = 0; q < np; q++)
+            for (int kb = 0; kb < nkb; kb++) {
+                long k0, kc;
+                kblock(Kd, nkb, kb, &k0, &kc);
+                u->pack((int)kc, x + g * Cg * S, p->same_off + k0 * np + q, p->same_mask + k0 * np + q, np, sl->panel,
+                        nr);
+                for (long i = 0; i < p->m_panels; i++)
+                    u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr, sl->panel, nr,
+                              o + (g * Mg + i * mr) * S + q * nr, S, (int)min_l(mr, Mg - i * mr),
+                              (int)min_l(nr, S - q * nr), kb > 0);
+            }
+}
+
+/* The input gradient as the transposed convolution of the output side. */
+static void same_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
+                                     int n)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kt = p->Kt, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels;
+    const long Cg = p->d.in_channels / p->d.groups;
+    const float *dy = out + (size_t)n * (size_t)p->out_dim;
+    float *x = im + (size_t)n * (size_t)p->in_dim;
+    int nkb = kblocks(Kt);
+    for (long g = 0; g < p->d.groups; g++)
+        for (long q = 0; q < np; q++)
+            for (int kb = 0; kb < nkb; kb++) {
+                long k0, kc;
+                kblock(Kt, nkb, kb, &k0, &kc);
+                u->pack((int)kc, dy + g * Mg * S, p->tsame_off + k0 * np + q, p->tsame_mask + k0 * np + q, np,
+                        sl->panel, nr);
+                for (long i = 0; i < p->t_panels; i++)
+                    u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr, sl->panel, nr,
+                              x + (g * Cg + i * mr) * S + q * nr, S, (int)min_l(mr, Cg - i * mr),
+                              (int)min_l(nr, S - q * nr), kb > 0);
+            }
+}
+
+static void pack_output_t(const struct cpu_conv *p, const struct slot *sl, const float *dy, long g);
+
+/* The weight gradient: mr column rows at a time, packed from the image. */
+static void same_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                              int r)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, spad = np * nr;
+    const long Cg = p->d.in_channels / p->d.groups;
+    float *P = p->partial + (size_t)r * (size_t)p->w_count;
+    int n0 = (int)((long)r * p->d.num / p->n_groups), n1 = (int)((long)(r + 1) * p->d.num / p->n_groups);
+    int npb = kblocks(S);
+    for (int n = n0; n < n1; n++) {
+        const float *x = im + (size_t)n * (size_t)p->in_dim;
+        const float *dy = out + (size_t)n * (size_t)p->out_dim;
+        for (long g = 0; g < p->d.groups; g++) {
+            pack_output_t(p, sl, dy, g);
+            for (long i = 0; i < p->k_panels; i++) {
+                long rows = min_l(mr, Kd - i * mr);
+                for (long rr = 0; rr < mr; rr++) {
+                    if (rr < rows)
+                        u->pack((int)np, x + g * Cg * S, p->same_off + (i * mr + rr) * np,
+                                p->same_mask + (i * mr + rr) * np, 1, sl->arows + rr * spad, nr);
+                    else
+                        memset(sl->arows + rr * spad, 0, (size_t)spad * sizeof(float));
+                }
+                for (int pb = 0; pb < npb; pb++) {
+                    long x0, xc;
+                    kblock(S, npb, pb, &x0, &xc);
+                    bool acc = n > n0 || pb > 0;
+                    for (long j = 0; j < p->o_panels; j++)
+                        u->rows((int)xc, sl->arows + x0, spad, 1, sl->bt + (j * S + x0) * nr, nr,
+                                P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)rows, (int)min_l(nr, Mg - j * nr), acc);
+                }
+            }
+        }
+    }
+}
+
 static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
 {
     const struct cpu_ukr *u = p->u;
@@ -529,6 +688,25 @@ static void packed_backward_data_image(const struct cpu_conv *p, const struct sl
                   d->stride_h, d->stride_w, d->dilation_h, d->dilation_w, x);
 }
 
+/* bt[j][pixel][jj] = dy[g Mg + j nr + jj][pixel], zero past Mg: the
+ * output side of one image and group, transposed into nr-wide panels. */
+static void pack_output_t(const struct cpu_conv *p, const struct slot *sl, const float *dy, long g)
+{
+    const long S = p->S, Mg = p->Mg, nr = p->nr;
+    for (long j = 0; j < p->o_panels; j++)
+        for (long jj = 0; jj < nr; jj++) {
+            long m = j * nr + jj;
+            float *dst = sl->bt + j * S * nr + jj;
+            const float *src = dy + (g * Mg + m) * S;
+            if (m < Mg)
+                for (long x = 0; x < S; x++)
+                    dst[x * nr] = src[x];
+            else
+                for (long x = 0; x < S; x++)
+                    dst[x * nr] = 0.f;
+        }
+}
+
 /* Group r's images into partial r, laid out as dW transposed ([G][Kd][Mg]):
  * the micro-kernel's rows are column rows, its vector lanes output
  * channels, its sum over the image's pixels. */
@@ -544,19 +722,7 @@ static void packed_filter_group(const struct cpu_conv *p, const struct slot *sl,
         const float *col = packed_im2col(p, sl, im, n, true);
         const float *dy = out + (size_t)n * (size_t)p->out_dim;
         for (long g = 0; g < p->d.groups; g++) {
-            /* bt[j][pixel][jj] = dy[g Mg + j nr + jj][pixel], zero past Mg */
-            for (long j = 0; j < p->o_panels; j++)
-                for (long jj = 0; jj < nr; jj++) {
-                    long m = j * nr + jj;
-                    float *dst = sl->bt + j * S * nr + jj;
-                    const float *src = dy + (g * Mg + m) * S;
-                    if (m < Mg)
-                        for (long x = 0; x < S; x++)
-                            dst[x * nr] = src[x];
-                    else
-                        for (long x = 0; x < S; x++)
-                            dst[x * nr] = 0.f;
-                }
+            pack_output_t(p, sl, dy, g);
             for (int pb = 0; pb < npb; pb++) {
                 long x0, xc;
                 kblock(S, npb, pb, &x0, &xc);
@@ -595,19 +761,25 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
         while ((i = atomic_fetch_add(&j->next, 1)) < j->n_items) {
             switch (j->op) {
             case OP_FORWARD:
-                if (p->u)
+                if (p->u && p->same)
+                    same_forward_image(p, sl, j->im, j->dst, i);
+                else if (p->u)
                     packed_forward_image(p, sl, j->im, j->dst, i);
                 else
                     forward_block(p, sl, j->im, j->w, j->dst, i);
                 break;
             case OP_BACKWARD_DATA:
-                if (p->u)
+                if (p->u && p->same && p->tconv)
+                    same_backward_data_image(p, sl, j->out, j->dst, i);
+                else if (p->u)
                     packed_backward_data_image(p, sl, j->out, j->dst, i);
                 else
                     backward_data_block(p, sl, j->out, j->w, j->dst, i);
                 break;
             case OP_FILTER:
-                if (p->u && !p->filter_blas)
+                if (p->u && !p->filter_blas && p->same)
+                    same_filter_group(p, sl, j->im, j->out, i);
+                else if (p->u && !p->filter_blas)
                     packed_filter_group(p, sl, j->im, j->out, i);
                 else if (p->n_groups == 1)
                     filter_group(p, sl, j->im, j->out, j->dst, false, i);

@@ -7,6 +7,7 @@
 #include "util/err.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,20 @@ __attribute__((target("avx512f,fma"))) static void ukr_avx512_rows(int kc, const
                                                                    int m, int n, bool accumulate)
 {
     ukr_avx512(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate);
+}
+
+__attribute__((target("avx512f"))) static void pack_avx512(int n, const float *base, const long *off,
+                                                           const unsigned *mask, long tstride, float *dst,
+                                                           long dstride)
+{
+    for (int e = 0; e < n; e++, off += tstride, mask += tstride, dst += dstride) {
+        /* the address is formed as an integer: it may lie outside the image
+         * where the mask's lanes are off */
+        const float *src = (const float *)((uintptr_t)base + (uintptr_t)(*off * (long)sizeof(float)));
+        __mmask16 m0 = (__mmask16)(*mask & 0xffff), m1 = (__mmask16)(*mask >> 16);
+        _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+    }
 }
 
 /* ---- AVX2 + FMA: 6 rows x 16 columns ---- */
@@ -173,9 +188,24 @@ __attribute__((target("avx2,fma"))) static void ukr_avx2_rows(int kc, const floa
     ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate);
 }
 
+__attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, const long *off, const unsigned *mask,
+                                                       long tstride, float *dst, long dstride)
+{
+    const __m256i bits0 = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i bits1 = _mm256_slli_epi32(bits0, 8);
+    for (int e = 0; e < n; e++, off += tstride, mask += tstride, dst += dstride) {
+        const float *src = (const float *)((uintptr_t)base + (uintptr_t)(*off * (long)sizeof(float)));
+        __m256i m = _mm256_set1_epi32((int)*mask);
+        __m256i m0 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits0), bits0);
+        __m256i m1 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits1), bits1);
+        _mm256_storeu_ps(dst, _mm256_maskload_ps(src, m0));
+        _mm256_storeu_ps(dst + 8, _mm256_maskload_ps(src + 8, m1));
+    }
+}
+
 static const struct cpu_ukr kernels[] = {
-    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows },
-    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows },
+    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows, pack_avx512 },
+    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows, pack_avx2 },
 };
 
 static bool cpu_has(const char *isa)

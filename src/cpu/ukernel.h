@@ -18,11 +18,19 @@
 typedef void (*cpu_ukr_fn)(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c,
                            long ldc, int m, int n, bool accumulate);
 
+/* For e < n: the nr floats at dst + e * dstride are base[off[e * tstride]
+ * + j] where bit j of mask[e * tstride] is set, else 0. Lanes whose bit is
+ * clear are not read: an offset may point outside the image there. The
+ * convolution packs its column panels straight from the image with it. */
+typedef void (*cpu_pack_fn)(int n, const float *base, const long *off, const unsigned *mask, long tstride, float *dst,
+                            long dstride);
+
 struct cpu_ukr {
     const char *isa; /* "avx512", "avx2" */
     int mr, nr;
     cpu_ukr_fn packed; /* for rs_a == 1, cs_a == mr */
     cpu_ukr_fn rows;   /* for cs_a == 1 */
+    cpu_pack_fn pack;
 };
 
 /* The kernel for this CPU, or NULL (no AVX2: use OpenBLAS). */
