@@ -11,14 +11,16 @@ runs before each pair. Every time is a median: per process over its timed
 loops, then over the rounds; the spread is the range over rounds.
 
     python3 bench/bench_cpu.py [--threads 1,2] [--nets lenet,cifar10_quick,caffenet]
-                               [--rounds 3] [--train ITERS] [--accuracy]
+                               [--rounds 3] [--train ITERS] [--accuracy] [--layers]
 
 The bound is the net's convolution and inner-product work (bench_net's
 count: 2 FLOPs per multiply-add, forward and each gradient) at the sgemm
 rate; "of bound" is bound / crema's time. --train: LeNet training on
 Fashion-MNIST (build/bench/bench_train, LMDB Data layer, batch 64) at each
 thread count; --accuracy: the same for 9,980 + 20 iterations and the test
-accuracy after them (the demo's 10,000 iterations). bench/peer.sh runs it
+accuracy after them (the demo's 10,000 iterations). --layers: only the
+convolution layers, each of crema's engines (build/bench/bench_conv) beside
+PyTorch's convolution (oneDNN), forward and backward. bench/peer.sh runs it
 with everything in place.
 """
 import argparse
@@ -74,6 +76,69 @@ def torch_child(name, threads):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("torch %s %d %.4f %.4f %.4f %.1f %.1f %.1f" % (name, threads, statistics.median(times), min(times),
                                                         max(times), peak, rss0, rss_torch), flush=True)
+
+
+# bench_conv's shapes: name -> (batch, groups, in, out, h, w, kernel, pad, stride)
+CONV_SHAPES = {
+    "lenet.conv1": (64, 1, 1, 20, 28, 28, 5, 0, 1), "lenet.conv2": (64, 1, 20, 50, 12, 12, 5, 0, 1),
+    "cifar10_quick.conv1": (100, 1, 3, 32, 32, 32, 5, 2, 1),
+    "cifar10_quick.conv2": (100, 1, 32, 32, 16, 16, 5, 2, 1),
+    "cifar10_quick.conv3": (100, 1, 32, 64, 8, 8, 5, 2, 1),
+    "caffenet.conv1": (32, 1, 3, 96, 227, 227, 11, 0, 4), "caffenet.conv2": (32, 2, 96, 256, 27, 27, 5, 2, 1),
+    "caffenet.conv3": (32, 1, 256, 384, 13, 13, 3, 1, 1), "caffenet.conv4": (32, 2, 384, 384, 13, 13, 3, 1, 1),
+    "caffenet.conv5": (32, 2, 384, 256, 13, 13, 3, 1, 1),
+}
+
+
+def torch_conv_child(threads, reps):
+    """PyTorch's convolution (oneDNN) on bench_conv's shapes: forward, then
+    the input and weight gradients of one backward, medians of reps."""
+    import torch
+    torch.set_num_threads(threads)
+    for name, (n, g, cin, cout, h, w, k, pad, stride) in CONV_SHAPES.items():
+        conv = torch.nn.Conv2d(cin, cout, k, stride=stride, padding=pad, groups=g)
+        x = torch.rand(n, cin, h, w, requires_grad=True)
+        tf, tb = [], []
+        for r in range(reps + 1):
+            t0 = time.perf_counter()
+            y = conv(x)
+            t1 = time.perf_counter()
+            y.backward(y.detach())
+            t2 = time.perf_counter()
+            if r:
+                tf.append((t1 - t0) * 1e3)
+                tb.append((t2 - t1) * 1e3)
+            x.grad = None
+            conv.zero_grad()
+        print("torchconv %s %d %.4f %.4f" % (name, threads, statistics.median(tf), statistics.median(tb)), flush=True)
+
+
+def layers_table(binary, threads, reps):
+    crema, torch_t = {}, {}
+    for t in threads:
+        for line in run([binary, "-threads", str(t), "-reps", str(reps)]).splitlines():
+            f = line.split()
+            if f[:1] == ["conv"] and len(f) >= 8 and f[4] != "error":
+                crema[(f[1], f[2], t)] = (float(f[4]), float(f[5]), float(f[6]), float(f[7]))
+        out = run([sys.executable, os.path.abspath(__file__), "--torch-conv-child", str(t), str(reps)])
+        for line in out.splitlines():
+            f = line.split()
+            if f[:1] == ["torchconv"]:
+                torch_t[(f[1], t)] = (float(f[3]), float(f[4]))
+    engines = sorted({k[1] for k in crema}, key=lambda e: ("avx512", "avx2", "blas").index(e))
+    print("| layer (batch) | threads | " + " | ".join(
+        "%s fwd / data / weights ms (GFLOP/s per pass)" % e for e in engines) + " | PyTorch fwd / backward ms |")
+    print("|---|---|" + "---|" * len(engines) + "---|")
+    for name, shape in CONV_SHAPES.items():
+        for t in threads:
+            cells = []
+            for e in engines:
+                c = crema.get((name, e, t))
+                cells.append("%.2f / %.2f / %.2f (%.0f / %.0f / %.0f)" % (
+                    c[0], c[1], c[2], c[3] / c[0] * 1e3, c[3] / c[1] * 1e3, c[3] / c[2] * 1e3) if c else "-")
+            p = torch_t.get((name, t))
+            print("| %s (%d) | %d | %s | %s |" % (name, shape[0], t, " | ".join(cells),
+                                                  "%.2f / %.2f" % p if p else "-"), flush=True)
 
 
 def rss_mib():
@@ -148,10 +213,17 @@ def main():
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--binary", default="build/bench/bench_cpu")
     ap.add_argument("--train-binary", default="build/bench/bench_train")
+    ap.add_argument("--layers", action="store_true",
+                    help="only the convolution layers: crema's engines (build/bench/bench_conv) beside PyTorch's")
+    ap.add_argument("--conv-binary", default="build/bench/bench_conv")
     ap.add_argument("--torch-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--torch-conv-child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_child:
         torch_child(a.torch_child[0], int(a.torch_child[1]))
+        return 0
+    if a.torch_conv_child:
+        torch_conv_child(int(a.torch_conv_child[0]), int(a.torch_conv_child[1]))
         return 0
     try:
         import torch
@@ -165,6 +237,9 @@ def main():
     print("PyTorch %s (oneDNN %s); load average at start: %s" % (
         torch.__version__, torch.backends.mkldnn.is_available() and "on" or "off",
         " ".join("%.2f" % x for x in os.getloadavg())), flush=True)
+    if a.layers:
+        layers_table(a.conv_binary, threads, 5)
+        return 0
     crema = {}  # (net, t) -> list of results
     torch_r = {}
     sgemm = {t: [] for t in threads}
