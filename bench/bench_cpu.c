@@ -63,11 +63,20 @@ static long page_faults(void)
     return ru.ru_minflt + ru.ru_majflt;
 }
 
+/* VmHWM, the high-water mark of this process's own memory: ru_maxrss
+ * would also carry the parent's across fork and exec (a Python parent that
+ * has imported torch, say). */
 static double peak_rss_mib(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib / 1024.0;
 }
 
 static double rss_mib(void)

@@ -26,7 +26,6 @@ with everything in place.
 import argparse
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -73,7 +72,7 @@ def torch_child(name, threads):
         for _ in range(iters):
             step()
         times.append((time.perf_counter() - t0) * 1e3 / iters)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = peak_rss_mib()
     print("torch %s %d %.4f %.4f %.4f %.1f %.1f %.1f" % (name, threads, statistics.median(times), min(times),
                                                         max(times), peak, rss0, rss_torch), flush=True)
 
@@ -139,6 +138,15 @@ def layers_table(binary, threads, reps):
             p = torch_t.get((name, t))
             print("| %s (%d) | %d | %s | %s |" % (name, shape[0], t, " | ".join(cells),
                                                   "%.2f / %.2f" % p if p else "-"), flush=True)
+
+
+def peak_rss_mib():
+    """VmHWM: this process's own high-water mark (ru_maxrss carries the parent's across fork and exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def rss_mib():

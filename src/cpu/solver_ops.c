@@ -7,7 +7,9 @@
 
 #include <math.h>
 
-enum solver_op { OP_SCALE, OP_REGULARIZE, OP_SGD, OP_NESTEROV, OP_ADAGRAD, OP_RMSPROP, OP_ADADELTA, OP_ADAM, OP_APPLY };
+enum solver_op {
+    OP_SCALE, OP_REGULARIZE, OP_SGD, OP_NESTEROV, OP_ADAGRAD, OP_RMSPROP, OP_ADADELTA, OP_ADAM, OP_APPLY, OP_SGD_STEP
+};
 
 /* One update over n elements; the fields an operation does not use stay 0. */
 struct solver_job {
@@ -15,6 +17,7 @@ struct solver_job {
     bool l1;
     float *g, *h, *h2;
     const float *w;
+    float *wout; /* OP_SGD_STEP's weights */
     float a, b, c, d;
 };
 
@@ -100,6 +103,20 @@ static int solver_range(void *ctx, size_t k0, size_t k1)
         for (size_t k = k0; k < k1; k++)
             h[k] -= w[k]; /* h: the weights, w: the update */
         break;
+    case OP_SGD_STEP: { /* a: momentum, b: local rate, c: scale, d: decay */
+        float *restrict wo = j->wout;
+        for (size_t k = k0; k < k1; k++) {
+            float gk = g[k];
+            if (j->c != 1.f)
+                gk *= j->c;
+            if (j->d != 0.f)
+                gk += j->d * (j->l1 ? (float)((wo[k] > 0) - (wo[k] < 0)) : wo[k]);
+            h[k] = j->b * gk + j->a * h[k];
+            g[k] = h[k];
+            wo[k] -= h[k];
+        }
+        break;
+    }
     }
     return 0;
 }
@@ -164,6 +181,14 @@ static void cpu_apply(const struct backend *be, size_t n, const float *g, float 
     run((struct solver_job){ .op = OP_APPLY, .h = w, .w = g }, n, 1);
 }
 
+static void cpu_sgd_step(const struct backend *be, size_t n, float *w, float *g, float *h, float scale, bool l1,
+                         float decay, float momentum, float local_rate)
+{
+    run((struct solver_job){ .op = OP_SGD_STEP, .l1 = l1, .g = g, .h = h, .wout = w, .a = momentum,
+                             .b = local_rate, .c = scale, .d = decay },
+        n, 4);
+}
+
 const struct solver_ops cpu_solver_ops = {
     .scale = cpu_solver_scale,
     .regularize = cpu_regularize,
@@ -174,4 +199,5 @@ const struct solver_ops cpu_solver_ops = {
     .adadelta = cpu_adadelta,
     .adam = cpu_adam,
     .apply = cpu_apply,
+    .sgd_step = cpu_sgd_step,
 };
