@@ -237,6 +237,9 @@ static void test_groups_stride_dilation(void)
     /* "same" padding: the input gradient as the transposed convolution */
     check_shape("same, groups, dilation", desc(6, 2, 4, 6, 9, 9, 3, 3, 2, 2, 1, 1, 2, 2));
     check_shape("same, rectangular", desc(4, 1, 3, 5, 7, 6, 3, 1, 1, 0, 1, 1, 1, 1));
+    /* output larger than the input: the transposed convolution through im2col */
+    check_shape("wide padding", desc(3, 1, 2, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1));
+    check_shape("wide padding, long column", desc(3, 1, 8, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1));
     check_shape("caffenet conv1", desc(3, 1, 3, 8, 35, 35, 11, 11, 0, 0, 4, 4, 1, 1));
 }
 

@@ -47,8 +47,8 @@
 #define FILTER_MIN_KD 48
 
 struct slot {
-    float *panel; /* same-size engine: KC x nr column panel */
-    float *arows; /* same-size engine: mr column rows of the image (mr x n_panels nr) */
+    float *panel; /* direct engine: KC x nr column panel */
+    float *arows; /* direct engine: mr column rows of the image (mr x n_panels nr) */
     float *col; /* K x (block * S): im2col of a block (packed: + mr rows) */
     float *tmp; /* M x (block * S): the block's output side, gathered */
     float *bt;  /* packed engine: the image's output side transposed, in nr-wide panels */
@@ -83,15 +83,16 @@ struct cpu_conv {
      * (Kt = Mg x kernel taps, G x t_panels x Kt x mr), which needs no
      * col2im and sums each input gradient in one running sum. */
     bool tconv;
-    /* A stride-1 convolution whose output has its input's size ("same"):
-     * the column panels come straight from the image (ukr->pack, with
-     * same_off/same_mask: [k][panel], one offset and lane mask per column
-     * row and nr-pixel panel), for the forward, the weight gradient and
-     * the transposed convolution (tsame_*: its rows, Mg x taps) alike. */
-    bool same;
-    int n_panels;
-    long *same_off, *tsame_off;
-    unsigned *same_mask, *tsame_mask;
+    /* A convolution of horizontal stride 1 ("direct"): the column panels
+     * come straight from the image (ukr->pack with off/mask: [k][panel]
+     * [segment], for each column row and nr-pixel panel the pieces of
+     * output rows it spans, nseg at most, each one offset and lane mask),
+     * for the forward and the weight gradient; and for the transposed
+     * convolution of a "same" one (toff/tmask: its rows, Mg x taps). */
+    bool direct;
+    int n_panels, nseg, tnseg;
+    long *off, *toff;
+    unsigned *mask, *tmask;
     /* The weight gradient through OpenBLAS (filter_group, one image per
      * block) for a short column (Kd < FILTER_MIN_KD): there the packed
      * engine's transposed output side costs more than its GEMM. */
@@ -141,31 +142,47 @@ static bool as_2d(const struct conv_shape *s, struct geom2 *d)
     return true;
 }
 
-/* Offsets and lane masks of a "same" convolution's column panels: for
- * column row k (channel, kernel row, kernel column) and panel q (output
- * pixels q nr .. q nr + nr - 1, on the input's grid), the panel's first
- * pixel's input and which lanes fall inside the image. */
-static int same_tables(int channels, const struct geom2 *d, int pad_h, int pad_w, int nr, int n_panels, long **off,
-                       unsigned **mask)
+/* Offsets and lane masks of a stride_w-1 convolution's column panels, on
+ * an image of `channels` planes H x W (the input) and a grid of output
+ * pixels OH x OW: for column row k (channel, kernel row, kernel column),
+ * panel q (output pixels q nr .. q nr + nr - 1) and segment s (the part of
+ * the panel in one output row), lane j of the panel reads base[off + j]
+ * where bit j of mask is set. When the output rows follow each other in
+ * the image (stride 1, OW == W) a whole panel is one segment. */
+static int panel_tables(int channels, long H, long W, long OH, long OW, const struct geom2 *d, int pad_h, int pad_w,
+                        int nr, int n_panels, int *nseg_out, long **off, unsigned **mask)
 {
-    const long H = d->in_h, W = d->in_w, S = H * W, taps = (long)d->kernel_h * d->kernel_w;
-    size_t n = (size_t)channels * (size_t)taps * (size_t)n_panels;
-    *off = malloc(n * sizeof **off);
-    *mask = malloc(n * sizeof **mask);
+    const long S = OH * OW, taps = (long)d->kernel_h * d->kernel_w, HW = H * W;
+    const bool merged = d->stride_h == 1 && OW == W;
+    int nseg = 1;
+    for (long q = 0; !merged && q < n_panels; q++) {
+        long last = q * nr + nr - 1 < S - 1 ? q * nr + nr - 1 : S - 1;
+        long rows = last / OW - (q * nr) / OW + 1;
+        if (rows > nseg)
+            nseg = (int)rows;
+    }
+    size_t n = (size_t)channels * (size_t)taps * (size_t)n_panels * (size_t)nseg;
+    *off = calloc(n, sizeof **off);
+    *mask = calloc(n, sizeof **mask);
     if (!*off || !*mask)
         return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu panel offsets)", n);
+    *nseg_out = nseg;
     for (long k = 0; k < channels * taps; k++) {
         long c = k / taps, t = k % taps;
         long dy = (t / d->kernel_w) * d->dilation_h - pad_h, dx = (t % d->kernel_w) * d->dilation_w - pad_w;
         for (long q = 0; q < n_panels; q++) {
-            unsigned m = 0;
+            long *o = *off + (k * n_panels + q) * nseg;
+            unsigned *m = *mask + (k * n_panels + q) * nseg;
             for (long j = 0; j < nr; j++) {
-                long px = q * nr + j, ih = px / W + dy, iw = px % W + dx;
-                if (px < S && ih >= 0 && ih < H && iw >= 0 && iw < W)
-                    m |= 1u << j;
+                long px = q * nr + j;
+                if (px >= S)
+                    break;
+                long oh = px / OW, ow = px % OW, ih = oh * d->stride_h + dy, iw = ow + dx;
+                long sg = merged ? 0 : oh - (q * nr) / OW;
+                o[sg] = c * HW + ih * W + iw - j; /* the same for every lane of the segment */
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                    m[sg] |= 1u << j;
             }
-            (*off)[k * n_panels + q] = c * S + q * nr + dy * W + dx;
-            (*mask)[k * n_panels + q] = m;
         }
     }
     return CREMA_OK;
@@ -247,21 +264,22 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         p->tconv = d->stride_h == 1 && d->stride_w == 1 && p->tpad_h >= 0 && p->tpad_w >= 0 && p->S_in <= p->S &&
                    !p->is_1x1;
         p->Kt = p->Mg * d->kernel_h * d->kernel_w;
-        p->same = d->stride_h == 1 && d->stride_w == 1 && d->out_h == d->in_h && d->out_w == d->in_w &&
-                  !p->is_1x1 && p->nr <= 32;
+        p->direct = d->stride_w == 1 && !p->is_1x1 && p->nr <= 32;
         p->n_panels = (int)((p->S + p->nr - 1) / p->nr);
         p->t_panels = (int)((d->in_channels / d->groups + p->mr - 1) / p->mr);
         /* the column buffer has mr rows more: the last row panel reads them;
-         * the same-size engine needs one only for OpenBLAS's weight gradient */
+         * the direct engine needs one for OpenBLAS's weight gradient, and
+         * for the input gradient unless it is the transposed convolution */
         size_t col = (size_t)(p->K + p->mr) * cols;
         if (p->tconv && (size_t)p->Kt * (size_t)p->S_in > col)
             col = (size_t)p->Kt * (size_t)p->S_in;
-        size_t same_bufs = 0;
-        if (p->same) {
-            same_bufs = (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
-            col = p->filter_blas ? (size_t)p->K * cols : 0;
+        size_t direct_bufs = 0;
+        if (p->direct) {
+            direct_bufs = (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
+            if (p->tconv && p->S_in == p->S && !p->filter_blas)
+                col = 0;
         }
-        per_slot = same_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols;
+        per_slot = direct_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols;
         partial = (size_t)p->n_groups * (size_t)p->w_count;
         size_t wt = p->tconv ? (size_t)p->t_panels * (size_t)p->Kt : (size_t)p->k_panels * (size_t)p->Mg;
         shared = (size_t)s->groups * (size_t)p->mr * ((size_t)p->m_panels * (size_t)p->Kd + wt);
@@ -278,15 +296,15 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
     }
     float *a = p->arena;
     for (int sl = 0; sl < p->n_slots; sl++) {
-        if (p->u && p->same) {
+        if (p->u && p->direct) {
             p->slots[sl].panel = a;
             p->slots[sl].arows = a + (size_t)KC * (size_t)p->nr;
             a += (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
         }
         p->slots[sl].col = a;
         if (p->u) {
-            a += p->same ? (p->filter_blas ? (size_t)p->K * cols : 0)
-                         : per_slot - (size_t)p->o_panels * (size_t)p->nr * cols;
+            a += per_slot - (size_t)p->o_panels * (size_t)p->nr * cols -
+                 (p->direct ? (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr : 0);
             p->slots[sl].bt = a;
             a += (size_t)p->o_panels * (size_t)p->nr * cols;
         } else {
@@ -304,13 +322,14 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         a += (size_t)s->groups * (size_t)p->m_panels * (size_t)p->Kd * (size_t)p->mr;
         p->wtpack = a;
     }
-    if (p->u && p->same) {
+    if (p->u && p->direct) {
         const struct geom2 *d = &p->d;
-        int rc = same_tables(d->in_channels / d->groups, d, d->pad_h, d->pad_w, p->nr, p->n_panels, &p->same_off,
-                             &p->same_mask);
-        if (!rc && p->tconv)
-            rc = same_tables((int)p->Mg, d, p->tpad_h, p->tpad_w, p->nr, p->n_panels, &p->tsame_off,
-                             &p->tsame_mask);
+        int rc = panel_tables(d->in_channels / d->groups, d->in_h, d->in_w, d->out_h, d->out_w, d, d->pad_h, d->pad_w,
+                              p->nr, p->n_panels, &p->nseg, &p->off, &p->mask);
+        /* the transposed convolution of a "same" one: image and grid alike */
+        if (!rc && p->tconv && p->S_in == p->S)
+            rc = panel_tables((int)p->Mg, d->out_h, d->out_w, d->in_h, d->in_w, d, p->tpad_h, p->tpad_w, p->nr,
+                              p->n_panels, &p->tnseg, &p->toff, &p->tmask);
         if (rc) {
             cpu_conv_free(p);
             return rc;
@@ -325,10 +344,10 @@ void cpu_conv_free(struct cpu_conv *p)
 {
     if (!p)
         return;
-    free(p->same_off);
-    free(p->same_mask);
-    free(p->tsame_off);
-    free(p->tsame_mask);
+    free(p->off);
+    free(p->mask);
+    free(p->toff);
+    free(p->tmask);
     free(p->slots);
     free(p->arena);
     free(p);
@@ -539,12 +558,12 @@ static const float *packed_im2col(const struct cpu_conv *p, const struct slot *s
     return sl->col;
 }
 
-/* ---- the "same" convolution: column panels straight from the image ---- */
+/* ---- the direct engine: column panels straight from the image ---- */
 
-static void same_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
 {
     const struct cpu_ukr *u = p->u;
-    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, ns = p->nseg;
     const long Cg = p->d.in_channels / p->d.groups;
     const float *x = im + (size_t)n * (size_t)p->in_dim;
     float *o = out + (size_t)n * (size_t)p->out_dim;
@@ -554,8 +573,8 @@ static void same_forward_image(const struct cpu_conv *p, const struct slot *sl, 
             for (int kb = 0; kb < nkb; kb++) {
                 long k0, kc;
                 kblock(Kd, nkb, kb, &k0, &kc);
-                u->pack((int)kc, x + g * Cg * S, p->same_off + k0 * np + q, p->same_mask + k0 * np + q, np, sl->panel,
-                        nr);
+                u->pack((int)kc, x + g * Cg * p->S_in, p->off + (k0 * np + q) * ns, p->mask + (k0 * np + q) * ns,
+                        (int)ns, np * ns, sl->panel, nr);
                 for (long i = 0; i < p->m_panels; i++)
                     u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr, sl->panel, nr,
                               o + (g * Mg + i * mr) * S + q * nr, S, (int)min_l(mr, Mg - i * mr),
@@ -564,11 +583,11 @@ static void same_forward_image(const struct cpu_conv *p, const struct slot *sl, 
 }
 
 /* The input gradient as the transposed convolution of the output side. */
-static void same_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
-                                     int n)
+static void direct_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
+                                       int n)
 {
     const struct cpu_ukr *u = p->u;
-    const long S = p->S, Kt = p->Kt, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels;
+    const long S = p->S, Kt = p->Kt, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, ns = p->tnseg;
     const long Cg = p->d.in_channels / p->d.groups;
     const float *dy = out + (size_t)n * (size_t)p->out_dim;
     float *x = im + (size_t)n * (size_t)p->in_dim;
@@ -578,8 +597,8 @@ static void same_backward_data_image(const struct cpu_conv *p, const struct slot
             for (int kb = 0; kb < nkb; kb++) {
                 long k0, kc;
                 kblock(Kt, nkb, kb, &k0, &kc);
-                u->pack((int)kc, dy + g * Mg * S, p->tsame_off + k0 * np + q, p->tsame_mask + k0 * np + q, np,
-                        sl->panel, nr);
+                u->pack((int)kc, dy + g * Mg * S, p->toff + (k0 * np + q) * ns, p->tmask + (k0 * np + q) * ns,
+                        (int)ns, np * ns, sl->panel, nr);
                 for (long i = 0; i < p->t_panels; i++)
                     u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr, sl->panel, nr,
                               x + (g * Cg + i * mr) * S + q * nr, S, (int)min_l(mr, Cg - i * mr),
@@ -590,11 +609,12 @@ static void same_backward_data_image(const struct cpu_conv *p, const struct slot
 static void pack_output_t(const struct cpu_conv *p, const struct slot *sl, const float *dy, long g);
 
 /* The weight gradient: mr column rows at a time, packed from the image. */
-static void same_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
-                              int r)
+static void direct_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                                int r)
 {
     const struct cpu_ukr *u = p->u;
     const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, spad = np * nr;
+    const long ns = p->nseg;
     const long Cg = p->d.in_channels / p->d.groups;
     float *P = p->partial + (size_t)r * (size_t)p->w_count;
     int n0 = (int)((long)r * p->d.num / p->n_groups), n1 = (int)((long)(r + 1) * p->d.num / p->n_groups);
@@ -608,8 +628,8 @@ static void same_filter_group(const struct cpu_conv *p, const struct slot *sl, c
                 long rows = min_l(mr, Kd - i * mr);
                 for (long rr = 0; rr < mr; rr++) {
                     if (rr < rows)
-                        u->pack((int)np, x + g * Cg * S, p->same_off + (i * mr + rr) * np,
-                                p->same_mask + (i * mr + rr) * np, 1, sl->arows + rr * spad, nr);
+                        u->pack((int)np, x + g * Cg * p->S_in, p->off + (i * mr + rr) * np * ns,
+                                p->mask + (i * mr + rr) * np * ns, (int)ns, ns, sl->arows + rr * spad, nr);
                     else
                         memset(sl->arows + rr * spad, 0, (size_t)spad * sizeof(float));
                 }
@@ -761,24 +781,24 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
         while ((i = atomic_fetch_add(&j->next, 1)) < j->n_items) {
             switch (j->op) {
             case OP_FORWARD:
-                if (p->u && p->same)
-                    same_forward_image(p, sl, j->im, j->dst, i);
+                if (p->u && p->direct)
+                    direct_forward_image(p, sl, j->im, j->dst, i);
                 else if (p->u)
                     packed_forward_image(p, sl, j->im, j->dst, i);
                 else
                     forward_block(p, sl, j->im, j->w, j->dst, i);
                 break;
             case OP_BACKWARD_DATA:
-                if (p->u && p->same && p->tconv)
-                    same_backward_data_image(p, sl, j->out, j->dst, i);
+                if (p->u && p->toff)
+                    direct_backward_data_image(p, sl, j->out, j->dst, i);
                 else if (p->u)
                     packed_backward_data_image(p, sl, j->out, j->dst, i);
                 else
                     backward_data_block(p, sl, j->out, j->w, j->dst, i);
                 break;
             case OP_FILTER:
-                if (p->u && !p->filter_blas && p->same)
-                    same_filter_group(p, sl, j->im, j->out, i);
+                if (p->u && !p->filter_blas && p->direct)
+                    direct_filter_group(p, sl, j->im, j->out, i);
                 else if (p->u && !p->filter_blas)
                     packed_filter_group(p, sl, j->im, j->out, i);
                 else if (p->n_groups == 1)

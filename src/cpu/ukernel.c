@@ -86,16 +86,20 @@ __attribute__((target("avx512f,fma"))) static void ukr_avx512_rows(int kc, const
 }
 
 __attribute__((target("avx512f"))) static void pack_avx512(int n, const float *base, const long *off,
-                                                           const unsigned *mask, long tstride, float *dst,
+                                                           const unsigned *mask, int nseg, long tstride, float *dst,
                                                            long dstride)
 {
     for (int e = 0; e < n; e++, off += tstride, mask += tstride, dst += dstride) {
-        /* the address is formed as an integer: it may lie outside the image
-         * where the mask's lanes are off */
-        const float *src = (const float *)((uintptr_t)base + (uintptr_t)(*off * (long)sizeof(float)));
-        __mmask16 m0 = (__mmask16)(*mask & 0xffff), m1 = (__mmask16)(*mask >> 16);
-        _mm512_storeu_ps(dst, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_storeu_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+        for (int sg = 0; sg < nseg; sg++) {
+            /* the address is formed as an integer: it may lie outside the
+             * image where the mask's lanes are off */
+            const float *src = (const float *)((uintptr_t)base + (uintptr_t)(off[sg] * (long)sizeof(float)));
+            v0 = _mm512_mask_loadu_ps(v0, (__mmask16)(mask[sg] & 0xffff), src);
+            v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(mask[sg] >> 16), src + 16);
+        }
+        _mm512_storeu_ps(dst, v0);
+        _mm512_storeu_ps(dst + 16, v1);
     }
 }
 
@@ -189,17 +193,22 @@ __attribute__((target("avx2,fma"))) static void ukr_avx2_rows(int kc, const floa
 }
 
 __attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, const long *off, const unsigned *mask,
-                                                       long tstride, float *dst, long dstride)
+                                                       int nseg, long tstride, float *dst, long dstride)
 {
     const __m256i bits0 = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     const __m256i bits1 = _mm256_slli_epi32(bits0, 8);
     for (int e = 0; e < n; e++, off += tstride, mask += tstride, dst += dstride) {
-        const float *src = (const float *)((uintptr_t)base + (uintptr_t)(*off * (long)sizeof(float)));
-        __m256i m = _mm256_set1_epi32((int)*mask);
-        __m256i m0 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits0), bits0);
-        __m256i m1 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits1), bits1);
-        _mm256_storeu_ps(dst, _mm256_maskload_ps(src, m0));
-        _mm256_storeu_ps(dst + 8, _mm256_maskload_ps(src + 8, m1));
+        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+        for (int sg = 0; sg < nseg; sg++) {
+            const float *src = (const float *)((uintptr_t)base + (uintptr_t)(off[sg] * (long)sizeof(float)));
+            __m256i m = _mm256_set1_epi32((int)mask[sg]);
+            __m256i m0 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits0), bits0);
+            __m256i m1 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits1), bits1);
+            v0 = _mm256_blendv_ps(v0, _mm256_maskload_ps(src, m0), _mm256_castsi256_ps(m0));
+            v1 = _mm256_blendv_ps(v1, _mm256_maskload_ps(src + 8, m1), _mm256_castsi256_ps(m1));
+        }
+        _mm256_storeu_ps(dst, v0);
+        _mm256_storeu_ps(dst + 8, v1);
     }
 }
 

@@ -18,12 +18,14 @@
 typedef void (*cpu_ukr_fn)(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c,
                            long ldc, int m, int n, bool accumulate);
 
-/* For e < n: the nr floats at dst + e * dstride are base[off[e * tstride]
- * + j] where bit j of mask[e * tstride] is set, else 0. Lanes whose bit is
- * clear are not read: an offset may point outside the image there. The
- * convolution packs its column panels straight from the image with it. */
-typedef void (*cpu_pack_fn)(int n, const float *base, const long *off, const unsigned *mask, long tstride, float *dst,
-                            long dstride);
+/* For e < n: lane j of the nr floats at dst + e * dstride is
+ * base[off[e * tstride + s] + j] for the segment s < nseg whose mask
+ * (mask[e * tstride + s]) has bit j set, else 0 (the segments' masks are
+ * disjoint). Lanes whose bits are clear are not read: an offset may point
+ * outside the image there. The convolution packs its column panels
+ * straight from the image with it. */
+typedef void (*cpu_pack_fn)(int n, const float *base, const long *off, const unsigned *mask, int nseg, long tstride,
+                            float *dst, long dstride);
 
 struct cpu_ukr {
     const char *isa; /* "avx512", "avx2" */
