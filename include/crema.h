@@ -53,12 +53,20 @@ typedef struct crema_blob {
 
 /* Builds the net of a prototxt (text NetParameter) in the given phase and,
  * when weights is not NULL, loads them by layer name: a binary .caffemodel
- * or an HDF5 .caffemodel.h5. */
+ * or an HDF5 .caffemodel.h5 (as crema_net_load_weights). Nets and weights
+ * in Caffe's V0/V1 formats are upgraded as Caffe does on load, with one
+ * notice on stderr per file. */
 crema_status crema_net_open(const char *prototxt, const char *weights, crema_phase phase, crema_net **out);
 void crema_net_free(crema_net *net);
 
-/* Loads more weights into an open net (Caffe's CopyTrainedLayersFrom). */
+/* Loads more weights into an open net (Caffe's CopyTrainedLayersFrom).
+ * Layers with weights that the file does not name keep their values and are
+ * named in a notice on stderr; a file that gives no layer any weights (an
+ * empty or unrelated one) is an error, unless flags has
+ * CREMA_WEIGHTS_ALLOW_UNMATCHED. V0/V1 files are upgraded on load. */
 crema_status crema_net_load_weights(crema_net *net, const char *weights);
+#define CREMA_WEIGHTS_ALLOW_UNMATCHED 1u
+crema_status crema_net_load_weights_flags(crema_net *net, const char *weights, unsigned flags);
 /* Writes the net's weights as a binary .caffemodel (atomically). */
 crema_status crema_net_save_weights(crema_net *net, const char *path);
 
@@ -298,6 +306,100 @@ int crema_gpu_count(void);
  * "cpu", "gpu", "gpu:N" (see net/device.h). */
 crema_status crema_net_set_device(crema_net *net, const char *device);
 crema_status crema_solver_set_device(crema_solver *s, const char *device);
+
+/* ---- What pycaffe's interface needs --------------------------------- */
+
+/* crema_net_open with Caffe's NetState: the phase, a level (the file's
+ * state.level is replaced) and n_stages stages (added to the file's
+ * state.stage), as pycaffe's Net(file, phase, level=, stages=). */
+crema_status crema_net_open_state(const char *prototxt, const char *weights, crema_phase phase, int level,
+                                  const char *const *stages, int n_stages, crema_net **out);
+/* Gives blob `name` a new shape without reshaping the rest of the net
+ * (Caffe's Blob::Reshape); crema_net_reshape (or the next forward, which
+ * reshapes each layer before it runs) carries it through. */
+crema_status crema_net_reshape_blob(crema_net *net, const char *name, int num_axes, const int *shape);
+crema_status crema_net_reshape(crema_net *net);
+/* Caffe's ShareTrainedLayersWith: every layer of `net` named as a layer of
+ * `other` uses other's parameter data (the counts and shapes must match). */
+crema_status crema_net_share_with(crema_net *net, crema_net *other);
+/* Caffe's Net::ToHDF5 and CopyTrainedLayersFromHDF5: the weights as an HDF5
+ * file (whatever the name ends in); with_diff also writes the diffs. */
+crema_status crema_net_save_hdf5(crema_net *net, const char *path, int with_diff);
+crema_status crema_net_load_hdf5(crema_net *net, const char *path);
+/* The loss weight of blob i of crema_net_blob_name's order (Caffe's
+ * blob_loss_weights); 0 when out of range. */
+float crema_net_blob_loss_weight(const crema_net *net, int i);
+/* Where fillers of nets opened from now on start (pycaffe's
+ * caffe.set_random_seed), also for solvers whose random_seed is unset. */
+void crema_set_random_seed(uint64_t seed);
+/* The layer types nets can be built with, sorted by name as Caffe's
+ * LayerTypeList ("Python" only while a provider is registered). */
+int crema_layer_type_count(void);
+const char *crema_layer_type_name(int i);
+/* Caffe's Solver::ApplyUpdate: the update of the current gradients at the
+ * current iteration's learning rate (clipping, normalization,
+ * regularization, the solver's rule), without advancing the iteration. */
+crema_status crema_solver_apply_update(crema_solver *s);
+/* crema_solver_open with the solver's `type` replaced ("SGD", "Nesterov",
+ * "AdaGrad", "RMSProp", "AdaDelta", "Adam"; NULL keeps the file's), as
+ * pycaffe's AdamSolver(file) and friends. */
+crema_status crema_solver_open_type(const char *solver_prototxt, const char *type, int log_to_stderr,
+                                    crema_solver **out);
+
+/* ---- Layers implemented by callbacks ----------------------------------- */
+
+/* A front end implements layers of type "Python" (python_param { module
+ * layer param_str }) by callbacks; a net with such a layer builds only while
+ * a provider is registered. The callbacks run on the thread that runs the
+ * net, on host float arrays, and return CREMA_OK or a status (with
+ * crema_layer_fail for the message). A Python layer on a GPU net computes on
+ * the host copies, as the data layers do. */
+typedef struct crema_layer crema_layer;
+
+typedef struct crema_layer_callbacks {
+    /* A new layer: *state (the provider's) is handed to the others. */
+    crema_status (*create)(void *user, crema_layer *layer, void **state);
+    crema_status (*setup)(void *state, crema_layer *layer);
+    crema_status (*reshape)(void *state, crema_layer *layer);
+    crema_status (*forward)(void *state, crema_layer *layer);
+    /* propagate_down: one flag per bottom. */
+    crema_status (*backward)(void *state, crema_layer *layer, const int *propagate_down);
+    /* The layer's net is being freed. May be NULL. */
+    void (*destroy)(void *state);
+} crema_layer_callbacks;
+
+/* Registers the provider of layers of `type` (only "Python" is built this
+ * way); callbacks NULL unregisters it: layers made before then are freed
+ * without their destroy callback. */
+crema_status crema_register_layer(const char *type, const crema_layer_callbacks *callbacks, void *user);
+
+enum { CREMA_LAYER_BOTTOM = 0, CREMA_LAYER_TOP = 1, CREMA_LAYER_PARAM = 2 };
+int crema_layer_count(const crema_layer *layer, int which);
+/* Bottom, top or parameter blob i: shape and host buffers. */
+crema_status crema_layer_blob(crema_layer *layer, int which, int i, crema_blob *out);
+crema_status crema_layer_reshape(crema_layer *layer, int which, int i, int num_axes, const int *shape);
+/* Adds a learnable parameter blob (zeros); only in setup. */
+crema_status crema_layer_add_param(crema_layer *layer, int num_axes, const int *shape);
+/* The layer's LayerParameter in the binary format (its phase set), freed
+ * with crema_free. */
+crema_status crema_layer_param(const crema_layer *layer, uint8_t **bytes, size_t *len);
+/* Sets crema_errmsg() to message and returns status, for a failing callback. */
+crema_status crema_layer_fail(crema_layer *layer, crema_status status, const char *message);
+/* The provider's state of layer i of a net; NULL for other layers. */
+void *crema_net_layer_state(const crema_net *net, int i);
+/* ---- ONNX export -------------------------------------------------------- */
+
+/* Writes the net as it is now (its input shapes, its weights) as an ONNX
+ * model, atomically. opset: 0 for CREMA_ONNX_OPSET_DEFAULT, else
+ * CREMA_ONNX_OPSET_MIN..MAX. Axis 0 of every input is the symbolic batch
+ * "N" unless flags has CREMA_ONNX_FIXED_BATCH. A layer without an ONNX
+ * equivalent fails the export (CREMA_ERR_UNSUPPORTED) with a message naming
+ * it and why. */
+#define CREMA_ONNX_OPSET_MIN 13
+#define CREMA_ONNX_OPSET_MAX 21
+#define CREMA_ONNX_OPSET_DEFAULT 17
+#define CREMA_ONNX_FIXED_BATCH 1u
+crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags);
 
 #ifdef __cplusplus
 }

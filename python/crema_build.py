@@ -1,6 +1,7 @@
 """setup.py's build step for the crema package: builds libcrema.so with the
 repository's CMakeLists.txt and puts it into the package as
-crema/_lib/libcrema.so. Shared by python/setup.py and the root setup.py.
+crema/_lib/libcrema.so, and makes the caffe package's caffe_pb2 with protoc.
+Shared by python/setup.py and the root setup.py.
 
 Environment:
   CREMA_SOURCE_DIR       the crema source tree (default: found upwards from here)
@@ -49,20 +50,61 @@ def build_libcrema(build_temp):
     return lib
 
 
+def find_protoc():
+    """protoc: the one on PATH (Debian's protobuf-compiler), else the one
+    grpcio-tools ships; None if neither is here."""
+    protoc = shutil.which("protoc")
+    if protoc:
+        return [protoc]
+    try:
+        import grpc_tools.protoc  # noqa: F401
+    except ImportError:
+        return None
+    import sys
+    return [sys.executable, "-m", "grpc_tools.protoc"]
+
+
+def generate_caffe_pb2(build_temp, dest_dir):
+    """caffe/proto/caffe_pb2.py from src/proto/caffe.proto, made by protoc.
+    The schema's protobuf-c import and options (C names only) are left out
+    of the copy protoc reads; the messages, fields and defaults are the
+    schema's own."""
+    protoc = find_protoc()
+    if not protoc:
+        raise RuntimeError("crema: protoc is needed to make caffe_pb2 (Debian: apt-get install protobuf-compiler; "
+                           "or pip install grpcio-tools; see scripts/deps.sh)")
+    src = os.path.join(find_source_root(), "src", "proto", "caffe.proto")
+    work = os.path.abspath(os.path.join(build_temp, "caffe_proto"))
+    os.makedirs(work, exist_ok=True)
+    with open(src, encoding="utf-8") as f:
+        lines = [line for line in f
+                 if not line.startswith('import "protobuf-c/') and "(pb_c_msg)" not in line]
+    with open(os.path.join(work, "caffe.proto"), "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    subprocess.check_call(protoc + ["-I" + work, "--python_out=" + work, os.path.join(work, "caffe.proto")])
+    os.makedirs(dest_dir, exist_ok=True)
+    shutil.copy2(os.path.join(work, "caffe_pb2.py"), os.path.join(dest_dir, "caffe_pb2.py"))
+
+
 class BuildPyWithLibcrema(build_py):
-    """build_py that also builds libcrema and copies it to crema/_lib."""
+    """build_py that also builds libcrema and copies it to crema/_lib, and
+    makes caffe/proto/caffe_pb2.py."""
 
     def run(self):
         super().run()
         build_temp = self.get_finalized_command("build").build_temp
         lib = build_libcrema(build_temp)
-        if getattr(self, "editable_mode", False):
+        editable = getattr(self, "editable_mode", False)
+        if editable:
             pkg_dir = self.get_package_dir("crema")
+            proto_dir = self.get_package_dir("caffe.proto")
         else:
             pkg_dir = os.path.join(self.build_lib, "crema")
+            proto_dir = os.path.join(self.build_lib, "caffe", "proto")
         dest = os.path.join(pkg_dir, "_lib")
         os.makedirs(dest, exist_ok=True)
         shutil.copy2(lib, os.path.join(dest, LIB_NAME))
+        generate_caffe_pb2(build_temp, proto_dir)
 
 
 class BinaryDistribution(Distribution):
@@ -79,6 +121,11 @@ class BinaryDistribution(Distribution):
 SPARK_REQUIRES = ["pyspark>=3.5.0,<3.6", "pyarrow>=14,<20", "pandas>=2.0,<3"]
 
 
+# caffe.io's load_image and resize_image, as pycaffe's: scikit-image, and
+# scipy for images of other than 1 or 3 channels.
+IMAGE_REQUIRES = ["scikit-image", "scipy"]
+
+
 def setup_kwargs(base):
     """setup() arguments; base is the directory holding the crema and com
     packages, relative to the setup.py that calls this ("" or "python")."""
@@ -93,11 +140,14 @@ def setup_kwargs(base):
         long_description_content_type="text/markdown",
         python_requires=">=3.8",
         # com, com.yahoo and com.yahoo.ml are namespace packages (PEP 420)
-        packages=["crema", "crema.spark", "com.yahoo.ml.caffe"],
+        packages=["crema", "crema.spark", "com.yahoo.ml.caffe", "caffe", "caffe.proto"],
         package_dir={"crema": os.path.join(base, "crema"),
-                     "com.yahoo.ml.caffe": os.path.join(base, "com", "yahoo", "ml", "caffe")},
-        install_requires=["numpy"],
-        extras_require={"spark": SPARK_REQUIRES},
+                     "com.yahoo.ml.caffe": os.path.join(base, "com", "yahoo", "ml", "caffe"),
+                     "caffe": os.path.join(base, "caffe")},
+        # caffe_pb2 is made by protoc 3.20 or later (Debian 12's is 3.21),
+        # whose code needs protobuf's runtime from 3.20 on.
+        install_requires=["numpy", "protobuf>=3.20"],
+        extras_require={"spark": SPARK_REQUIRES, "images": IMAGE_REQUIRES},
         cmdclass={"build_py": BuildPyWithLibcrema},
         distclass=BinaryDistribution,
         zip_safe=False,

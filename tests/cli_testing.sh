@@ -26,3 +26,13 @@ expect_rc() {
 }
 # has FILE TEXT: FILE contains TEXT
 has() { if grep -q -- "$2" "$1"; then ok; else fail "$1 should contain \"$2\" (has: $(head -3 "$1"))"; fi; }
+
+# fashion_lmdb: Fashion-MNIST's test set as ./lmdb in $TMP (cd there), or
+# skip the test (exit 77) where Debian's dataset-fashion-mnist is missing.
+fashion_lmdb() {
+    FM=${FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+    [ -f "$FM/t10k-images-idx3-ubyte.gz" ] || { echo "skipped: no Fashion-MNIST at $FM"; exit 77; }
+    cd "$TMP" || exit 1
+    "$BIN" convert-mnist "$FM/t10k-images-idx3-ubyte.gz" "$FM/t10k-labels-idx1-ubyte.gz" lmdb >/dev/null 2>&1 ||
+        { echo "FAIL: convert-mnist"; exit 1; }
+}

@@ -1,4 +1,4 @@
-# Sourced by the Python tests (test_python.sh, test_spark.sh,
+# Sourced by the Python tests (test_python.sh, test_pycaffe.sh, test_spark.sh,
 # test_cos_python.sh): the cached virtualenv next to $CREMA_TMP
 # (build/python-venv, seeing the system's numpy, pyspark and pyarrow from
 # scripts/deps.sh) with the crema package installed from this tree, and
@@ -18,7 +18,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 unset CREMA_LIBRARY PYTHONPATH
 
 python_env_stamp() {
-  (cd "$ROOT" && find python/crema python/com python/setup.py python/crema_build.py python/pyproject.toml \
+  (cd "$ROOT" && find python/crema python/com python/caffe python/setup.py python/crema_build.py python/pyproject.toml \
      setup.py pyproject.toml CMakeLists.txt include src -type f ! -name '*.pyc' | sort | xargs cat | cksum)
 }
 
@@ -40,7 +40,7 @@ python_env_setup() {
   stamp=$(python_env_stamp)
   PYTHON_ENV_INSTALLED=0
   if [ "$(cat "$VENV/crema.stamp" 2>/dev/null)" != "$stamp" ] \
-     || ! "$VPY" -c "import crema.spark, com.yahoo.ml.caffe.CaffeOnSpark" 2>/dev/null; then
+     || ! "$VPY" -c "import crema.spark, com.yahoo.ml.caffe.CaffeOnSpark, caffe" 2>/dev/null; then
     rm -f "$VENV/crema.stamp"
     if "$VPY" -m pip install --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall \
          ./python >"$tmp/install.log" 2>&1; then

@@ -1,13 +1,18 @@
 /* The dist module with real processes and sockets on 127.0.0.1: collectives
  * for 2 and 3 ranks, asynchronous allreduce, the rendezvous secret, rank and
- * size checks, a rank killed with SIGKILL, config comparison, environment. */
+ * size checks, a rank killed with SIGKILL, config comparison, environment;
+ * strangers at the rendezvous (a wrong secret, a thousand idle connections)
+ * cannot stop a job, and -dist_timeout is kept within 10 %. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +30,9 @@
 struct rank_result {
     int rc;
     double seconds; /* from the start of the rank to its failure/success */
+    double mark;    /* when the rank function called mark_now(), from the start */
+    double ended;   /* after dist_comm_free, from the start */
+    double cpu;     /* CPU seconds the rank's process used, all threads */
     char msg[MSG];
 };
 
@@ -33,6 +41,8 @@ struct job {
     char rendezvous[256];
     const char *secret[MAX_RANKS];
     int size_of[MAX_RANKS]; /* 0: size */
+    int delay_ms[MAX_RANKS]; /* wait this long before joining */
+    int nofile[MAX_RANKS];   /* 0, or the rank's file descriptor limit */
     int timeout_ms;
     void *arg;
 };
@@ -69,8 +79,20 @@ static void job_init(struct job *j, int size)
     j->timeout_ms = 20000;
 }
 
+static struct rank_result *this_rank_result;
+static double this_rank_t0;
+
+/* Notes the time in this rank's result (rank functions call it). */
+static void mark_now(void) { this_rank_result->mark = now_s() - this_rank_t0; }
+
 static void rank_main(int rank, const struct job *j, rank_fn fn, struct rank_result *res)
 {
+    if (j->nofile[rank]) {
+        struct rlimit rl = {(rlim_t)j->nofile[rank], (rlim_t)j->nofile[rank]};
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (j->delay_ms[rank])
+        usleep((useconds_t)j->delay_ms[rank] * 1000);
     struct dist_config cfg;
     dist_config_init(&cfg);
     cfg.rank = rank;
@@ -79,6 +101,8 @@ static void rank_main(int rank, const struct job *j, rank_fn fn, struct rank_res
     cfg.secret = j->secret[rank];
     cfg.timeout_ms = j->timeout_ms;
     double t0 = now_s();
+    this_rank_result = res;
+    this_rank_t0 = t0;
     struct dist_comm *comm = NULL;
     int rc = dist_comm_create(&cfg, &comm);
     if (rc == 0)
@@ -88,6 +112,10 @@ static void rank_main(int rank, const struct job *j, rank_fn fn, struct rank_res
     res->seconds = now_s() - t0;
     res->rc = rc;
     dist_comm_free(comm);
+    res->ended = now_s() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    res->cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 /* Runs fn in `size` forked ranks; a rank still running after limit_s is
@@ -336,19 +364,154 @@ static int do_nothing(struct dist_comm *comm, const struct job *j, char *msg)
     return dist_barrier(comm);
 }
 
+/* A rank of the job with a wrong secret fails at once; rank 0 waits for it
+ * (a wrong secret does not end the job: it may be anyone's) and, timing out,
+ * says what it turned away. */
 static void test_wrong_secret(void)
 {
     struct job j;
     job_init(&j, 2);
     j.secret[1] = "not-the-secret";
+    j.timeout_ms = 3000;
     struct rank_result res[MAX_RANKS];
     run_job(&j, do_nothing, res, 60);
     CHECK_MSG(res[0].rc != 0 && strstr(res[0].msg, "rank 1") && strstr(res[0].msg, "wrong secret"),
               "rank 0: expected an error naming rank 1's wrong secret, got rc %d: %s", res[0].rc, res[0].msg);
     CHECK_MSG(res[1].rc != 0 && strstr(res[1].msg, "secret"), "rank 1: expected a secret error, got rc %d: %s",
               res[1].rc, res[1].msg);
+    CHECK_MSG(res[1].seconds < 3, "rank 1 took %.1f s to fail (expected at once)", res[1].seconds);
+    CHECK_MSG(res[0].seconds < 3 + 2, "rank 0 took %.1f s to fail (timeout 3 s)", res[0].seconds);
+}
+
+static int rdv_port(const struct job *j) { return atoi(strrchr(j->rendezvous, ':') + 1); }
+
+/* ---- strangers at the rendezvous ---- */
+
+static int do_barrier_then_files(struct dist_comm *comm, const struct job *j, char *msg)
+{
+    int rc = dist_barrier(comm);
+    if (rc) {
+        snprintf(msg, MSG, "%s", crema_errmsg());
+        return rc;
+    }
+    /* rank 0 can still open files (a snapshot) */
+    int fds[8], n = 0, e = 0;
+    for (; n < 8; n++)
+        if ((fds[n] = open("/dev/null", O_RDONLY)) < 0) {
+            e = errno;
+            break;
+        }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    if (n < 8) {
+        snprintf(msg, MSG, "rank %d could open only %d files: %s", dist_rank(comm), n, strerror(e));
+        return 1;
+    }
+    return dist_barrier(comm);
+}
+
+/* A connection with a wrong secret, made before every rank has joined,
+ * is turned away and the job goes on. */
+static void test_stranger_cannot_stop_job(void)
+{
+    struct job j;
+    job_init(&j, 2);
+    j.delay_ms[1] = 1500;
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(500000);
+        struct rdv_client *c = NULL;
+        int rc = rdv_client_connect("127.0.0.1", rdv_port(&j), "guess", 1, 2, 3000, &c);
+        rdv_client_free(c);
+        _exit(rc == 0 ? 1 : 0); /* the stranger must be refused */
+    }
+    struct rank_result res[MAX_RANKS];
+    run_job(&j, do_barrier_then_files, res, 60);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the stranger with a wrong secret was let in");
     for (int r = 0; r < 2; r++)
-        CHECK_MSG(res[r].seconds < 5, "rank %d took %.1f s to fail (expected seconds)", r, res[r].seconds);
+        CHECK_MSG(res[r].rc == 0, "rank %d: the job failed after a stranger's wrong secret: %s", r, res[r].msg);
+}
+
+/* A thousand idle connections to rank 0, whose descriptor limit is nofile:
+ * the rendezvous keeps a bounded number of strangers (256: the bound is
+ * reached first) or drops the oldest when accept finds no descriptor (40:
+ * the descriptors run out first), does not spin, and rank 1 joins. */
+static void idle_connections(int nofile)
+{
+    struct job j;
+    job_init(&j, 2);
+    j.nofile[0] = nofile;
+    j.delay_ms[1] = 2500;
+    j.timeout_ms = 20000;
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 1100) {
+        rl.rlim_cur = rl.rlim_max < 1100 ? rl.rlim_max : 1100;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int want = rl.rlim_cur >= 1100 ? 1000 : (int)rl.rlim_cur - 64;
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(500000);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rdv_port(&j)),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        for (int i = 0; i < want; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (fd < 0)
+                break;
+            connect(fd, (struct sockaddr *)&a, sizeof a); /* EINPROGRESS: the kernel finishes it */
+        }
+        sleep(30); /* held open, silent; killed when the job is done */
+        _exit(0);
+    }
+    struct rank_result res[MAX_RANKS];
+    run_job(&j, do_barrier_then_files, res, 90);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    printf("    %d idle connections, %d descriptors: rank 0 used %.2f s CPU in %.2f s\n", want, nofile, res[0].cpu,
+           res[0].ended);
+    for (int r = 0; r < 2; r++)
+        CHECK_MSG(res[r].rc == 0, "rank %d: the job failed under %d idle connections: %s", r, want, res[r].msg);
+    /* a thread spinning on a listening socket it cannot accept from burns a
+     * core for as long as it lasts */
+    CHECK_MSG(res[0].cpu < 0.5 * res[0].ended, "rank 0 used %.2f s of CPU in %.2f s: the rendezvous spins",
+              res[0].cpu, res[0].ended);
+}
+
+static void test_idle_connections(void)
+{
+    idle_connections(256);
+    idle_connections(40);
+}
+
+/* ---- -dist_timeout is honoured ---- */
+
+static int do_stop_rank1(struct dist_comm *comm, const struct job *j, char *msg)
+{
+    if (dist_rank(comm) == 1)
+        raise(SIGSTOP); /* alive, silent, forever: killed by run_job */
+    mark_now();
+    int rc = dist_barrier(comm);
+    snprintf(msg, MSG, "%s", rc ? crema_errmsg() : "no error");
+    return rc;
+}
+
+static void test_timeout_honoured(void)
+{
+    struct job j;
+    job_init(&j, 2);
+    j.timeout_ms = 10000;
+    struct rank_result res[MAX_RANKS];
+    run_job(&j, do_stop_rank1, res, 15);
+    double took = res[0].ended - res[0].mark;
+    printf("    timeout 10 s: rank 0 ended %.2f s after entering the collective\n", took);
+    CHECK_MSG(res[0].rc == CREMA_ERR_DIST && strstr(res[0].msg, "timed out after 10 s waiting for rank 1") &&
+              strstr(res[0].msg, "silent"), "rank 0: expected a timeout naming the silent rank 1, got %d: %s",
+              res[0].rc, res[0].msg);
+    CHECK_MSG(took >= 9.5 && took <= 11.0, "rank 0 ended %.2f s after entering the collective; -dist_timeout 10 "
+              "allows 10 to 11", took);
 }
 
 static void test_rank_out_of_range(void)
@@ -643,7 +806,8 @@ int main(int argc, char **argv)
            CASE(test_missing_secret), CASE(test_bad_iface), CASE(test_collectives_2_ranks),
            CASE(test_collectives_3_ranks), CASE(test_collectives_file_rendezvous), CASE(test_async_buckets),
            CASE(test_wrong_secret), CASE(test_size_mismatch), CASE(test_check_same), CASE(test_kill_rank),
-           CASE(test_stalled_rank)};
+           CASE(test_stalled_rank), CASE(test_stranger_cannot_stop_job), CASE(test_idle_connections),
+           CASE(test_timeout_honoured)};
     if (argc > 1 && strcmp(argv[1], "--rank") == 0)
         return rank_mode(argc, argv);
     return check_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);

@@ -125,6 +125,48 @@ grep -q "rank 1 was killed by signal 9" "$TMP/launch_kill.log" && ok ||
 grep -q "rank 0: lost rank 1" "$TMP/launch_kill.log" && ok ||
     fail "rank 0 did not name rank 1: $(grep rank "$TMP/launch_kill.log" | tail -3)"
 
+# ---- signals sent to the launcher alone reach the ranks ----
+# $1: what to wait for in the log before going on
+launch_long() {
+    "$BIN" train -solver "$TMP/long.prototxt" -clusterSize 2 -dist_timeout 10 2>"$TMP/launch_sig.log" &
+    lp=$!
+    for i in $(seq 300); do grep -q "Starting Optimization" "$TMP/launch_sig.log" && break; sleep 0.1; done
+    sleep 1
+}
+launch_long
+rm -f "$TMP"/kill_iter_*.solverstate
+kill -HUP $lp # sighup_effect snapshot: rank 0 snapshots, training goes on
+for i in $(seq 100); do ls "$TMP"/kill_iter_*.solverstate >/dev/null 2>&1 && break; sleep 0.1; done
+ls "$TMP"/kill_iter_*.solverstate >/dev/null 2>&1 && ok || fail "SIGHUP to the launcher made no snapshot"
+kill -0 $lp 2>/dev/null && ok || fail "the job ended after SIGHUP (the effect is snapshot)"
+kill -INT $lp # sigint_effect stop: every rank stops
+t0=$(now)
+for i in $(seq 300); do kill -0 $lp 2>/dev/null || break; sleep 0.1; done
+if kill -0 $lp 2>/dev/null; then
+    fail "SIGINT to the launcher alone: the ranks trained on for 30 s"
+    pkill -KILL -P $lp
+    kill -9 $lp
+fi
+wait $lp
+rc=$?
+[ $rc -eq 0 ] && ok || fail "the launcher exited $rc after SIGINT (expected a clean stop)"
+grep -q "Optimization stopped early." "$TMP/launch_sig.log" && ok || fail "no 'Optimization stopped early.' after SIGINT"
+
+# ---- a rank that hangs: the job ends within -dist_timeout 10 (+10 %) ----
+launch_long
+child=$(ps -o pid= --ppid $lp 2>/dev/null | tail -1 | tr -d ' ')
+t0=$(date +%s.%N)
+kill -STOP "$child"
+wait $lp
+rc=$?
+t1=$(date +%s.%N)
+kill -CONT "$child" 2>/dev/null
+took=$(echo "$t1 $t0" | awk '{printf "%.2f", $1 - $2}')
+echo "a stopped rank under the launcher, -dist_timeout 10: the job ended after $took s"
+[ $rc -ne 0 ] && ok || fail "the launcher exited 0 with a rank stopped"
+echo "$took" | awk '{exit !($1 <= 11.0)}' && ok || fail "with -dist_timeout 10 the job ended after $took s (> 11)"
+grep -q "silent for" "$TMP/launch_sig.log" && ok || fail "no rank named the silent rank: $(tail -2 "$TMP/launch_sig.log")"
+
 # ---- bad configurations: an error within seconds, never a hang ----
 write_solver "$TMP/short.prototxt" "$TMP/net.prototxt" "$TMP/short" 5
 # $1: name, $2: expected text, $3: max seconds; the ranks' commands follow as "A" "B" (B may be empty)

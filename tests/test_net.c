@@ -733,10 +733,15 @@ static void test_api(void)
         CHECK(w2.data[0] == w0);
         crema_net_free(again);
     }
-    /* TRAIN builds the other layer; weights for 'ip' are ignored there. */
-    CHECK_OK(crema_net_open(proto, weights, CREMA_TRAIN, &again));
+    /* TRAIN builds the other layer; the weights for 'ip' fit no layer
+     * there, which is refused unless asked for. */
+    CHECK_EQ_INT(crema_net_open(proto, weights, CREMA_TRAIN, &again), CREMA_ERR_INVALID);
+    CHECK_MSG(strstr(crema_errmsg(), "no layer of net api got weights") && strstr(crema_errmsg(), "ipt"), "got: %s",
+              crema_errmsg());
+    CHECK_OK(crema_net_open(proto, NULL, CREMA_TRAIN, &again));
     if (again) {
         CHECK(strcmp(crema_net_layer_name(again, 1), "ipt") == 0);
+        CHECK_OK(crema_net_load_weights_flags(again, weights, CREMA_WEIGHTS_ALLOW_UNMATCHED));
         crema_net_free(again);
     }
     CHECK(crema_net_open("/nonexistent/net.prototxt", NULL, CREMA_TEST, &again) != 0);

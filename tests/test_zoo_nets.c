@@ -6,7 +6,11 @@
  * the corpus are replaced by DummyData where the prototxt declares their
  * shape; otherwise that state is listed as left out, with the reason. Solvers are skipped;
  * zoo files using fork-only fields must fail to parse, naming the field.
- * `test_zoo_nets resnet vgg` runs only files whose path contains a word. */
+ * `test_zoo_nets resnet vgg` runs only files whose path contains a word.
+ * `test_zoo_nets --list-deploy [words]` builds nothing: it prints the deploy
+ * nets among these files (their TEST state is fed by Input layers or input
+ * fields and reads no files), one "relative-path<TAB>path<TAB>upgraded"
+ * line each, for the tests that run every deploy net (tests/test_onnx.sh). */
 #include "check.h"
 #include "net/net.h"
 #include "proto/proto_io.h"
@@ -26,6 +30,7 @@ struct tally {
 
 static int g_argc;
 static char **g_argv;
+static bool g_list_deploy;
 
 static double now(void)
 {
@@ -331,6 +336,26 @@ static void run_phase(struct tally *t, const char *rel, Caffe__NetParameter *np,
     net_free(net);
 }
 
+/* A deploy net: in the TEST state, inputs from Input layers (or the legacy
+ * input fields) and no layer that reads files or runs Python. */
+static void list_deploy(const Caffe__NetParameter *np, const char *path, const char *rel, bool upgraded)
+{
+    Caffe__NetState test = CAFFE__NET_STATE__INIT;
+    test.has_phase = 1;
+    test.phase = CAFFE__PHASE__TEST;
+    bool inputs = np->n_input > 0;
+    for (size_t i = 0; i < np->n_layer; i++) {
+        const Caffe__LayerParameter *lp = np->layer[i];
+        if (!layer_in_state(lp, &test))
+            continue;
+        if (reads_files(lp) || (lp->type && strcmp(lp->type, "Python") == 0))
+            return;
+        inputs |= lp->type && strcmp(lp->type, "Input") == 0;
+    }
+    if (inputs)
+        printf("%s\t%s\t%d\n", rel, path, upgraded ? 1 : 0);
+}
+
 static void run_file(struct tally *t, const char *path, const char *rel)
 {
     t->files++;
@@ -380,6 +405,11 @@ static void run_file(struct tally *t, const char *path, const char *rel)
         fprintf(stderr, "  fork-only layer type (BVLC Caffe rejects it too): %s\n", crema_errmsg());
         t->fork_only++;
         net_free(net);
+        proto_free(&np->base);
+        return;
+    }
+    if (g_list_deploy) {
+        list_deploy(np, path, rel, changed);
         proto_free(&np->base);
         return;
     }
@@ -441,17 +471,23 @@ static void walk(struct tally *t, const char *dir, const char *rel)
     free(list);
 }
 
-static void zoo_nets(void)
+/* Every net file of the corpus: its zoo, Caffe's models and examples. */
+static void walk_corpus(struct tally *t)
 {
     static const char *const roots[] = { "zoo", "caffe/models", "caffe/examples" };
-    struct tally t = { 0 };
     for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
         char rel[256];
         snprintf(rel, sizeof rel, "corpus/%s", roots[i]);
         char *dir = check_shared(rel);
-        walk(&t, dir, roots[i]);
+        walk(t, dir, roots[i]);
         free(dir);
     }
+}
+
+static void zoo_nets(void)
+{
+    struct tally t = { 0 };
+    walk_corpus(&t);
     fprintf(stderr,
             "%d files: %d solvers skipped, %d fork-only (rejected, as by BVLC Caffe), %d without layers; "
             "%d net states built, %d forwards ok (%.1fs), %d TRAIN backwards ok, %d states left out (data "
@@ -466,6 +502,15 @@ static void zoo_nets(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--list-deploy") == 0) {
+        g_list_deploy = true;
+        argv[1] = argv[0];
+        g_argc = argc - 1;
+        g_argv = argv + 1;
+        struct tally t = { 0 };
+        walk_corpus(&t);
+        return 0;
+    }
     g_argc = argc;
     g_argv = argv;
     static const struct check_case cases[] = { CASE(zoo_nets) };

@@ -59,7 +59,8 @@ int cmd_db_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 /* net tools (forward.c, time.c); cli_open_net opens -model with -weights
  * ("" for none) in -phase (TRAIN or TEST), printing why it could not. */
-int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase, crema_net **out);
+int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase, bool allow_unmatched,
+                 crema_net **out);
 int cmd_forward(int argc, char **argv);
 int cmd_time(int argc, char **argv);
 
@@ -71,10 +72,11 @@ int cli_check_file(const char *cmd, const char *flag, const char *path);
 /* TRAIN or TEST into a Caffe__Phase value. */
 int cli_parse_phase(const char *cmd, const char *v, int *phase);
 /* Builds the net of `model` for phase/level/stages (comma-separated) and
- * loads `weights` (comma-separated; NULL or "" for none); prints one line
- * and returns non-zero on failure. */
+ * loads `weights` (comma-separated; NULL or "" for none; a file that gives
+ * no layer weights fails unless allow_unmatched); prints one line and
+ * returns non-zero on failure. */
 int cli_load_net(const char *cmd, const char *model, const char *weights, int phase, int level,
-                 const char *stages, struct net **out);
+                 const char *stages, bool allow_unmatched, struct net **out);
 
 /* Caffe's test loop: per-output means over `iterations` forwards (each
  * batch's values printed to out as "Batch i, name = v" unless out is NULL). */
@@ -99,11 +101,14 @@ struct extract_job {
     int level;
     const char *stages;
     bool test_mode; /* CaffeOnSpark -test: "name: mean,..." lines of every output */
+    bool allow_unmatched; /* weights that give no layer anything are not an error */
 };
 int cli_check_output(const char *cmd, const char *output, const char *format);
 int cli_extract(const char *cmd, const struct extract_job *job);
 
 int cmd_test(int argc, char **argv);
+/* ONNX export (export_onnx.c) */
+int cmd_export_onnx(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_device_query(int argc, char **argv);
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 
 #include "cli.h"
 #include "api/internal.h"
+
+#define CLI_RANKS_PER_CORE 4
 
 int cli_dist_setup(const char *cmd, const struct cli_dist_opts *o, struct dist_config *cfg)
 {
@@ -59,8 +62,21 @@ int cli_dist_setup(const char *cmd, const struct cli_dist_opts *o, struct dist_c
         }
         return CLI_DIST_NONE;
     }
-    if (cfg->rank < 0)
+    if (cfg->rank < 0) {
+        /* Every rank would start here: each holds the whole model and its
+         * own threads, so far more ranks than cores only thrash. */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        if (cores < 1)
+            cores = 1;
+        if ((long)cfg->size > CLI_RANKS_PER_CORE * cores) {
+            fprintf(stderr, "crema %s: -clusterSize %d would start %d ranks on this machine, which has %ld core%s "
+                    "(at most %ld here, %d a core); spread the ranks over hosts with mpirun, srun or -rank and "
+                    "-rendezvous\n", cmd, cfg->size, cfg->size, cores, cores == 1 ? "" : "s",
+                    CLI_RANKS_PER_CORE * cores, CLI_RANKS_PER_CORE);
+            return -1;
+        }
         return CLI_DIST_LAUNCH;
+    }
     if (cfg->rank >= cfg->size) {
         fprintf(stderr, "crema %s: rank %d is out of range for a job of %d ranks (0..%d)\n", cmd, cfg->rank,
                 cfg->size, cfg->size - 1);
@@ -112,15 +128,22 @@ static int random_secret(char *out, size_t len)
     return 0;
 }
 
-static volatile sig_atomic_t got_term;
+static volatile sig_atomic_t got_term, got_int, got_hup;
 
-static void on_launcher_signal(int sig)
+static void on_launcher_signal(int sig, siginfo_t *info, void *uctx)
 {
-    /* SIGINT and SIGHUP from a terminal reach every rank of the process
-     * group by themselves, and the ranks agree on what to do; SIGTERM is
-     * passed on below. */
+    (void)uctx;
+    /* SIGINT and SIGHUP from a terminal (the kernel sends them to the whole
+     * foreground process group) reach every rank by themselves; sent to the
+     * launcher alone (kill PID, a scheduler), they are passed on, as SIGTERM
+     * always is. */
+    bool from_tty = info && info->si_code == SI_KERNEL;
     if (sig == SIGTERM)
         got_term = 1;
+    else if (sig == SIGINT && !from_tty)
+        got_int = 1;
+    else if (sig == SIGHUP && !from_tty)
+        got_hup = 1;
 }
 
 static double mono_s(void)
@@ -170,12 +193,13 @@ int cli_dist_launch(const char *cmd, int argc, char **argv, const struct dist_co
     }
     struct sigaction sa, old_int, old_hup, old_term;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_launcher_signal;
+    sa.sa_sigaction = on_launcher_signal;
+    sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGHUP, &sa, &old_hup);
     sigaction(SIGTERM, &sa, &old_term);
-    got_term = 0;
+    got_term = got_int = got_hup = 0;
     fflush(NULL);
     pid_t parent = getpid();
     int started = 0;
@@ -205,9 +229,11 @@ int cli_dist_launch(const char *cmd, int argc, char **argv, const struct dist_co
     if (first_bad >= 0)
         fprintf(stderr, "crema %s: rank %d %s; stopping the other ranks\n", cmd, first_bad, why);
     bool killed = false, blame_signal = false;
-    /* After the first failure the others get the time a collective needs to
-     * notice and name the lost rank themselves; then they are killed. */
-    double grace = cfg->timeout_ms / 1000.0 + 5;
+    /* After the first failure the others get a moment to notice and name
+     * the lost rank themselves (a closed connection shows at once); then
+     * they are killed. Not the whole -dist_timeout again: the job is to end
+     * within it. A rank that hangs is found by the others' timeout. */
+    double grace_died = 2.5, grace_failed = 0.3;
     while (running > 0) {
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -228,18 +254,24 @@ int cli_dist_launch(const char *cmd, int argc, char **argv, const struct dist_co
                 first_bad = r;
                 blame_signal = died;
                 describe_exit(status, why, sizeof why);
+                /* a rank that failed has said why; one that died needs the
+                 * others to say it */
                 if (kill_at == 0)
-                    kill_at = mono_s() + grace;
+                    kill_at = mono_s() + (died ? grace_died : grace_failed);
             }
             continue;
         }
         if (pid < 0 && errno != EINTR)
             break;
-        if (got_term) {
-            got_term = 0;
+        static const int fwd_sig[3] = { SIGTERM, SIGINT, SIGHUP };
+        volatile sig_atomic_t *fwd_flag[3] = { &got_term, &got_int, &got_hup };
+        for (int k = 0; k < 3; k++) {
+            if (!*fwd_flag[k])
+                continue;
+            *fwd_flag[k] = 0;
             for (int r = 0; r < size; r++)
                 if (pids[r] > 0)
-                    kill(pids[r], SIGTERM);
+                    kill(pids[r], fwd_sig[k]);
         }
         if (first_bad >= 0 && !killed && mono_s() >= kill_at) {
             for (int r = 0; r < size; r++)

@@ -427,7 +427,7 @@ int cli_extract(const char *cmd, const struct extract_job *job)
     /* The keys are read before the net opens its own reader: LevelDB allows
      * one open handle per process. */
     struct net *net = NULL;
-    if (cli_load_net(cmd, job->model, NULL, CAFFE__PHASE__TEST, job->level, job->stages, &net)) {
+    if (cli_load_net(cmd, job->model, NULL, CAFFE__PHASE__TEST, job->level, job->stages, false, &net)) {
         free(store);
         return 1;
     }
@@ -465,7 +465,8 @@ int cli_extract(const char *cmd, const struct extract_job *job)
             records = (si.path && want > n_keys) ? n_keys : want;
         }
     }
-    if (!rc && cli_load_net(cmd, job->model, job->weights, CAFFE__PHASE__TEST, job->level, job->stages, &net))
+    if (!rc && cli_load_net(cmd, job->model, job->weights, CAFFE__PHASE__TEST, job->level, job->stages,
+                            job->allow_unmatched, &net))
         rc = 1;
     struct table t = { 0 };
     if (!rc && job->test_mode) {
@@ -524,6 +525,9 @@ int cli_extract(const char *cmd, const struct extract_job *job)
 static struct flag features_flags[] = {
     { "model", FLAG_STRING, "", "the net (prototxt; its TEST phase is used; file: URIs accepted)", NULL, false },
     { "weights", FLAG_STRING, "", "trained weights: comma-separated .caffemodel(.h5) files", NULL, false },
+    { "allow_unmatched_weights", FLAG_BOOL, "false",
+      "load -weights even when no layer of the net gets weights from them (an empty or unrelated file)", NULL,
+      false },
     { "features", FLAG_STRING, "", "comma-separated blobs to extract, e.g. ip1,accuracy", NULL, false },
     { "label", FLAG_STRING, "", "a label blob to add to every record (as CaffeOnSpark's -label)", NULL, false },
     { "output", FLAG_STRING, "", "where to write (path or file: URI; empty: standard output; npy: a new dir)", NULL,
@@ -558,6 +562,7 @@ int cmd_features(int argc, char **argv)
     job.format = cli_str(fl, nf, "outputFormat");
     job.level = (int)cli_int(fl, nf, "level");
     job.stages = cli_str(fl, nf, "stage");
+    job.allow_unmatched = cli_bool(fl, nf, "allow_unmatched_weights");
     const char *iters = cli_str(fl, nf, "iterations");
     if (strcmp(iters, "all") == 0) {
         job.iterations = -1;

@@ -11,7 +11,8 @@
 #include "crema.h"
 #include "api/internal.h"
 
-int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase, crema_net **out)
+int cli_open_net(const char *cmd, const char *model, const char *weights, const char *phase,
+                 bool allow_unmatched, crema_net **out)
 {
     crema_phase ph;
     if (strcmp(phase, "TRAIN") == 0) {
@@ -26,8 +27,14 @@ int cli_open_net(const char *cmd, const char *model, const char *weights, const 
         fprintf(stderr, "crema %s: -model is required (crema help %s lists the flags)\n", cmd, cmd);
         return 1;
     }
-    if (crema_net_open(model, *weights ? weights : NULL, ph, out)) {
+    if (crema_net_open(model, NULL, ph, out)) {
         fprintf(stderr, "crema %s: %s\n", cmd, crema_errmsg());
+        return 1;
+    }
+    if (*weights && crema_net_load_weights_flags(*out, weights, allow_unmatched ? CREMA_WEIGHTS_ALLOW_UNMATCHED : 0)) {
+        fprintf(stderr, "crema %s: %s\n", cmd, crema_errmsg());
+        crema_net_free(*out);
+        *out = NULL;
         return 1;
     }
     return 0;
@@ -36,6 +43,9 @@ int cli_open_net(const char *cmd, const char *model, const char *weights, const 
 static struct flag forward_flags[] = {
     { "model", FLAG_STRING, "", "the net (prototxt)", NULL, false },
     { "weights", FLAG_STRING, "", "trained weights (.caffemodel or .caffemodel.h5)", NULL, false },
+    { "allow_unmatched_weights", FLAG_BOOL, "false",
+      "load -weights even when no layer of the net gets weights from them (an empty or unrelated file)", NULL,
+      false },
     { "input", FLAG_LIST, "", "NAME=FILE.npy: set blob NAME from FILE (repeat for several)", NULL, false },
     { "blobs", FLAG_STRING, "", "comma-separated blobs to write (default: the net's outputs)", NULL, false },
     { "output", FLAG_STRING, "", "folder for the <blob>.npy files (created if missing)", NULL, false },
@@ -163,7 +173,8 @@ int cmd_forward(int argc, char **argv)
         return 1;
     crema_net *net = NULL;
     if (cli_open_net("forward", cli_str(fl, N_FORWARD_FLAGS, "model"), cli_str(fl, N_FORWARD_FLAGS, "weights"),
-                     cli_str(fl, N_FORWARD_FLAGS, "phase"), &net))
+                     cli_str(fl, N_FORWARD_FLAGS, "phase"), cli_bool(fl, N_FORWARD_FLAGS, "allow_unmatched_weights"),
+                     &net))
         return 1;
     int rc = 0;
     for (int i = 0; i < n_inputs && !rc; i++)

@@ -24,6 +24,7 @@ static const struct command commands[] = {
     { "test", cmd_test, "score a trained net: per-batch outputs and their means (as caffe test)" },
     { "features", cmd_features, "per-sample blobs of a trained net over its test source (json, csv, npy)" },
     { "device_query", cmd_device_query, "the device crema computes on (as caffe device_query)" },
+    { "export-onnx", cmd_export_onnx, "a net's TEST phase with its weights as an ONNX model" },
     { "plot", cmd_plot, "loss and accuracy curves of a training log or TensorBoard file, as a PNG" },
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))

@@ -66,17 +66,13 @@ static int add_stages(Caffe__NetState *st, const char *stages)
 }
 
 int cli_load_net(const char *cmd, const char *model, const char *weights, int phase, int level,
-                 const char *stages, struct net **out)
+                 const char *stages, bool allow_unmatched, struct net **out)
 {
     *out = NULL;
     if (cli_check_file(cmd, "model", model))
         return 1;
-    const char *path = io_strip_file_uri(model);
     Caffe__NetParameter *p = NULL;
-    int rc = proto_read_text(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
-    bool changed = false;
-    if (!rc && upgrade_net_needed(p))
-        rc = upgrade_net(p, path, &changed);
+    int rc = upgrade_read_net(model, false, &p);
     static const Caffe__NetState def = CAFFE__NET_STATE__INIT;
     Caffe__NetState st = def;
     if (!rc) {
@@ -104,8 +100,8 @@ int cli_load_net(const char *cmd, const char *model, const char *weights, int ph
             rc = err_set(CREMA_ERR_NOMEM, "out of memory");
         bool missing = false;
         for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !rc && !missing; t = strtok_r(NULL, ",", &save))
-            if (!(missing = cli_check_file(cmd, "weights", t)) && (rc = net_load_weights(*out, io_strip_file_uri(t))))
-                err_prefix(rc, "%s", t);
+            if (!(missing = cli_check_file(cmd, "weights", t)))
+                rc = net_load_weights_opt(*out, io_strip_file_uri(t), allow_unmatched);
         free(copy);
         if (rc || missing) {
             if (rc)

@@ -10,6 +10,9 @@
 static struct flag test_flags[] = {
     { "model", FLAG_STRING, "", "the net to score (prototxt; file: URIs accepted)", NULL, false },
     { "weights", FLAG_STRING, "", "trained weights: comma-separated .caffemodel(.h5) files", NULL, false },
+    { "allow_unmatched_weights", FLAG_BOOL, "false",
+      "load -weights even when no layer of the net gets weights from them (an empty or unrelated file)", NULL,
+      false },
     { "iterations", FLAG_INT, "50", "forward passes to run", NULL, false },
     { "phase", FLAG_STRING, "TEST", "the net state's phase: TRAIN or TEST", NULL, false },
     { "level", FLAG_INT, "0", "the net state's level", NULL, false },
@@ -130,7 +133,7 @@ int cmd_test(int argc, char **argv)
     }
     struct net *net = NULL;
     if (cli_load_net("test", model, weights, phase, (int)cli_int(fl, N_TEST_FLAGS, "level"),
-                     cli_str(fl, N_TEST_FLAGS, "stage"), &net))
+                     cli_str(fl, N_TEST_FLAGS, "stage"), cli_bool(fl, N_TEST_FLAGS, "allow_unmatched_weights"), &net))
         return 1;
     if (cli_net_to_gpu("test", cli_str(fl, N_TEST_FLAGS, "gpu"), net)) {
         net_free(net);

@@ -10,6 +10,9 @@
 static struct flag time_flags[] = {
     { "model", FLAG_STRING, "", "the net (prototxt)", NULL, false },
     { "weights", FLAG_STRING, "", "weights to load first (optional)", NULL, false },
+    { "allow_unmatched_weights", FLAG_BOOL, "false",
+      "load -weights even when no layer of the net gets weights from them (an empty or unrelated file)", NULL,
+      false },
     { "iterations", FLAG_INT, "50", "timed forward-backward iterations", NULL, false },
     { "phase", FLAG_STRING, "TRAIN", "TRAIN or TEST", NULL, false },
     { "gpu", FLAG_STRING, "", "the GPU to time on (an id; default: the CPU)", NULL, false },
@@ -62,7 +65,7 @@ int cmd_time(int argc, char **argv)
     }
     crema_net *net = NULL;
     if (cli_open_net("time", cli_str(fl, N_TIME_FLAGS, "model"), cli_str(fl, N_TIME_FLAGS, "weights"),
-                     cli_str(fl, N_TIME_FLAGS, "phase"), &net))
+                     cli_str(fl, N_TIME_FLAGS, "phase"), cli_bool(fl, N_TIME_FLAGS, "allow_unmatched_weights"), &net))
         return 1;
     int L = crema_net_num_layers(net);
     double *fwd = calloc((size_t)L + 1, sizeof *fwd), *bwd = calloc((size_t)L + 1, sizeof *bwd);

@@ -2,6 +2,7 @@
  * SIGINT/SIGHUP effects), plus -iterations to override max_iter, and
  * data-parallel training over ranks (-clusterSize, mpirun, srun, by hand). */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,12 @@ int cmd_train(int argc, char **argv)
     if (log && n_gpus)
         fprintf(log, "Using GPUs %s\n", n_gpu_ids ? gpu_flag : my_gpu[0] ? my_gpu : "0");
     long long iterations = cli_int(train_flags, N_TRAIN_FLAGS, "iterations");
+    if (iterations < -1 || iterations > INT32_MAX) {
+        proto_free(&param->base);
+        fprintf(stderr, "crema train: -iterations must be 0..%d (or -1: the solver's max_iter), got %lld\n",
+                INT32_MAX, iterations);
+        return 1;
+    }
     if (iterations >= 0) {
         param->has_max_iter = true;
         param->max_iter = (int32_t)iterations;
@@ -301,7 +308,11 @@ int cmd_train(int argc, char **argv)
     dist_comm_free(comm);
     if (rc)
         return 1;
-    if (log)
+    /* Caffe logs this twice (its solver, then caffe.cpp), told apart by
+     * glog's file:line prefixes. Without them, two lines in the output of a
+     * multi-rank job read as two ranks finishing: there rank 0's solver line
+     * is the only one. */
+    if (log && mode != CLI_DIST_RANK)
         fprintf(log, "Optimization Done.\n");
     return 0;
 }

@@ -13,6 +13,8 @@ See crema.Net for what is a view and what is a copy.
 from ._capi import LIBRARY_PATH, CremaError, lib as _lib
 from .net import TEST, TRAIN, Blob, Net
 from .dist import Dist
+from . import onnx_export
+from .onnx_export import export_onnx
 from .solver import Solver
 from .weights import BlobArrays, read_caffemodel
 from .proto import Literal, Message
@@ -20,8 +22,8 @@ from .proto import Literal, Message
 __version__ = "0.1.0"
 
 __all__ = ["Net", "Blob", "Solver", "Dist", "CremaError", "TRAIN", "TEST", "read_caffemodel", "BlobArrays",
-           "library_path", "version", "db_count", "db_keys", "Message", "Literal", "set_mode_cpu", "set_mode_gpu",
-           "set_device", "gpu_count"]
+           "export_onnx", "onnx_export", "library_path", "version", "db_count", "db_keys", "Message", "Literal",
+           "set_mode_cpu", "set_mode_gpu", "set_device", "gpu_count"]
 
 
 def library_path():

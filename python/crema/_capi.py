@@ -146,6 +146,7 @@ _SIGNATURES = {
     "crema_weights_layer_name": (c_char_p, [_weights_p, c_int]),
     "crema_weights_num_blobs": (c_int, [_weights_p, c_int]),
     "crema_weights_blob": (c_int, [_weights_p, c_int, c_int, POINTER(Blob)]),
+    "crema_net_export_onnx": (c_int, [_net_p, c_char_p, c_int, ctypes.c_uint]),
 }
 
 for _name, (_res, _args) in _SIGNATURES.items():
@@ -170,9 +171,14 @@ def encode(s):
     return s if isinstance(s, bytes) else str(s).encode("utf-8")
 
 
-def encode_path(p):
-    """A file path (str, bytes or os.PathLike) for C."""
-    return os.fsencode(p)
+def encode_path(p, what="file"):
+    """A file path (str, bytes or os.PathLike) for C, refused when it holds a
+    NUL byte: C would read it only up to the NUL and open another file than
+    the one named."""
+    b = os.fsencode(p)
+    if b"\0" in b:
+        raise ValueError("crema: %s path %r holds a NUL byte" % (what, p))
+    return b
 
 
 def decode(b):

@@ -15,6 +15,12 @@ import numpy as np
 from . import _capi
 from ._capi import CremaError, check, decode, encode, encode_path, lib
 
+
+def _c_path(p, what):
+    """A path for C (encode_path: a NUL byte in it is refused)."""
+    return encode_path(p, what)
+
+
 TRAIN = 0
 TEST = 1
 
@@ -198,8 +204,8 @@ class Net:
         self._h = None
         code = _phase_code(phase)
         ptr = ctypes.c_void_p()
-        w = None if weights is None else encode_path(weights)
-        check(lib.crema_net_open(encode_path(prototxt), w, code, ctypes.byref(ptr)))
+        w = None if weights is None else _c_path(weights, "weights")
+        check(lib.crema_net_open(_c_path(prototxt, "prototxt"), w, code, ctypes.byref(ptr)))
         self._h = _Handle(ptr.value)
         self.phase = "TRAIN" if code == TRAIN else "TEST"
         self.loss = None  # the loss of the last forward()
@@ -489,13 +495,21 @@ class Net:
 
     def load_weights(self, path):
         """Loads a .caffemodel (or .caffemodel.h5) by layer name."""
-        check(lib.crema_net_load_weights(self._live().ptr, encode_path(path)))
+        check(lib.crema_net_load_weights(self._live().ptr, _c_path(path, "weights")))
 
     copy_from = load_weights  # pycaffe's name
 
     def save(self, path):
         """Writes the weights as a binary .caffemodel (atomically)."""
-        check(lib.crema_net_save_weights(self._live().ptr, encode_path(path)))
+        check(lib.crema_net_save_weights(self._live().ptr, _c_path(path, "output")))
+
+    # ---- export ----
+
+    def export_onnx(self, path, opset=None, fixed_batch=False):
+        """Writes the net as it is now (its input shapes and weights) as an
+        ONNX model; see crema.onnx_export.export_onnx."""
+        from .onnx_export import export_onnx
+        export_onnx(self, path, opset=opset, fixed_batch=fixed_batch)
 
     def __repr__(self):
         if self._h is None:

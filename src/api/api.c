@@ -1,6 +1,8 @@
 /* The public C API (include/crema.h): opaque handles around struct net and
  * weights files, with every failure reported through crema_errmsg(). */
 #include "crema.h"
+#include "api/handles.h"
+#include "api/onnx_export.h"
 #include "data/db.h"
 #include "dist/dist.h"
 #include "layers/cos_data.h"
@@ -18,13 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct crema_net {
-    struct net *net;
-};
-
 /* Fillers draw from this seed unless a solver seeds the net itself, so that
- * two opens of the same prototxt give the same initial weights. */
+ * two opens of the same prototxt give the same initial weights;
+ * crema_set_random_seed replaces it (module state, as the mode below). */
 #define CREMA_NET_DEFAULT_SEED 1701
+static uint64_t api_seed = CREMA_NET_DEFAULT_SEED;
+static bool api_seed_set = false;
+
+void crema_set_random_seed(uint64_t seed)
+{
+    api_seed = seed;
+    api_seed_set = true;
+}
 
 /* The process's mode (crema_set_mode): module state, read when nets and
  * solvers open. */
@@ -89,6 +96,13 @@ int crema_gpu_count(void)
 
 crema_status crema_net_open(const char *prototxt, const char *weights, crema_phase phase, crema_net **out)
 {
+    return crema_net_open_state(prototxt, weights, phase, -1, NULL, 0, out);
+}
+
+/* level < 0 with no stages: the file's state as it is (crema_net_open). */
+crema_status crema_net_open_state(const char *prototxt, const char *weights, crema_phase phase, int level,
+                                  const char *const *stages, int n_stages, crema_net **out)
+{
     if (!out)
         return err_set(CREMA_ERR_INVALID, "crema_net_open: out is NULL");
     *out = NULL;
@@ -97,16 +111,38 @@ crema_status crema_net_open(const char *prototxt, const char *weights, crema_pha
     if (phase != CREMA_TRAIN && phase != CREMA_TEST)
         return err_set(CREMA_ERR_INVALID, "crema_net_open: phase must be CREMA_TRAIN or CREMA_TEST, got %d",
                        (int)phase);
+    if (n_stages < 0 || (n_stages && !stages))
+        return err_set(CREMA_ERR_INVALID, "crema_net_open: %d stages without a list", n_stages);
+    for (int i = 0; i < n_stages; i++)
+        if (!stages[i])
+            return err_set(CREMA_ERR_INVALID, "crema_net_open: stage %d is NULL", i);
     Caffe__NetParameter *p = NULL;
-    int rc = proto_read_text(prototxt, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    int rc = upgrade_read_net(prototxt, false, &p);
     if (rc)
         return rc;
     static const Caffe__NetState def = CAFFE__NET_STATE__INIT;
     Caffe__NetState st = p->state ? *p->state : def;
     st.has_phase = 1;
     st.phase = phase == CREMA_TRAIN ? CAFFE__PHASE__TRAIN : CAFFE__PHASE__TEST;
+    if (level >= 0 || n_stages) {
+        st.has_level = 1;
+        st.level = level;
+    }
+    /* Caffe's Net(file, phase, level, stages) adds the stages to the file's. */
+    char **all = calloc(st.n_stage + (size_t)n_stages + 1, sizeof *all);
+    if (!all) {
+        proto_free(&p->base);
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < st.n_stage; i++)
+        all[i] = st.stage[i];
+    for (int i = 0; i < n_stages; i++)
+        all[st.n_stage + (size_t)i] = (char *)stages[i];
+    st.n_stage += (size_t)n_stages;
+    st.stage = all;
     struct net *net = NULL;
-    rc = net_build(p, &st, CREMA_NET_DEFAULT_SEED, &net);
+    rc = net_build(p, &st, api_seed, &net);
+    free(all);
     proto_free(&p->base);
     const struct backend *be = NULL;
     if (!rc && !(rc = api_mode_backend(&be)))
@@ -137,11 +173,18 @@ void crema_net_free(crema_net *net)
     free(net);
 }
 
-crema_status crema_net_load_weights(crema_net *net, const char *weights)
+crema_status crema_net_load_weights_flags(crema_net *net, const char *weights, unsigned flags)
 {
     if (!net || !weights)
         return err_set(CREMA_ERR_INVALID, "crema_net_load_weights: NULL argument");
-    return net_load_weights(net->net, weights);
+    if (flags & ~CREMA_WEIGHTS_ALLOW_UNMATCHED)
+        return err_set(CREMA_ERR_INVALID, "crema_net_load_weights_flags: unknown flags 0x%x", flags);
+    return net_load_weights_opt(net->net, weights, flags & CREMA_WEIGHTS_ALLOW_UNMATCHED);
+}
+
+crema_status crema_net_load_weights(crema_net *net, const char *weights)
+{
+    return crema_net_load_weights_flags(net, weights, 0);
 }
 
 crema_status crema_net_save_weights(crema_net *net, const char *path)
@@ -157,7 +200,7 @@ crema_status crema_net_save_weights(crema_net *net, const char *path)
     return rc;
 }
 
-static int blob_view(struct tensor *t, crema_blob *out)
+int api_blob_view(struct tensor *t, crema_blob *out)
 {
     memset(out, 0, sizeof *out);
     out->num_axes = t->num_axes;
@@ -189,7 +232,7 @@ crema_status crema_net_blob(crema_net *net, const char *name, crema_blob *out)
         return rc;
     if (!out)
         return err_set(CREMA_ERR_INVALID, "crema_net_blob: out is NULL");
-    return blob_view(t, out);
+    return api_blob_view(t, out);
 }
 
 crema_status crema_net_param(crema_net *net, const char *layer, int index, crema_blob *out)
@@ -202,7 +245,7 @@ crema_status crema_net_param(crema_net *net, const char *layer, int index, crema
     if (index < 0 || index >= l->n_blobs)
         return err_set(CREMA_ERR_NOTFOUND, "layer %s has %d parameter blobs; there is no blob %d", layer,
                        l->n_blobs, index);
-    return blob_view(l->blobs[index], out);
+    return api_blob_view(l->blobs[index], out);
 }
 
 crema_status crema_net_set_input(crema_net *net, const char *name, int num_axes, const int *shape,
@@ -435,14 +478,12 @@ crema_status crema_weights_open(const char *path, crema_weights **out)
     if (!path)
         return err_set(CREMA_ERR_INVALID, "crema_weights_open: no path");
     Caffe__NetParameter *p = NULL;
-    int rc = hdf5_is_snapshot_name(path)
-                 ? hdf5_read_net(path, &p)
-                 : proto_read_binary(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&p);
+    int rc = hdf5_is_snapshot_name(path) ? hdf5_read_net(path, &p) : upgrade_read_net(path, true, &p);
     if (rc)
         return rc;
     crema_weights *w = calloc(1, sizeof *w);
     if (w)
-        w->layers = calloc(p->n_layer + p->n_layers + 1, sizeof *w->layers);
+        w->layers = calloc(p->n_layer + 1, sizeof *w->layers);
     if (!w || !w->layers) {
         free(w);
         proto_free(&p->base);
@@ -450,8 +491,6 @@ crema_status crema_weights_open(const char *path, crema_weights **out)
     }
     for (size_t i = 0; !rc && i < p->n_layer; i++)
         rc = weights_add_layer(w, p->layer[i]->name, p->layer[i]->blobs, p->layer[i]->n_blobs);
-    for (size_t i = 0; !rc && i < p->n_layers; i++)
-        rc = weights_add_layer(w, p->layers[i]->name, p->layers[i]->blobs, p->layers[i]->n_blobs);
     proto_free(&p->base);
     if (rc) {
         crema_weights_free(w);
@@ -505,7 +544,7 @@ crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out)
     struct weights_layer *wl = &w->layers[i];
     if (j < 0 || j >= wl->n_blobs)
         return err_set(CREMA_ERR_NOTFOUND, "layer %s has %d blobs; there is no blob %d", wl->name, wl->n_blobs, j);
-    int rc = blob_view(wl->blobs[j], out);
+    int rc = api_blob_view(wl->blobs[j], out);
     if (!wl->has_diff[j])
         out->diff = NULL;
     return rc;
@@ -513,23 +552,39 @@ crema_status crema_weights_blob(crema_weights *w, int i, int j, crema_blob *out)
 
 /* ---- Solvers ---- */
 
-struct crema_solver {
-    struct solver *s;
-    crema_net train; /* handles that borrow the solver's nets */
-    crema_net *tests;
-};
-
 crema_status crema_solver_open(const char *solver_prototxt, int log_to_stderr, crema_solver **out)
+{
+    return crema_solver_open_type(solver_prototxt, NULL, log_to_stderr, out);
+}
+
+crema_status crema_solver_open_type(const char *solver_prototxt, const char *type, int log_to_stderr,
+                                    crema_solver **out)
 {
     if (!out)
         return err_set(CREMA_ERR_INVALID, "crema_solver_open: out is NULL");
     *out = NULL;
     if (!solver_prototxt)
         return err_set(CREMA_ERR_INVALID, "crema_solver_open: no solver prototxt path");
+    if (type && (!*type || strchr(type, '"') || strchr(type, '\\')))
+        return err_set(CREMA_ERR_INVALID, "crema_solver_open: solver type \"%s\" is not a type name", type);
     Caffe__SolverParameter *param = NULL;
     int rc = solver_read_param(solver_prototxt, &param);
     if (rc)
         return rc;
+    if (type) {
+        char quoted[80];
+        snprintf(quoted, sizeof quoted, "\"%.64s\"", type);
+        if ((rc = proto_path_set(&param->base, "type", quoted))) {
+            proto_free(&param->base);
+            return rc;
+        }
+    }
+    /* Caffe seeds a solver's nets from its global generator unless the
+     * prototxt gives random_seed. */
+    if (api_seed_set && param->random_seed < 0) {
+        param->has_random_seed = 1;
+        param->random_seed = (int64_t)(api_seed & INT64_MAX);
+    }
     struct solver *s = NULL;
     rc = solver_create(param, log_to_stderr ? stderr : NULL, &s);
     proto_free(&param->base);
@@ -1055,4 +1110,20 @@ crema_status crema_proto_filter_net(crema_proto *net, const crema_proto *state)
     if (!rc)
         rc = net_filter_layers(np, (const Caffe__NetState *)state->msg);
     return rc;
+}
+
+/* ---- ONNX export ---------------------------------------------------------- */
+
+_Static_assert(CREMA_ONNX_OPSET_MIN == ONNX_OPSET_MIN && CREMA_ONNX_OPSET_MAX == ONNX_OPSET_MAX &&
+                   CREMA_ONNX_OPSET_DEFAULT == ONNX_OPSET_DEFAULT,
+               "crema.h and api/onnx_export.h disagree on the ONNX opsets");
+
+crema_status crema_net_export_onnx(crema_net *net, const char *path, int opset, unsigned flags)
+{
+    if (!net || !path)
+        return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: NULL argument");
+    if (flags & ~CREMA_ONNX_FIXED_BATCH)
+        return err_set(CREMA_ERR_INVALID, "crema_net_export_onnx: unknown flags 0x%x", flags);
+    struct onnx_export_options opt = { .opset = opset, .fixed_batch = flags & CREMA_ONNX_FIXED_BATCH };
+    return onnx_export_net(net->net, path, &opt);
 }

@@ -7,6 +7,7 @@
 
 #include "crema.h"
 
+#include "api/onnx_export.h"
 #include "data/datum.h"
 #include "data/db.h"
 #include "data/image.h"

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/hostdev.h"
+
 struct backend;
 
 /* Caffe's LossParameter.NormalizationMode, with its values. The normalizer
@@ -19,6 +21,28 @@ struct backend;
  * (BATCH_SIZE) or 1 (NONE), and at least 1 (a batch with every label
  * ignored must not divide by zero). */
 enum loss_norm { LOSS_NORM_FULL = 0, LOSS_NORM_VALID = 1, LOSS_NORM_BATCH_SIZE = 2, LOSS_NORM_NONE = 3 };
+
+/* Caffe's LossLayer normalizer for a mode (at least 1), the same on every
+ * backend. */
+static inline CREMA_HOST_DEVICE float loss_normalizer(enum loss_norm mode, int outer, int inner, int valid)
+{
+    float n;
+    switch (mode) {
+    case LOSS_NORM_FULL:
+        n = (float)(outer * inner);
+        break;
+    case LOSS_NORM_VALID:
+        n = (float)valid;
+        break;
+    case LOSS_NORM_BATCH_SIZE:
+        n = (float)outer;
+        break;
+    default:
+        n = 1.f;
+        break;
+    }
+    return n < 1.f ? 1.f : n;
+}
 
 /* Class scores as an outer x channels x inner array (the class axis in the
  * middle, Caffe's outer_num_/inner_num_), and one label per outer x inner

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct backend;
 
@@ -24,6 +25,21 @@ struct lrn_geom {
     int num, channels, height, width, size;
     float alpha, beta, k;
 };
+
+/* WITHIN_CHANNEL LRN's window sums as an average pooling (Caffe builds the
+ * layer from one): size x size windows, padded to keep the image's extent. */
+static inline struct pool_geom lrn_within_pool(const struct lrn_geom *g)
+{
+    struct pool_geom p;
+    memset(&p, 0, sizeof p);
+    p.method = VISION_POOL_AVE;
+    p.kernel_h = p.kernel_w = g->size;
+    p.pad_h = p.pad_w = (g->size - 1) / 2;
+    p.stride_h = p.stride_w = 1;
+    p.height = p.pooled_h = g->height;
+    p.width = p.pooled_w = g->width;
+    return p;
+}
 
 /* A convolution in its own terms, whichever layer it serves: the image side
  * (num x in_channels x in_shape) is what im2col reads, the column side

@@ -148,25 +148,6 @@ static int label_class(float v, int classes, bool has_ignore, int ignore)
     return lab >= 0 && lab < classes ? lab : LABEL_BAD;
 }
 
-static float loss_normalizer(enum loss_norm mode, int outer, int inner, int valid)
-{
-    float n;
-    switch (mode) {
-    case LOSS_NORM_FULL:
-        n = (float)(outer * inner);
-        break;
-    case LOSS_NORM_VALID:
-        n = (float)valid;
-        break;
-    case LOSS_NORM_BATCH_SIZE:
-        n = (float)outer;
-        break;
-    default:
-        n = 1.f;
-        break;
-    }
-    return n < 1.f ? 1.f : n;
-}
 
 static void fill_nan(float *x, size_t n, size_t stride)
 {

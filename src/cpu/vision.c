@@ -433,16 +433,6 @@ static int v_lrn_across_backward(const struct backend *be, const struct lrn_geom
 
 /* WITHIN_CHANNEL's AVE pooling: size x size windows, pad (size-1)/2,
  * stride 1, Caffe's CEIL rounding (which keeps height x width). */
-static struct pool_geom within_pool(const struct lrn_geom *g)
-{
-    struct pool_geom p = { .method = VISION_POOL_AVE };
-    p.kernel_h = p.kernel_w = g->size;
-    p.pad_h = p.pad_w = (g->size - 1) / 2;
-    p.stride_h = p.stride_w = 1;
-    p.height = p.pooled_h = g->height;
-    p.width = p.pooled_w = g->width;
-    return p;
-}
 
 /* Caffe's PowerLayer forward for (shift + scale * x)^power, step by step. */
 static void power_forward(size_t n, float power, float scale, float shift, const float *x, float *y)
@@ -469,7 +459,7 @@ static void v_lrn_within_forward(const struct backend *be, const struct lrn_geom
                                  float *scale, float *power, float *y)
 {
     size_t n = (size_t)g->num * g->channels * g->height * g->width;
-    struct pool_geom pg = within_pool(g);
+    struct pool_geom pg = lrn_within_pool(g);
     float *sq = work;
     for (size_t i = 0; i < n; i++)
         sq[i] = powf(x[i], 2.f);
@@ -484,7 +474,7 @@ static void v_lrn_within_backward(const struct backend *be, const struct lrn_geo
                                   float *work2, float *dx)
 {
     size_t n = (size_t)g->num * g->channels * g->height * g->width;
-    struct pool_geom pg = within_pool(g);
+    struct pool_geom pg = lrn_within_pool(g);
     float *d_power = work, *d_pool = work2;
     /* Product: the power output's diff is x * dy. */
     for (size_t i = 0; i < n; i++)

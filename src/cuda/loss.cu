@@ -39,25 +39,6 @@ __device__ __forceinline__ int label_class(float v, int classes, bool has_ignore
     return lab >= 0 && lab < classes ? lab : LABEL_BAD;
 }
 
-__device__ __forceinline__ float loss_normalizer(enum loss_norm mode, int outer, int inner, int valid)
-{
-    float n;
-    switch (mode) {
-    case LOSS_NORM_FULL:
-        n = (float)(outer * inner);
-        break;
-    case LOSS_NORM_VALID:
-        n = (float)valid;
-        break;
-    case LOSS_NORM_BATCH_SIZE:
-        n = (float)outer;
-        break;
-    default:
-        n = 1.f;
-        break;
-    }
-    return n < 1.f ? 1.f : n;
-}
 
 /* ---- the reduction ---- */
 

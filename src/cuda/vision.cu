@@ -320,18 +320,6 @@ static int g_lrn_across_backward(const struct backend *be, const struct lrn_geom
 }
 
 /* WITHIN_CHANNEL's AVE pooling: size x size, pad (size-1)/2, stride 1. */
-static struct pool_geom within_pool(const struct lrn_geom *g)
-{
-    struct pool_geom p;
-    memset(&p, 0, sizeof p);
-    p.method = VISION_POOL_AVE;
-    p.kernel_h = p.kernel_w = g->size;
-    p.pad_h = p.pad_w = (g->size - 1) / 2;
-    p.stride_h = p.stride_w = 1;
-    p.height = p.pooled_h = g->height;
-    p.width = p.pooled_w = g->width;
-    return p;
-}
 
 __global__ void k_square(size_t n, const float *x, float *y)
 {
@@ -401,7 +389,7 @@ static void g_lrn_within_forward(const struct backend *be, const struct lrn_geom
                                  float *scale, float *power, float *y)
 {
     size_t n = lrn_pixels(g) * g->channels;
-    struct pool_geom pg = within_pool(g);
+    struct pool_geom pg = lrn_within_pool(g);
     CUDA_LAUNCH(be, k_square, n, n, x, work);
     /* The own kernel, as the CPU rounds: LRN is the CPU's op for op. */
     pool_forward(be, &pg, g->num * g->channels, work, scale, NULL, NULL, false);
@@ -413,7 +401,7 @@ static void g_lrn_within_backward(const struct backend *be, const struct lrn_geo
                                   float *work2, float *dx)
 {
     size_t n = lrn_pixels(g) * g->channels;
-    struct pool_geom pg = within_pool(g);
+    struct pool_geom pg = lrn_within_pool(g);
     CUDA_LAUNCH(be, k_within_dpool, n, n, g->alpha, g->beta, x, dy, scale, power, work2);
     pool_backward(be, &pg, g->num * g->channels, work2, NULL, NULL, work);
     CUDA_LAUNCH(be, k_within_dx, n, n, x, dy, power, work, dx);

@@ -256,7 +256,7 @@ static int dist_explain(struct dist_comm *c, const char *op, uint64_t my_seq, in
             snprintf(msg, sizeof msg, "%s (in %s)", err_msg(), op);
             break;
         }
-        int lost = -1, late = -1;
+        int lost = -1, late = -1, silent = -1;
         for (int r = 0; r < c->size; r++) {
             if (r == c->rank)
                 continue;
@@ -264,13 +264,24 @@ static int dist_explain(struct dist_comm *c, const char *op, uint64_t my_seq, in
                 lost = r;
             if (peers[r].state == RDV_ALIVE && peers[r].seq < my_seq && (late < 0 || peers[r].seq < peers[late].seq))
                 late = r;
+            /* heartbeats come every second: several missed is a rank that is
+             * stopped, hung or cut off */
+            if (peers[r].state == RDV_ALIVE && peers[r].age_ms > 3000 &&
+                (silent < 0 || peers[r].age_ms > peers[silent].age_ms))
+                silent = r;
         }
         if (lost >= 0) {
             snprintf(msg, sizeof msg, "lost rank %d: %s (in %s)", lost, peers[lost].reason, op);
             break;
         }
         if (code == GLOO_SHIM_TIMEOUT) {
-            if (late >= 0)
+            if (silent >= 0)
+                snprintf(msg, sizeof msg,
+                         "timed out after %.0f s waiting for rank %d (in %s: rank %d has been silent for %.0f s: "
+                         "stopped, hung or cut off; it is at collective %llu, this rank at %llu)",
+                         secs, silent, op, silent, peers[silent].age_ms / 1000.0,
+                         (unsigned long long)peers[silent].seq, (unsigned long long)my_seq);
+            else if (late >= 0)
                 snprintf(msg, sizeof msg,
                          "timed out after %.0f s waiting for rank %d (in %s: rank %d is at collective %llu, "
                          "this rank at %llu)",
@@ -434,8 +445,13 @@ void dist_comm_free(struct dist_comm *c)
         rdv_leave(c->client);
         rdv_client_free(c->client);
     }
+    /* Rank 0 serves the others until they leave; after a failure only
+     * briefly (they may still ask who was lost), so that the job ends
+     * within its -dist_timeout and not up to 10 s after. */
+    int failed_wait = c->timeout_ms / 50 < 500 ? c->timeout_ms / 50 : 500;
     if (c->server)
-        rdv_server_stop(c->server, c->fail_fast ? 500 : c->timeout_ms < 10000 ? c->timeout_ms : 10000);
+        rdv_server_stop(c->server, c->fail_fast ? 500 : c->failed[0] ? failed_wait
+                                   : c->timeout_ms < 10000 ? c->timeout_ms : 10000);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     free(c);

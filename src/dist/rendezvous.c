@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,14 @@
 #define RDV_MAGIC_LEN 10
 #define RDV_MAX_FRAME (64u << 20)
 #define RDV_NONCE 32
+/* Connections that have not proved the secret yet: at most this many (and
+ * at most an eighth of the descriptor limit; the oldest is dropped for a
+ * new one), each for at most RDV_HANDSHAKE_MS, and at most RDV_MAX_HELLO
+ * bytes before it has. A stranger can neither stop the job nor use up rank
+ * 0's file descriptors. */
+#define RDV_MAX_PENDING 32
+#define RDV_HANDSHAKE_MS 5000
+#define RDV_MAX_HELLO 256
 
 int64_t rdv_now_ms(void)
 {
@@ -187,6 +196,11 @@ struct rdv_server {
     struct rdv_kv *kv;
     int n_kv, cap_kv;
     char poison[512];
+    /* peers turned away without touching the job, for the messages */
+    long turned_away;
+    char last_turned[160];
+    int64_t accept_pause_until; /* no descriptors left: accept later */
+    int max_pending; /* RDV_MAX_PENDING, fewer under a low descriptor limit */
 };
 
 static struct rdv_kv *kv_find(struct rdv_server *s, const char *key)
@@ -260,7 +274,12 @@ static void conn_try_pending(struct rdv_server *s, struct rdv_conn *c, int64_t n
     } else if (now >= c->deadline_ms) {
         char absent[256], msg[512];
         absent_ranks(s, absent, sizeof absent);
-        if (absent[0])
+        if (absent[0] && s->turned_away)
+            snprintf(msg, sizeof msg, "timed out after %.0f s waiting for rank%s %s to join the rendezvous (%ld "
+                     "connection%s turned away meanwhile; the last: %s)", c->wait_ms / 1000.0,
+                     strchr(absent, ',') ? "s" : "", absent, s->turned_away, s->turned_away == 1 ? "" : "s",
+                     s->last_turned);
+        else if (absent[0])
             snprintf(msg, sizeof msg, "timed out after %.0f s waiting for rank%s %s to join the rendezvous",
                      c->wait_ms / 1000.0, strchr(absent, ',') ? "s" : "", absent);
         else
@@ -295,9 +314,12 @@ static void handle_auth(struct rdv_server *s, struct rdv_conn *c, const unsigned
     for (int i = 0; i < SHA256_BYTES; i++)
         diff |= want[i] ^ mac[i];
     if (diff) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "rank %d (%s) presented a wrong secret", (int)rank, c->peer);
-        server_poison(s, msg);
+        /* Whoever this is, it does not belong to the job: it is dropped and
+         * the job goes on. A rank of ours with a wrong secret fails itself,
+         * and the ranks waiting for it say so when they time out. */
+        s->turned_away++;
+        snprintf(s->last_turned, sizeof s->last_turned, "%s, claiming rank %d, presented a wrong secret", c->peer,
+                 (int)rank);
         send_error(c->fd, "wrong secret");
         conn_close(s, c, "wrong secret");
         return;
@@ -475,7 +497,11 @@ static void conn_read(struct rdv_server *s, struct rdv_conn *c)
         c->in = ni;
         c->in_cap = cap;
     }
-    ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    /* before the handshake, only a handshake's bytes are taken */
+    size_t room = c->in_cap - c->in_len;
+    if (c->state != CONN_READY && room > RDV_MAX_HELLO)
+        room = RDV_MAX_HELLO;
+    ssize_t r = recv(c->fd, c->in + c->in_len, room, 0);
     if (r < 0 && (errno == EINTR || errno == EAGAIN))
         return;
     if (r <= 0) {
@@ -486,7 +512,7 @@ static void conn_read(struct rdv_server *s, struct rdv_conn *c)
     size_t off = 0;
     while (c->fd >= 0 && c->in_len - off >= 4) {
         uint32_t len = get_u32(c->in + off);
-        if (len == 0 || len > RDV_MAX_FRAME) {
+        if (len == 0 || len > RDV_MAX_FRAME || (c->state != CONN_READY && len > RDV_MAX_HELLO)) {
             conn_close(s, c, "oversized frame");
             return;
         }
@@ -509,13 +535,54 @@ static void conn_read(struct rdv_server *s, struct rdv_conn *c)
     }
 }
 
+/* The connection that has waited longest without proving the secret, or
+ * -1. */
+static int oldest_pending(const struct rdv_server *s, int *n_pending)
+{
+    int oldest = -1;
+    *n_pending = 0;
+    for (int i = 0; i < s->n_conns; i++) {
+        const struct rdv_conn *c = &s->conns[i];
+        if (c->fd < 0 || c->state != CONN_AUTH)
+            continue;
+        (*n_pending)++;
+        if (oldest < 0 || c->opened_ms < s->conns[oldest].opened_ms)
+            oldest = i;
+    }
+    return oldest;
+}
+
 static void server_accept(struct rdv_server *s)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept(s->listen_fd, (struct sockaddr *)&ss, &sl);
-    if (fd < 0)
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* No descriptor for it: make room by dropping the oldest
+             * stranger, or stop accepting for a while; never spin on a
+             * listening socket that stays readable. */
+            int n_pending, oldest = oldest_pending(s, &n_pending);
+            if (oldest >= 0) {
+                s->turned_away++;
+                snprintf(s->last_turned, sizeof s->last_turned, "%s, dropped unproven when rank 0 ran out of file "
+                         "descriptors", s->conns[oldest].peer);
+                conn_close(s, &s->conns[oldest], "dropped");
+            } else {
+                s->accept_pause_until = rdv_now_ms() + 100;
+            }
+        }
         return;
+    }
+    int n_pending, oldest = oldest_pending(s, &n_pending);
+    if (n_pending >= s->max_pending && oldest >= 0) {
+        s->turned_away++;
+        snprintf(s->last_turned, sizeof s->last_turned, "%s, dropped unproven for a newer connection",
+                 s->conns[oldest].peer);
+        conn_close(s, &s->conns[oldest], "dropped");
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (s->n_conns == s->cap_conns) {
@@ -580,8 +647,12 @@ static void *server_main(void *arg)
         int k = 0;
         for (int i = 0; i < s->n_conns; i++) {
             struct rdv_conn *c = &s->conns[i];
-            if (c->fd >= 0 && c->state != CONN_READY && now - c->opened_ms > 10000)
+            if (c->fd >= 0 && c->state != CONN_READY && now - c->opened_ms > RDV_HANDSHAKE_MS) {
+                s->turned_away++;
+                snprintf(s->last_turned, sizeof s->last_turned, "%s, silent for %d s after connecting", c->peer,
+                         RDV_HANDSHAKE_MS / 1000);
                 conn_close(s, c, "handshake timed out");
+            }
             if (c->fd >= 0)
                 s->conns[k++] = *c;
         }
@@ -593,7 +664,9 @@ static void *server_main(void *arg)
                 break;
             pf = np;
         }
-        pf[0] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+        /* while accept has no descriptor to give, the listening socket is
+         * left out (poll ignores a negative fd) */
+        pf[0] = (struct pollfd){.fd = now < s->accept_pause_until ? -1 : s->listen_fd, .events = POLLIN};
         pf[1] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
         for (int i = 0; i < s->n_conns; i++)
             pf[i + 2] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
@@ -685,6 +758,11 @@ int rdv_server_start(const char *host, int port, const char *secret, int size, s
     }
     s->listen_fd = fd;
     s->size = size;
+    /* strangers get at most an eighth of the process's descriptors: the
+     * rest stay for the job (Gloo's connections, data, snapshots) */
+    struct rlimit rl;
+    long limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 1 << 20;
+    s->max_pending = limit / 8 < RDV_MAX_PENDING ? (int)(limit / 8 > 1 ? limit / 8 : 1) : RDV_MAX_PENDING;
     s->secret = strdup(secret ? secret : "");
     s->ranks = calloc((size_t)size, sizeof *s->ranks);
     if (!s->secret || !s->ranks || pipe(s->wake) != 0) {
@@ -817,7 +895,7 @@ static int client_io_error(struct rdv_client *c, const char *doing)
     if (e == ETIMEDOUT)
         return err_set(CREMA_ERR_DIST, "%s: timed out waiting for rank 0 (rendezvous server) while %s", c->where,
                        doing);
-    return err_set(CREMA_ERR_DIST, "lost rank 0: %s (rendezvous %s, while %s)", reason_of(e), c->where, doing);
+    return err_set(CREMA_ERR_DIST, "lost rank 0: %s (%s, while %s)", reason_of(e), c->where, doing);
 }
 
 /* Sends a request and, for all but heartbeats, reads the reply. */
@@ -825,7 +903,7 @@ static int client_call(struct rdv_client *c, const char *doing, const void *a, s
                        int reply_wait_ms, unsigned char **reply, size_t *reply_n)
 {
     if (c->broken)
-        return err_set(CREMA_ERR_DIST, "lost rank 0: rendezvous %s is no longer reachable", c->where);
+        return err_set(CREMA_ERR_DIST, "lost rank 0: %s is no longer reachable", c->where);
     if (send_frame2(c->fd, a, na, b, nb))
         return client_io_error(c, doing);
     if (!reply)

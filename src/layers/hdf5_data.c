@@ -436,12 +436,21 @@ static int hdf5_output_setup(struct layer *l, struct tensor **bottom, struct ten
         return err_set(CREMA_ERR_NOMEM, "out of memory");
     l->priv = p;
     p->file = -1;
-    p->path = strdup(io_strip_file_uri(hp->file_name));
-    p->tmp = p->path ? malloc(strlen(p->path) + 32) : NULL;
-    if (!p->tmp)
+    /* What is at the path is never destroyed (util/io.h's rule): a link is
+     * followed to its target; a regular file (or none) is written under a
+     * temporary name and renamed over it when the layer closes; anything
+     * else (a device, a FIFO: HDF5 needs to seek) is refused. */
+    struct stat st;
+    bool exists = false;
+    int rc = io_resolve_output(io_strip_file_uri(hp->file_name), &p->path, &st, &exists);
+    if (rc)
+        return err_prefix(rc, "hdf5_output_param.file_name");
+    if (exists && !S_ISREG(st.st_mode))
+        return err_set(CREMA_ERR_IO, "hdf5_output_param.file_name %s is %s; HDF5Output writes a regular file",
+                       p->path, io_file_kind(st.st_mode));
+    io_remove_stale_temps(p->path, IO_TEMP_TAG);
+    if (!(p->tmp = io_temp_name(p->path)))
         return err_set(CREMA_ERR_NOMEM, "out of memory");
-    /* Written under a temporary name, renamed when the layer closes it. */
-    sprintf(p->tmp, "%s.tmp.%ld", p->path, (long)getpid());
     p->file = H5Fcreate(p->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (p->file < 0)
         return err_set(CREMA_ERR_IO, "hdf5_output_param.file_name %s: cannot create", p->path);

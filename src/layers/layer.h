@@ -87,6 +87,8 @@ struct layer {
 
 /* Looks a kind up by its type string; NULL if crema has no such layer. */
 const struct layer_kind *layer_kind_find(const char *type);
+/* Kind i of the table, in the table's order; NULL past the end. */
+const struct layer_kind *layer_kind_at(int i);
 
 /* Build a layer alone (for tests and for layers that contain nets): checks
  * the bottom/top counts, calls setup and reshape. */

@@ -80,3 +80,6 @@ KIND(hdf5_output_layer)
 KIND(image_data_layer)
 KIND(window_data_layer)
 KIND(cos_data_layer)
+
+/* layers a front end implements by callbacks (python_layer.c) */
+KIND(python_layer)

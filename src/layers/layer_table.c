@@ -25,3 +25,9 @@ const struct layer_kind *layer_kind_find(const char *type)
             return layer_table[i];
     return NULL;
 }
+
+const struct layer_kind *layer_kind_at(int i)
+{
+    static const int n = (int)(sizeof layer_table / sizeof layer_table[0]) - 1;
+    return i >= 0 && i < n ? layer_table[i] : NULL;
+}

@@ -6,8 +6,11 @@
 #include "core/blob_proto.h"
 #include "proto/hdf5_snapshot.h"
 #include "proto/proto_io.h"
+#include "proto/upgrade.h"
 #include "util/err.h"
+#include "util/strmap.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,12 +256,21 @@ static int net_insert_splits(Caffe__NetParameter *p)
     int *count = calloc(nkeys ? nkeys : 1, sizeof *count);
     int *split_idx = calloc(nkeys ? nkeys : 1, sizeof *split_idx);
     float *loss = calloc(nkeys ? nkeys : 1, sizeof *loss);
+    size_t *key_layer = calloc(nkeys ? nkeys : 1, sizeof *key_layer); /* top key -> its layer */
     Caffe__LayerParameter **out = calloc(nl + nkeys + 1, sizeof *out);
+    struct strmap producer = { 0 }; /* blob name -> top key of its latest producer so far */
     size_t n_out = 0;
-    if (!count || !split_idx || !loss || !out) {
+    if (nkeys > INT_MAX) {
+        rc = err_set(CREMA_ERR_INVALID, "net: %zu tops are more than crema can index", nkeys);
+        goto done;
+    }
+    if (!count || !split_idx || !loss || !key_layer || !out) {
         rc = err_set(CREMA_ERR_NOMEM, "out of memory");
         goto done;
     }
+    for (size_t i = 0; i < nl; i++)
+        for (size_t j = base[i]; j < base[i + 1]; j++)
+            key_layer[j] = i;
     for (size_t i = 0; i < nl && !rc; i++) {
         Caffe__LayerParameter *l = p->layer[i];
         src[i] = calloc(l->n_bottom ? l->n_bottom : 1, sizeof **src);
@@ -268,20 +280,17 @@ static int net_insert_splits(Caffe__NetParameter *p)
         }
         for (size_t j = 0; j < l->n_bottom; j++) {
             /* The blob's latest producer before this layer. */
-            bool found = false;
-            for (size_t a = i; a-- > 0 && !found;)
-                for (size_t b = p->layer[a]->n_top; b-- > 0 && !found;)
-                    if (strcmp(p->layer[a]->top[b], l->bottom[j]) == 0) {
-                        src[i][j] = base[a] + b;
-                        found = true;
-                    }
-            if (!found) {
+            int key = strmap_get(&producer, l->bottom[j]);
+            if (key < 0) {
                 rc = err_set(CREMA_ERR_INVALID, "layer %s: unknown bottom blob \"%s\" (bottom index %zu)",
                              str_or(l->name, "(unnamed)"), l->bottom[j], j);
                 break;
             }
+            src[i][j] = (size_t)key;
             count[src[i][j]]++;
         }
+        for (size_t b = 0; b < l->n_top && !rc; b++)
+            rc = strmap_put(&producer, l->top[b], (int)(base[i] + b));
         size_t last_loss = l->n_loss_weight < l->n_top ? l->n_loss_weight : l->n_top;
         for (size_t j = 0; j < last_loss; j++) {
             size_t key = base[i] + j;
@@ -303,9 +312,7 @@ static int net_insert_splits(Caffe__NetParameter *p)
         for (size_t j = 0; j < l->n_bottom; j++) {
             size_t key = src[i][j];
             if (count[key] > 1) {
-                size_t a = 0;
-                while (base[a + 1] <= key)
-                    a++;
+                size_t a = key_layer[key];
                 char *name = split_name(str_or(p->layer[a]->name, ""), l->bottom[j], (int)(key - base[a]),
                                         split_idx[key]++);
                 if (!name) {
@@ -359,7 +366,9 @@ done:
     free(count);
     free(split_idx);
     free(loss);
+    free(key_layer);
     free(out);
+    strmap_free(&producer);
     return rc;
 }
 
@@ -370,42 +379,55 @@ struct build {
     bool *available; /* per blob: produced and not yet consumed */
     bool *anonymous; /* per blob: an automatic top, never a bottom */
     const char **param_names; /* per net param: its ParamSpec name or "" */
+    /* The per-blob and per-param arrays grow by doubling, and names are
+     * found by hashing, so that building a net is linear in its size. */
+    size_t blob_cap, param_cap, learnable_cap;
+    struct strmap shared_params; /* ParamSpec name -> owning net param */
 };
 
 static int net_find_named_blob(const struct net *net, const struct build *b, const char *name)
 {
-    for (int i = net->n_blobs; i-- > 0;)
-        if (!b->anonymous[i] && strcmp(net->blob_names[i], name) == 0)
-            return i;
-    return -1;
+    (void)b;
+    return strmap_get(&net->blob_index, name);
 }
 
 static int net_add_blob(struct net *net, struct build *b, const char *name, bool anonymous)
 {
     int id = net->n_blobs;
+    if (id == INT_MAX)
+        return -1;
     size_t n = (size_t)id + 1;
+    if (n > b->blob_cap) {
+        b->blob_cap = 2 * n;
+        n = b->blob_cap;
+    } else {
+        n = 0; /* room enough */
+    }
     void *p;
-    if (!(p = grow(net->blobs, n, sizeof *net->blobs)))
-        return -1;
-    net->blobs = p;
-    if (!(p = grow(net->blob_names, n, sizeof *net->blob_names)))
-        return -1;
-    net->blob_names = p;
-    if (!(p = grow(net->blob_need_backward, n, sizeof *net->blob_need_backward)))
-        return -1;
-    net->blob_need_backward = p;
-    if (!(p = grow(net->blob_loss_weights, n, sizeof *net->blob_loss_weights)))
-        return -1;
-    net->blob_loss_weights = p;
-    if (!(p = grow(b->available, n, sizeof *b->available)))
-        return -1;
-    b->available = p;
-    if (!(p = grow(b->anonymous, n, sizeof *b->anonymous)))
-        return -1;
-    b->anonymous = p;
+    if (n) {
+        if (!(p = grow(net->blobs, n, sizeof *net->blobs)))
+            return -1;
+        net->blobs = p;
+        if (!(p = grow(net->blob_names, n, sizeof *net->blob_names)))
+            return -1;
+        net->blob_names = p;
+        if (!(p = grow(net->blob_need_backward, n, sizeof *net->blob_need_backward)))
+            return -1;
+        net->blob_need_backward = p;
+        if (!(p = grow(net->blob_loss_weights, n, sizeof *net->blob_loss_weights)))
+            return -1;
+        net->blob_loss_weights = p;
+        if (!(p = grow(b->available, n, sizeof *b->available)))
+            return -1;
+        b->available = p;
+        if (!(p = grow(b->anonymous, n, sizeof *b->anonymous)))
+            return -1;
+        b->anonymous = p;
+    }
     net->blobs[id] = tensor_new();
     net->blob_names[id] = strdup(name);
-    if (!net->blobs[id] || !net->blob_names[id]) {
+    if (!net->blobs[id] || !net->blob_names[id] ||
+        (!anonymous && strmap_put(&net->blob_index, net->blob_names[id], id))) {
         tensor_free(net->blobs[id]);
         free(net->blob_names[id]);
         return -1;
@@ -431,7 +453,9 @@ static int net_append_param(struct net *net, struct build *b, int layer_id, int 
                                                               : &def;
     const char *pname = spec->name ? spec->name : "";
     int id = net->n_params;
-    size_t n = (size_t)id + 1;
+    if (id == INT_MAX)
+        return err_set(CREMA_ERR_NOMEM, "too many parameter blobs");
+    size_t n = 2 * ((size_t)id + 1);
     void *p;
 #define GROW(arr)                                                   \
     do {                                                            \
@@ -439,12 +463,15 @@ static int net_append_param(struct net *net, struct build *b, int layer_id, int 
             return err_set(CREMA_ERR_NOMEM, "out of memory");       \
         arr = p;                                                    \
     } while (0)
-    GROW(net->params);
-    GROW(net->param_owner);
-    GROW(net->param_layer);
-    GROW(net->param_layer_index);
-    GROW(net->param_learnable);
-    GROW(b->param_names);
+    if ((size_t)id + 1 > b->param_cap) {
+        GROW(net->params);
+        GROW(net->param_owner);
+        GROW(net->param_layer);
+        GROW(net->param_layer_index);
+        GROW(net->param_learnable);
+        GROW(b->param_names);
+        b->param_cap = n;
+    }
     net->n_params++;
     net->params[id] = l->blobs[param_id];
     net->param_layer[id] = layer_id;
@@ -452,15 +479,16 @@ static int net_append_param(struct net *net, struct build *b, int layer_id, int 
     net->param_owner[id] = -1;
     b->param_names[id] = pname;
     net->layers[layer_id].param_id[param_id] = id;
-    int owner = -1;
-    if (pname[0])
-        for (int i = 0; i < id && owner < 0; i++)
-            if (net->param_owner[i] < 0 && strcmp(b->param_names[i], pname) == 0)
-                owner = i;
+    int owner = pname[0] ? strmap_get(&b->shared_params, pname) : -1;
     if (owner < 0) {
+        if (pname[0] && strmap_put(&b->shared_params, pname, id))
+            return CREMA_ERR_NOMEM;
         int li = net->n_learnable;
-        n = (size_t)li + 1;
-        GROW(net->learnable);
+        n = 2 * ((size_t)li + 1);
+        if ((size_t)li + 1 > b->learnable_cap) {
+            GROW(net->learnable);
+            b->learnable_cap = n;
+        }
         net->n_learnable++;
         struct net_learnable *lr = &net->learnable[li];
         lr->tensor = net->params[id];
@@ -537,9 +565,6 @@ static int net_setup_layer(struct net *net, struct build *b, int i)
     if (lp->n_propagate_down && lp->n_propagate_down != lp->n_bottom)
         return err_set(CREMA_ERR_INVALID, "layer %s: propagate_down is given %zu times for %zu bottoms (give it "
                        "once per bottom or not at all)", lname, lp->n_propagate_down, lp->n_bottom);
-    if (strcmp(type, "Python") == 0)
-        return err_set(CREMA_ERR_UNSUPPORTED, "layer %s: type \"Python\" runs Python code and needs crema's Python "
-                       "package (import crema in Python); the C library alone cannot run it", lname);
     const struct layer_kind *kind = layer_kind_find(type);
     if (!kind)
         return err_set(CREMA_ERR_UNSUPPORTED, "layer %s: unknown layer type \"%s\"", lname, type);
@@ -733,9 +758,13 @@ static int net_init(struct net *net)
         else if (!(rc = tensor_share_data(net->params[i], net->params[o])))
             rc = tensor_share_diff(net->params[i], net->params[o]);
     }
+    for (int i = 0; !rc && i < net->n_layers; i++)
+        if (strmap_get(&net->layer_index, net->layers[i].layer->name) < 0)
+            rc = strmap_put(&net->layer_index, net->layers[i].layer->name, i);
     free(b.available);
     free(b.anonymous);
     free(b.param_names);
+    strmap_free(&b.shared_params);
     return rc;
 }
 
@@ -752,9 +781,13 @@ int net_build(const Caffe__NetParameter *param, const Caffe__NetState *state, ui
     net->be = &cpu_backend;
     net->phase = state->phase;
     int rc = net_param_clone(param, &net->param);
-    if (!rc && net->param->n_layers > 0)
-        rc = err_set(CREMA_ERR_UNSUPPORTED, "net %s: uses the old V1 'layers' format; upgrade it first "
-                     "(crema upgrade)", str_or(param->name, ""));
+    if (!rc && upgrade_net_needed(net->param)) {
+        /* a NetParameter made in memory; files are upgraded as they are read */
+        char what[300] = "a net made in memory";
+        if (param->name && *param->name)
+            snprintf(what, sizeof what, "net \"%.256s\"", param->name);
+        rc = upgrade_net_on_load(net->param, what);
+    }
     if (!rc) {
         net->name = strdup(str_or(param->name, ""));
         if (!net->name)
@@ -809,6 +842,8 @@ void net_free(struct net *net)
     free(net->param_layer_index);
     free(net->param_learnable);
     free(net->learnable);
+    strmap_free(&net->blob_index);
+    strmap_free(&net->layer_index);
     if (net->param)
         caffe__net_parameter__free_unpacked(net->param, NULL);
     free(net->name);
@@ -961,18 +996,12 @@ int net_set_backend(struct net *net, const struct backend *be, FILE *log)
 
 int net_blob_index(const struct net *net, const char *name)
 {
-    for (int i = 0; i < net->n_blobs; i++)
-        if (strcmp(net->blob_names[i], name) == 0)
-            return i;
-    return -1;
+    return strmap_get(&net->blob_index, name);
 }
 
 int net_layer_index(const struct net *net, const char *name)
 {
-    for (int i = 0; i < net->n_layers; i++)
-        if (strcmp(net->layers[i].layer->name, name) == 0)
-            return i;
-    return -1;
+    return strmap_get(&net->layer_index, name);
 }
 
 struct tensor *net_blob(const struct net *net, const char *name)
@@ -1032,17 +1061,18 @@ static bool blob_proto_empty(const Caffe__BlobProto *bp)
 }
 
 /* from_hdf5: Caffe's HDF5 files leave out weights shared with an earlier
- * layer; such blobs may be missing or empty. */
-static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, bool from_hdf5)
+ * layer; such blobs may be missing or empty. got (may be NULL; one flag per
+ * net layer) marks the layers that received weights. */
+static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, bool from_hdf5, bool *got)
 {
     for (size_t i = 0; i < weights->n_layer; i++) {
         const Caffe__LayerParameter *src = weights->layer[i];
         if (!src->name)
             continue;
-        struct layer *l = net_layer_by_name(net, src->name);
-        if (!l)
-            continue;
         int li = net_layer_index(net, src->name);
+        if (li < 0)
+            continue;
+        struct layer *l = net->layers[li].layer;
         if ((size_t)l->n_blobs != src->n_blobs && !(from_hdf5 && src->n_blobs < (size_t)l->n_blobs))
             return err_set(CREMA_ERR_SHAPE, "layer %s: the weights hold %zu blobs, the layer has %d", src->name,
                            src->n_blobs, l->n_blobs);
@@ -1062,28 +1092,116 @@ static int net_copy_layers(struct net *net, const Caffe__NetParameter *weights, 
             if (rc)
                 return err_prefix(rc, "layer %s: param %d", src->name, j);
         }
+        if (got)
+            got[li] = true;
     }
     return CREMA_OK;
 }
 
 int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights)
 {
-    return net_copy_layers(net, weights, false);
+    return net_copy_layers(net, weights, false, NULL);
+}
+
+/* Up to `max` names from names(i) for i in 0..n where pick(i), as "a, b,
+ * c and 12 more". */
+static void name_list(char *out, size_t size, int n, int max, const char *(*name)(const void *, int),
+                      bool (*pick)(const void *, int), const void *ctx)
+{
+    size_t used = 0;
+    int shown = 0, total = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        if (!pick(ctx, i))
+            continue;
+        total++;
+        if (shown < max && used + 2 < size) {
+            used += (size_t)snprintf(out + used, size - used, "%s%s", shown ? ", " : "", name(ctx, i));
+            shown++;
+        }
+    }
+    if (total > shown && used < size)
+        snprintf(out + used, size - used, " and %d more", total - shown);
+}
+
+struct coverage {
+    const struct net *net;
+    const bool *got;
+    const Caffe__NetParameter *w;
+};
+
+static const char *cov_layer_name(const void *c, int i)
+{
+    return ((const struct coverage *)c)->net->layers[i].layer->name;
+}
+
+static bool cov_missing(const void *c, int i)
+{
+    const struct coverage *cv = c;
+    return cv->net->layers[i].layer->n_blobs > 0 && !cv->got[i];
+}
+
+static const char *cov_file_name(const void *c, int i)
+{
+    const char *n = ((const struct coverage *)c)->w->layer[i]->name;
+    return n ? n : "(unnamed)";
+}
+
+static bool cov_any(const void *c, int i)
+{
+    (void)c;
+    (void)i;
+    return true;
+}
+
+int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched)
+{
+    return net_load_weights_as(net, path, hdf5_is_snapshot_name(path), allow_unmatched);
+}
+
+int net_load_weights_as(struct net *net, const char *path, bool h5, bool allow_unmatched)
+{
+    Caffe__NetParameter *w = NULL;
+    int rc = h5 ? hdf5_read_net(path, &w) : upgrade_read_net(path, true, &w);
+    if (rc)
+        return rc;
+    bool *got = calloc((size_t)net->n_layers + 1, sizeof *got);
+    rc = got ? net_copy_layers(net, w, h5, got) : err_set(CREMA_ERR_NOMEM, "out of memory");
+    if (rc) {
+        err_prefix(rc, "%s", path);
+    } else {
+        /* Caffe leaves a layer the file does not name with its initial
+         * values and says nothing; a file that fits no layer at all (empty,
+         * or another net's) is almost always a mistake. */
+        int with = 0, missing = 0;
+        for (int i = 0; i < net->n_layers; i++)
+            if (net->layers[i].layer->n_blobs > 0) {
+                with++;
+                missing += !got[i];
+            }
+        struct coverage cv = { net, got, w };
+        char names[1024], held[1024];
+        if (missing) {
+            name_list(names, sizeof names, net->n_layers, 8, cov_layer_name, cov_missing, &cv);
+            name_list(held, sizeof held, (int)w->n_layer, 8, cov_file_name, cov_any, &cv);
+        }
+        if (missing && missing == with && !allow_unmatched)
+            rc = err_set(CREMA_ERR_INVALID, "%s: no layer of net %s got weights from this file: it holds %zu "
+                         "layer(s)%s%s%s, none named as the net's %d layer(s) with weights (%s); an empty or "
+                         "another net's weights file?", path, net->name, w->n_layer, w->n_layer ? " (" : "",
+                         held, w->n_layer ? ")" : "", with, names);
+        else if (missing)
+            err_notice("%s: %d of the %d layer(s) with weights of net %s got none from this file and keep "
+                       "their initial values: %s", path, missing, with, net->name, names);
+    }
+    free(got);
+    proto_free(&w->base);
+    return rc;
 }
 
 int net_load_weights(struct net *net, const char *path)
 {
-    Caffe__NetParameter *w = NULL;
-    bool h5 = hdf5_is_snapshot_name(path);
-    int rc = h5 ? hdf5_read_net(path, &w)
-                : proto_read_binary(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&w);
-    if (rc)
-        return rc;
-    rc = net_copy_layers(net, w, h5);
-    if (rc)
-        err_prefix(rc, "%s", path);
-    proto_free(&w->base);
-    return rc;
+    return net_load_weights_opt(net, path, false);
 }
 
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out)
@@ -1129,5 +1247,32 @@ int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out)
         return rc;
     }
     *out = np;
+    return CREMA_OK;
+}
+
+int net_share_trained_layers(struct net *dst_net, const struct net *from)
+{
+    for (int i = 0; i < from->n_layers; i++) {
+        struct layer *src = from->layers[i].layer;
+        struct layer *dst = net_layer_by_name(dst_net, src->name);
+        if (!dst)
+            continue;
+        if (dst->n_blobs != src->n_blobs)
+            return err_set(CREMA_ERR_SHAPE, "layer %s: this net's has %d parameter blobs, the other net's %d",
+                           src->name, dst->n_blobs, src->n_blobs);
+        for (int j = 0; j < src->n_blobs; j++) {
+            if (!tensor_shape_equals(dst->blobs[j], src->blobs[j])) {
+                char a[256], b[256];
+                return err_set(CREMA_ERR_SHAPE, "layer %s: parameter blob %d is %s in this net but %s in the other",
+                               src->name, j, tensor_shape_string(dst->blobs[j], a, sizeof a),
+                               tensor_shape_string(src->blobs[j], b, sizeof b));
+            }
+            if (!tensor_data(src->blobs[j]))
+                return CREMA_ERR_NOMEM;
+            int rc = tensor_share_data(dst->blobs[j], src->blobs[j]);
+            if (rc)
+                return rc;
+        }
+    }
     return CREMA_OK;
 }

@@ -11,6 +11,7 @@
 #include "layers/layer.h"
 #include "core/tensor.h"
 #include "util/rng.h"
+#include "util/strmap.h"
 
 /* One layer of the net and its wiring (indices are into net->blobs and
  * net->params). */
@@ -66,6 +67,10 @@ struct net {
     int n_learnable;
     struct net_learnable *learnable;
 
+    /* Names to indices: named blobs (automatic tops are not named) and
+     * layers (the first of several with one name). */
+    struct strmap blob_index, layer_index;
+
     /* Called by net_backward_from_to after layer i's backward (or its skip),
      * when the diffs of the parameters only layers >= i use are final: the
      * solver starts summing gradients across ranks from here. NULL: none.
@@ -119,9 +124,18 @@ struct layer *net_layer_by_name(const struct net *net, const char *name);
  * whose name is a layer of this net (others are ignored); a count or shape
  * mismatch is an error naming the layer and both shapes. */
 int net_copy_trained_layers(struct net *net, const Caffe__NetParameter *weights);
-/* The same from a file: a binary .caffemodel, or HDF5 when the name ends in
- * ".h5" (Caffe's rule). */
+/* The same from a file: a binary .caffemodel (V0/V1 ones upgraded, with a
+ * notice), or HDF5 when the name ends in ".h5" (Caffe's rule). Layers with
+ * weights that the file does not name are listed in a notice; when none of
+ * them got weights the load fails (CREMA_ERR_INVALID, naming what the file
+ * holds) unless allow_unmatched. */
 int net_load_weights(struct net *net, const char *path);
+int net_load_weights_opt(struct net *net, const char *path, bool allow_unmatched);
+/* The same with the format given: HDF5 when h5, whatever the name. */
+int net_load_weights_as(struct net *net, const char *path, bool h5, bool allow_unmatched);
+/* Caffe's ShareTrainedLayersWith: every layer of dst named as a layer of
+ * from uses from's parameter data buffers (counts and shapes must match). */
+int net_share_trained_layers(struct net *dst, const struct net *from);
 /* Caffe's ToProto: every layer's parameter with its blobs (and diffs when
  * write_diff). Free with caffe__net_parameter__free_unpacked(p, NULL). */
 int net_to_proto(struct net *net, bool write_diff, Caffe__NetParameter **out);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Caffe's kMaxBlobAxes. */
@@ -94,6 +95,11 @@ bool hdf5_is_snapshot_name(const char *path)
 static int open_for_read(const char *path, hid_t *file)
 {
     *file = -1;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return err_set(CREMA_ERR_IO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_set(CREMA_ERR_IO, "%s: is %s, not a regular file", path, io_file_kind(st.st_mode));
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return err_set(CREMA_ERR_IO, "%s: %s", path, strerror(errno));

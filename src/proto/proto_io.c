@@ -133,7 +133,10 @@ static int proto_read(const char *path, const ProtobufCMessageDescriptor *desc, 
     const char *p = io_strip_file_uri(path);
     uint8_t *data;
     size_t len;
-    int rc = io_read_file(p, IO_MAX_MESSAGE, &data, &len);
+    /* Binary files (weights, solver states, means) must be regular files:
+     * -weights /dev/zero would otherwise read gigabytes before failing. */
+    int rc = text ? io_read_file(p, IO_MAX_MESSAGE, &data, &len)
+                  : io_read_regular_file(p, IO_MAX_MESSAGE, &data, &len);
     if (rc)
         return rc;
     rc = text ? proto_parse_text(desc, (const char *)data, len, p, out) : proto_parse_binary(desc, data, len, p, out);

@@ -3,9 +3,13 @@
  * handed over) from the old layer messages to the new ones, and what is
  * left of the old ones is freed. */
 #include "proto/upgrade.h"
+#include "proto/proto_io.h"
 #include "util/err.h"
+#include "util/io.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1160,5 +1164,154 @@ int upgrade_solver(Caffe__SolverParameter *s, const char *filename, bool *change
     s->solver_type = CAFFE__SOLVER_PARAMETER__SOLVER_TYPE__SGD;
     if (changed)
         *changed = true;
+    return CREMA_OK;
+}
+
+/* ---- on load ---- */
+
+/* Which notices were printed: a file read several times in one process
+ * (a solver's net for its train and test nets, features counting the
+ * records first) is noted once. This module's only state, kept as hashes of
+ * the notices' text under a lock. */
+static pthread_mutex_t noticed_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t noticed[256];
+static int n_noticed;
+
+static bool notice_is_new(const char *text)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = text; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    pthread_mutex_lock(&noticed_mu);
+    bool seen = false;
+    for (int i = 0; i < n_noticed && !seen; i++)
+        seen = noticed[i] == h;
+    if (!seen) {
+        /* past 256 files, the oldest are forgotten (and noted again) */
+        memmove(noticed + 1, noticed, (size_t)(n_noticed < 256 ? n_noticed : 255) * sizeof *noticed);
+        noticed[0] = h;
+        if (n_noticed < 256)
+            n_noticed++;
+    }
+    pthread_mutex_unlock(&noticed_mu);
+    return !seen;
+}
+
+static void notice_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void notice_once(const char *fmt, ...)
+{
+    char text[6144];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (notice_is_new(text))
+        err_notice("%s", text);
+}
+
+int upgrade_net_on_load(Caffe__NetParameter *net, const char *what)
+{
+    if (!upgrade_net_needed(net))
+        return CREMA_OK;
+    /* upgrade_net_noted's steps one by one, to say which were taken */
+    const char *old[5];
+    int n_old = 0, rc = CREMA_OK;
+    struct upgrade_notes notes = { 0 };
+    bool v0 = upgrade_net_needs_v0(net);
+    if (v0) {
+        old[n_old++] = "the V0 layer format (layers { layer { ... } })";
+        rc = upgrade_net_v0(net, what, &notes);
+    }
+    if (!rc && upgrade_net_needs_data_transform(net)) {
+        old[n_old++] = "data-layer transformation fields outside transform_param";
+        rc = upgrade_net_data_transform(net, what);
+    }
+    if (!rc && upgrade_net_needs_v1(net)) {
+        if (!v0) /* a V0 net goes through V1: saying V0 is enough */
+            old[n_old++] = "the V1 'layers' format (V1LayerParameter)";
+        rc = upgrade_net_v1(net, what, &notes);
+    }
+    if (!rc && upgrade_net_needs_input(net)) {
+        old[n_old++] = "input fields (input/input_dim/input_shape) instead of an Input layer";
+        rc = upgrade_net_input(net, what);
+    }
+    if (!rc && upgrade_net_needs_batch_norm(net)) {
+        bool bn = false;
+        rc = upgrade_net_batch_norm(net, &bn);
+        if (bn)
+            old[n_old++] = "BatchNorm param specs that learn (Caffe fixes them at lr_mult 0)";
+    }
+    if (rc || n_old == 0)
+        return rc;
+    char list[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < n_old && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+                                 i == 0 ? "" : i == n_old - 1 ? " and " : ", ", old[i]);
+    if (notes.count)
+        notice_once("%s uses %s; upgraded it on load as Caffe does, past %d problem(s) Caffe also goes past:\n%s"
+                   "(crema upgrade-net IN OUT writes the upgraded file once)",
+                   what, list, notes.count, notes.text);
+    else
+        notice_once("%s uses %s; upgraded it on load as Caffe does (crema upgrade-net IN OUT writes the upgraded "
+                   "file once)", what, list);
+    return CREMA_OK;
+}
+
+int upgrade_read_net(const char *path, bool binary, Caffe__NetParameter **out)
+{
+    *out = NULL;
+    const char *p = io_strip_file_uri(path);
+    Caffe__NetParameter *net = NULL;
+    int rc = binary ? proto_read_binary(p, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&net)
+                    : proto_read_text(p, &caffe__net_parameter__descriptor, (ProtobufCMessage **)&net);
+    if (!rc)
+        rc = upgrade_net_on_load(net, p);
+    if (rc) {
+        proto_free(net ? &net->base : NULL);
+        return rc;
+    }
+    *out = net;
+    return CREMA_OK;
+}
+
+int upgrade_read_solver(const char *path, Caffe__SolverParameter **out)
+{
+    *out = NULL;
+    const char *p = io_strip_file_uri(path);
+    Caffe__SolverParameter *s = NULL;
+    int rc = proto_read_text(p, &caffe__solver_parameter__descriptor, (ProtobufCMessage **)&s);
+    if (rc)
+        return rc;
+    if (upgrade_solver_needed(s)) {
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value(&caffe__solver_parameter__solver_type__descriptor, s->solver_type);
+        char was[64];
+        snprintf(was, sizeof was, "%s", v ? v->name : "?");
+        bool changed = false;
+        rc = upgrade_solver(s, p, &changed);
+        if (!rc && changed)
+            notice_once("%s uses the old solver_type enum (solver_type: %s); upgraded it on load to type: \"%s\" as "
+                       "Caffe does (crema upgrade-solver IN OUT writes the upgraded file once)", p, was, s->type);
+    }
+    /* nets given inline are upgraded as the files are */
+    static const char *const inline_names[] = { "net_param", "train_net_param" };
+    Caffe__NetParameter *inl[2] = { s->net_param, s->train_net_param };
+    for (int i = 0; !rc && i < 2; i++)
+        if (inl[i]) {
+            char what[4200];
+            snprintf(what, sizeof what, "%s (%s)", p, inline_names[i]);
+            rc = upgrade_net_on_load(inl[i], what);
+        }
+    for (size_t i = 0; !rc && i < s->n_test_net_param; i++) {
+        char what[4200];
+        snprintf(what, sizeof what, "%s (test_net_param #%zu)", p, i);
+        rc = upgrade_net_on_load(s->test_net_param[i], what);
+    }
+    if (rc) {
+        proto_free(&s->base);
+        return rc;
+    }
+    *out = s;
     return CREMA_OK;
 }

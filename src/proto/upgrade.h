@@ -50,6 +50,18 @@ int upgrade_net_noted(Caffe__NetParameter *net, const char *filename, bool *chan
 bool upgrade_solver_needed(const Caffe__SolverParameter *s);
 int upgrade_solver(Caffe__SolverParameter *s, const char *filename, bool *changed);
 
+/* Reading with upgrade, as Caffe's ReadNetParamsFrom{Text,Binary}FileOrDie
+ * and ReadSolverParamsFromTextFileOrDie do: every reader of a net, weights
+ * or solver file goes through these, so that every command and front end
+ * takes old files. When something was upgraded, one notice on standard
+ * error names the file and what was old (and the problems Caffe would log
+ * and go past). "file:" URIs accepted. */
+int upgrade_read_net(const char *path, bool binary, Caffe__NetParameter **out);
+int upgrade_read_solver(const char *path, Caffe__SolverParameter **out);
+/* The same for a net already in memory (a solver's net_param); what names
+ * it in the notice and in errors. */
+int upgrade_net_on_load(Caffe__NetParameter *net, const char *what);
+
 /* Type strings Caffe's upgrades produce: NULL for an unknown value. */
 const char *upgrade_v1_layer_type_name(int v1_type);
 const char *upgrade_solver_type_name(int solver_type);

@@ -76,13 +76,10 @@ int solver_read_param(const char *path, Caffe__SolverParameter **out)
 {
     *out = NULL;
     Caffe__SolverParameter *p = NULL;
-    int rc = proto_read_text(path, &caffe__solver_parameter__descriptor, (ProtobufCMessage **)&p);
+    int rc = upgrade_read_solver(path, &p);
     if (rc)
         return rc;
-    if (upgrade_solver_needed(p))
-        rc = upgrade_solver(p, path, NULL);
-    if (!rc)
-        rc = default_snapshot_prefix(p, path);
+    rc = default_snapshot_prefix(p, path);
     if (rc) {
         proto_free(&p->base);
         return rc;
@@ -93,14 +90,7 @@ int solver_read_param(const char *path, Caffe__SolverParameter **out)
 
 static int read_net_file(const char *path, Caffe__NetParameter **out)
 {
-    int rc = proto_read_text(path, &caffe__net_parameter__descriptor, (ProtobufCMessage **)out);
-    if (!rc && upgrade_net_needed(*out))
-        rc = upgrade_net(*out, path, NULL);
-    if (rc && *out) {
-        proto_free(&(*out)->base);
-        *out = NULL;
-    }
-    return rc;
+    return upgrade_read_net(path, false, out);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -357,35 +347,6 @@ void solver_free(struct solver *s)
 /* ---------------------------------------------------------------------- */
 /* Testing */
 
-/* Caffe's ShareTrainedLayersWith: layers of the same name use the train
- * net's parameter buffers. */
-static int share_trained_layers(struct net *test, const struct net *train)
-{
-    for (int i = 0; i < train->n_layers; i++) {
-        struct layer *src = train->layers[i].layer;
-        struct layer *dst = net_layer_by_name(test, src->name);
-        if (!dst)
-            continue;
-        if (dst->n_blobs != src->n_blobs)
-            return err_set(CREMA_ERR_SHAPE, "layer %s: the test net's has %d blobs, the train net's %d", src->name,
-                           dst->n_blobs, src->n_blobs);
-        for (int j = 0; j < src->n_blobs; j++) {
-            if (!tensor_shape_equals(dst->blobs[j], src->blobs[j])) {
-                char a[256], b[256];
-                return err_set(CREMA_ERR_SHAPE, "layer %s: blob %d is %s in the test net but %s in the train net",
-                               src->name, j, tensor_shape_string(dst->blobs[j], a, sizeof a),
-                               tensor_shape_string(src->blobs[j], b, sizeof b));
-            }
-            if (!tensor_data(src->blobs[j]))
-                return CREMA_ERR_NOMEM;
-            int rc = tensor_share_data(dst->blobs[j], src->blobs[j]);
-            if (rc)
-                return rc;
-        }
-    }
-    return CREMA_OK;
-}
-
 /* The action asked for since the last call; with ranks, agreed by all. */
 static int requested_action(struct solver *s, enum solver_action *a)
 {
@@ -399,7 +360,7 @@ static int solver_test(struct solver *s, int id)
     const Caffe__SolverParameter *p = s->param;
     int n_iter = p->test_iter[id];
     LOG(s, "Iteration %d, Testing net (#%d)\n", s->update.iter, id);
-    int rc = share_trained_layers(tn, s->net);
+    int rc = net_share_trained_layers(tn, s->net);
     if (rc)
         return err_prefix(rc, "test net #%d", id);
     size_t n_scores = 0;

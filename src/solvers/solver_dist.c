@@ -61,42 +61,6 @@ static int grad_bucket_start(struct solver *s, struct grad_bucket *b)
     return rc ? rc : dist_allreduce_start(s->dist->comm, b->buf, b->count, &b->req);
 }
 
-/* The device path's end: every sum done, the averages in the diffs. */
-static int dist_finish_device(struct solver *s, int status)
-{
-    struct solver_dist *d = s->dist;
-    const struct backend *be = d->dev_be;
-    int rc = status;
-    for (; !rc && d->next_bucket < d->n_buckets; d->next_bucket++)
-        rc = grad_bucket_start(s, &d->buckets[d->next_bucket]);
-    if (d->dev_started) {
-        int w = be->comm->allreduce_finish(be, d->dev_comm);
-        d->dev_started = false;
-        if (!rc)
-            rc = w;
-    }
-    d->next_bucket = 0;
-    d->reducing = false;
-    if (rc)
-        return rc;
-    const float scale = 1.0f / (float)d->size;
-    for (int i = 0; i < d->n_buckets; i++) {
-        struct grad_bucket *b = &d->buckets[i];
-        const float *buf = tensor_cdata_on(b->dev, be);
-        size_t off = 0;
-        for (int k = 0; k < b->n_members; k++) {
-            struct tensor *t = s->params[d->order[b->first + k]];
-            float *diff = tensor_diff_on(t, be);
-            if (!diff || !buf)
-                return CREMA_ERR_NOMEM;
-            be->math->copy(be, t->count, buf + off, diff);
-            be->math->scal(be, (int)t->count, scale, diff);
-            off += t->count;
-        }
-    }
-    return be->status(be);
-}
-
 /* The net's per-layer backward hook: sends every bucket that is complete. */
 static int dist_on_backward_layer(struct net *net, int layer, void *ctx)
 {
@@ -116,23 +80,26 @@ static int dist_on_backward_layer(struct net *net, int layer, void *ctx)
 
 /* Waits for every bucket sent (always, so no buffer stays in flight); on
  * success the summed gradients, divided by the number of ranks, replace the
- * local ones. */
+ * local ones: on the device when the sums ran there, else on the host. */
 int dist_finish_gradients(struct solver *s, int status)
 {
     struct solver_dist *d = s->dist;
-    if (d->dev_comm)
-        return dist_finish_device(s, status);
+    const struct backend *be = d->dev_be;
     int rc = status;
     for (; !rc && d->next_bucket < d->n_buckets; d->next_bucket++)
         rc = grad_bucket_start(s, &d->buckets[d->next_bucket]);
+    if (d->dev_started) {
+        int w = be->comm->allreduce_finish(be, d->dev_comm);
+        d->dev_started = false;
+        rc = rc ? rc : w;
+    }
     for (int i = 0; i < d->n_buckets; i++) {
         struct grad_bucket *b = &d->buckets[i];
         if (!b->req)
             continue;
         int w = dist_wait(b->req);
         b->req = NULL;
-        if (!rc)
-            rc = w;
+        rc = rc ? rc : w;
     }
     d->next_bucket = 0;
     d->reducing = false;
@@ -141,16 +108,29 @@ int dist_finish_gradients(struct solver *s, int status)
     const float scale = 1.0f / (float)d->size;
     for (int i = 0; i < d->n_buckets; i++) {
         struct grad_bucket *b = &d->buckets[i];
+        const float *dev_buf = d->dev_comm ? tensor_cdata_on(b->dev, be) : NULL;
+        if (d->dev_comm && !dev_buf)
+            return CREMA_ERR_NOMEM;
         size_t off = 0;
         for (int k = 0; k < b->n_members; k++) {
             struct tensor *t = s->params[d->order[b->first + k]];
-            float *diff = tensor_diff(t);
-            for (size_t j = 0; j < t->count; j++)
-                diff[j] = b->buf[off + j] * scale;
+            if (d->dev_comm) {
+                float *diff = tensor_diff_on(t, be);
+                if (!diff)
+                    return CREMA_ERR_NOMEM;
+                be->math->copy(be, t->count, dev_buf + off, diff);
+                be->math->scal(be, (int)t->count, scale, diff);
+            } else {
+                float *diff = tensor_diff(t);
+                if (!diff)
+                    return CREMA_ERR_NOMEM;
+                for (size_t j = 0; j < t->count; j++)
+                    diff[j] = b->buf[off + j] * scale;
+            }
             off += t->count;
         }
     }
-    return CREMA_OK;
+    return d->dev_comm ? be->status(be) : CREMA_OK;
 }
 
 /* Orders the learnable parameters by the last layer backward reaches that

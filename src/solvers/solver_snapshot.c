@@ -8,6 +8,7 @@
 #include "proto/proto_io.h"
 #include "proto/upgrade.h"
 #include "util/err.h"
+#include "util/io.h"
 
 #include <hdf5.h>
 #include <fcntl.h>
@@ -234,21 +235,31 @@ static int write_state(struct solver *s, bool h5, const char *model_name)
     if (!rc) {
         LOG(s, "Snapshotting solver state to %s file %s\n", h5 ? "HDF5" : "binary proto", name);
         if (h5) {
-            size_t n = strlen(name) + 32;
-            char *tmp = malloc(n);
-            if (!tmp) {
-                rc = err_set(CREMA_ERR_NOMEM, "out of memory");
-            } else {
-                snprintf(tmp, n, "%s.part.%ld", name, (long)getpid());
+            /* HDF5 writes by name: a temporary next to the target (a
+             * symbolic link followed), renamed over it, as io_write_atomic. */
+            char *target = NULL, *tmp = NULL;
+            struct stat ts;
+            bool exists;
+            rc = io_resolve_output(name, &target, &ts, &exists);
+            if (!rc && exists && !S_ISREG(ts.st_mode))
+                rc = err_set(CREMA_ERR_IO, "%s: is %s; an HDF5 solver state needs a regular file", name,
+                             io_file_kind(ts.st_mode));
+            if (!rc) {
+                io_remove_stale_temps(target, IO_TEMP_TAG);
+                if (!(tmp = io_temp_name(target)))
+                    rc = err_set(CREMA_ERR_NOMEM, "out of memory");
+            }
+            if (!rc) {
                 rc = hdf5_write_solver_state(tmp, &st);
                 if (!rc)
                     rc = h5_add_positions(tmp, pos, n_pos);
-                if (!rc && rename(tmp, name) != 0)
+                if (!rc && rename(tmp, target) != 0)
                     rc = err_set(CREMA_ERR_IO, "%s: cannot rename into place", name);
                 if (rc)
                     unlink(tmp);
-                free(tmp);
             }
+            free(tmp);
+            free(target);
         } else {
             st.n_crema_data_position = n_pos;
             st.crema_data_position = pos;

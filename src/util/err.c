@@ -43,6 +43,25 @@ int err_prefix(int code, const char *fmt, ...)
 
 void err_clear(void) { err_buf[0] = 0; }
 
+void err_notice(const char *fmt, ...)
+{
+    char msg[ERR_MAX + 512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* one write, so that notices of several threads or ranks do not mix */
+    char line[sizeof msg + 64];
+    size_t n = (size_t)snprintf(line, sizeof line, "crema: note: %s", msg);
+    if (n >= sizeof line - 1)
+        n = sizeof line - 2;
+    while (n > 0 && line[n - 1] == '\n')
+        n--;
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr);
+    fflush(stderr);
+}
+
 const char *err_msg(void) { return err_buf; }
 
 const char *crema_errmsg(void) { return err_buf; }

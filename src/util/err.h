@@ -13,6 +13,11 @@ int err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 int err_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void err_clear(void);
+
+/* A notice for the person running crema (an old file upgraded on load,
+ * layers that got no weights): one line on standard error, as Caffe's
+ * LOG(WARNING) lines. Lines of a notice after the first are indented. */
+void err_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *err_msg(void);
 
 #endif
