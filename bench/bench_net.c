@@ -15,10 +15,10 @@
  * with one BLAS thread the run also reports CPU times and an sgemm rate
  * measured by CPU time, and the ratio to Caffe scaled by that.
  *
- * Threads: OPENBLAS_NUM_THREADS sets OpenBLAS's (the GEMMs), CREMA_NUM_THREADS
- * crema's own (im2col, pooling, LRN, element-wise layers, softmax); the run
- * prints both. With two BLAS threads the Caffe column is Caffe's 2-thread
- * figure, Caffe having no threads of its own beyond BLAS's. */
+ * Threads: CREMA_NUM_THREADS sets crema's pool, which runs everything
+ * (OpenBLAS runs inside it on one thread); the sgemm yardstick runs on
+ * OpenBLAS's own threads, as many. With two threads the Caffe column is
+ * Caffe's 2-BLAS-thread figure, Caffe having no threads beyond BLAS's. */
 #include <cblas.h>
 #include <time.h>
 #include <stdio.h>
@@ -67,34 +67,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Forward and backward flops of one iteration (see the head comment). */
-static void count_flops(const struct net *net, double *fwd, double *bwd)
-{
-    *fwd = *bwd = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        const struct net_layer *nl = &net->layers[i];
-        const Caffe__LayerParameter *p = nl->layer->param;
-        uint32_t num_output;
-        if (strcmp(p->type, "Convolution") == 0 && p->convolution_param)
-            num_output = p->convolution_param->num_output;
-        else if (strcmp(p->type, "InnerProduct") == 0 && p->inner_product_param)
-            num_output = p->inner_product_param->num_output;
-        else
-            continue;
-        if (!num_output || nl->layer->n_blobs < 1)
-            continue;
-        double macs = 0;
-        for (int t = 0; t < nl->n_top; t++)
-            macs += (double)nl->top[t]->count * (double)nl->layer->blobs[0]->count / num_output;
-        *fwd += 2 * macs;
-        if (nl->need_backward) {
-            *bwd += 2 * macs;
-            if (nl->bottom_need_backward[0])
-                *bwd += 2 * macs;
-        }
-    }
-}
-
 /* sgemm GFLOP/s by process CPU time, best of reps (n^3, n = 2048). */
 static double sgemm_cpu_gflops(int n, int reps)
 {
@@ -140,12 +112,15 @@ int main(int argc, char **argv)
     /* BENCH_NETS=lenet,cifar10_quick limits the run (CaffeNet takes minutes). */
     const char *only = getenv("BENCH_NETS");
 
+    int blas_threads = cpu_num_threads();
+    openblas_set_num_threads(blas_threads);
     double sgemm = bench_sgemm_gflops(2048, 5), sgemm_cpu = sgemm_cpu_gflops(2048, 5);
+    openblas_set_num_threads(1);
     printf("bench_net: nets from %s; sgemm 2048^3 on this machine: %.1f GFLOP/s (wall), %.1f (CPU time)\n",
            dir, sgemm, sgemm_cpu);
-    int blas_threads = openblas_get_num_threads();
-    printf("threads: OpenBLAS %d (OPENBLAS_NUM_THREADS), crema %d (CREMA_NUM_THREADS)\n", blas_threads,
-           cpu_num_threads());
+    printf("threads: crema %d (CREMA_NUM_THREADS; OpenBLAS runs on one thread inside crema's pool, the sgemm "
+           "yardstick on %d of its own)\n",
+           blas_threads, blas_threads);
     printf("Caffe 1.0 figures: `caffe time`, %d BLAS thread%s, 2-vCPU AMD EPYC (shared/bench/README.md)\n\n",
            blas_threads >= 2 ? 2 : 1, blas_threads >= 2 ? "s" : "");
     printf("%-20s %9s %9s %10s %8s %8s %8s %10s %11s %9s %9s %8s %10s\n", "net (batch)", "fwd ms", "bwd ms",
@@ -169,7 +144,7 @@ int main(int argc, char **argv)
             continue;
         }
         double ffl, bfl;
-        count_flops(net, &ffl, &bfl);
+        bench_net_flops(net, &ffl, &bfl);
         int n = bc->iterations;
         double *tf = malloc((size_t)n * sizeof *tf), *tb = malloc((size_t)n * sizeof *tb),
                *tt = malloc((size_t)n * sizeof *tt), *tc = malloc((size_t)n * sizeof *tc);

@@ -1,8 +1,11 @@
 /* Clock and the sgemm yardstick. */
 #include "bench_util.h"
 
+#include "net/net.h"
+
 #include <cblas.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 double bench_now(void)
@@ -45,3 +48,31 @@ double bench_sgemm_gflops(int n, int reps)
     free(t);
     return 2.0 * n * (double)n * n / secs * 1e-9;
 }
+
+void bench_net_flops(const struct net *net, double *fwd, double *bwd)
+{
+    *fwd = *bwd = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const struct net_layer *nl = &net->layers[i];
+        const Caffe__LayerParameter *p = nl->layer->param;
+        uint32_t num_output;
+        if (strcmp(p->type, "Convolution") == 0 && p->convolution_param)
+            num_output = p->convolution_param->num_output;
+        else if (strcmp(p->type, "InnerProduct") == 0 && p->inner_product_param)
+            num_output = p->inner_product_param->num_output;
+        else
+            continue;
+        if (!num_output || nl->layer->n_blobs < 1)
+            continue;
+        double macs = 0;
+        for (int t = 0; t < nl->n_top; t++)
+            macs += (double)nl->top[t]->count * (double)nl->layer->blobs[0]->count / num_output;
+        *fwd += 2 * macs;
+        if (nl->need_backward) {
+            *bwd += 2 * macs;
+            if (nl->bottom_need_backward[0])
+                *bwd += 2 * macs;
+        }
+    }
+}
+

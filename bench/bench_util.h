@@ -8,4 +8,10 @@ double bench_now(void); /* seconds, monotonic */
  * threads currently configured. */
 double bench_sgemm_gflops(int n, int reps);
 
+struct net;
+/* The convolution and inner-product work of one iteration, in FLOPs (2 per
+ * multiply-add): forward, and backward (the weight gradient, plus the
+ * bottom gradient where one is needed). Everything else counts as zero. */
+void bench_net_flops(const struct net *net, double *fwd, double *bwd);
+
 #endif

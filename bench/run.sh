@@ -1,7 +1,7 @@
 #!/bin/sh
-# Runs every built benchmark program (BUILD/bench/bench_*) on one BLAS
-# thread and one crema thread (CREMA_NUM_THREADS, unless set), from the
-# repository root so ../shared resolves.
+# Runs every built benchmark program (BUILD/bench/bench_*) on one crema
+# thread (CREMA_NUM_THREADS, unless set; OpenBLAS runs inside crema's pool
+# on one thread), from the repository root so ../shared resolves.
 # usage: sh bench/run.sh BUILD_DIR
 BUILD=${1:-build}
 export OPENBLAS_NUM_THREADS=1

@@ -88,6 +88,36 @@ static void test_cover_all_indices(void)
     CHECK_OK(cpu_set_num_threads(0));
 }
 
+/* cpu_scratch: one buffer per thread, kept across calls, grown on demand. */
+static int scratch_fn(void *ctx, size_t begin, size_t end)
+{
+    float **seen = ctx;
+    for (size_t i = begin; i < end; i++) {
+        float *a = cpu_scratch(1000), *b = cpu_scratch(10);
+        if (!a || a != b)
+            return err_set(CREMA_ERR_INVALID, "cpu_scratch gave %p, then %p", (void *)a, (void *)b);
+        a[999] = (float)i;
+        seen[i] = a;
+    }
+    return 0;
+}
+
+static void test_scratch(void)
+{
+    float *a = cpu_scratch(16);
+    CHECK(a != NULL);
+    CHECK(cpu_scratch(8) == a); /* smaller: the same buffer */
+    float *b = cpu_scratch(1 << 20);
+    CHECK(b != NULL);
+    if (b)
+        b[(1 << 20) - 1] = 1.f; /* all of it is there */
+    CHECK(cpu_scratch(1 << 20) == b);
+    CHECK_OK(cpu_set_num_threads(2));
+    float *seen[64] = { 0 };
+    CHECK_OK(cpu_parallel_for(64, 1, scratch_fn, seen));
+    CHECK_OK(cpu_set_num_threads(0));
+}
+
 static void test_n_smaller_than_threads(void)
 {
     CHECK_OK(cpu_set_num_threads(4));
@@ -512,7 +542,7 @@ static void test_every_threaded_layer_bits(void)
     check_net_bits(every_layer_net, "every threaded layer");
 }
 
-CHECK_MAIN(CASE(test_cover_all_indices), CASE(test_n_smaller_than_threads),
+CHECK_MAIN(CASE(test_cover_all_indices), CASE(test_scratch), CASE(test_n_smaller_than_threads),
            CASE(test_workers_take_ranges), CASE(test_nested_runs_inline), CASE(test_errors),
            CASE(test_env_threads), CASE(test_concurrent_callers), CASE(test_shutdown_and_fork),
            CASE(test_lenet_bits), CASE(test_cifar10_quick_bits),

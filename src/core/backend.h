@@ -165,6 +165,12 @@ struct solver_ops {
                  float delta, float scale);
     /* w -= g (Net::Update) */
     void (*apply)(const struct backend *be, size_t n, const float *g, float *w);
+    /* Optional (NULL: the steps above, one pass each): SGD's whole step for
+     * one parameter in one pass, element by element in Caffe's order: g *=
+     * scale (when scale != 1), regularize (when decay != 0), sgd, then w -=
+     * g; the same bits as the separate entries. */
+    void (*sgd_step)(const struct backend *be, size_t n, float *w, float *g, float *h, float scale, bool l1,
+                     float decay, float momentum, float local_rate);
 };
 
 /* Summing gradients across ranks inside device memory (NCCL). A job sets

@@ -5,47 +5,131 @@
 #include "cpu/threads.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <string.h>
+
+/* OpenBLAS runs on the calling thread only: crema's pool is the one set of
+ * threads (cpu/threads.h), and it splits the GEMMs itself below. Two pools
+ * on the same cores would take each other's time (OpenBLAS's idle workers
+ * spin after every call). */
+static void blas_one_thread(void)
+{
+    openblas_set_num_threads(1);
+}
+
+void cpu_blas_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_one_thread);
+}
+
+void cpu_gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* A GEMM cut into panels of C: whole columns ranges (split_n) or row
+ * ranges. The panels depend on the shape alone, never on the thread count,
+ * so every element is summed by the same call on any number of threads. */
+struct gemm_job {
+    bool ta, tb, split_n;
+    int M, N, K, panel, n_panels;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+
+static int gemm_panels(void *ctx, size_t p0, size_t p1)
+{
+    const struct gemm_job *j = ctx;
+    int lda = j->ta ? j->M : j->K, ldb = j->tb ? j->K : j->N;
+    for (size_t p = p0; p < p1; p++) {
+        int lo = (int)p * j->panel, hi = lo + j->panel;
+        int total = j->split_n ? j->N : j->M;
+        if (hi > total)
+            hi = total;
+        if (j->split_n) {
+            const float *B = j->tb ? j->B + (size_t)lo * (size_t)j->K : j->B + lo;
+            cpu_gemm_serial(j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->A, lda, B, ldb, j->beta, j->C + lo,
+                            j->N);
+        } else {
+            const float *A = j->ta ? j->A + lo : j->A + (size_t)lo * (size_t)j->K;
+            cpu_gemm_serial(j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, A, lda, j->B, ldb, j->beta,
+                            j->C + (size_t)lo * (size_t)j->N, j->N);
+        }
+    }
+    return 0;
+}
+
+/* Work per panel (multiply-adds) and the most panels: a panel is worth a
+ * hand-off to another thread, and the count leaves room to balance. */
+#define GEMM_PANEL_MACS (2L << 20)
+#define GEMM_MAX_PANELS 16
+#define GEMM_MIN_PANEL 32
 
 void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
               const float *B, float beta, float *C)
 {
-    int lda = trans_a ? M : K;
-    int ldb = trans_b ? K : N;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+    cpu_blas_init();
+    struct gemm_job j = {
+        .ta = trans_a, .tb = trans_b, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
+        .A = A, .B = B, .C = C, .split_n = N >= M,
+    };
+    double macs = (double)M * (double)N * (double)K;
+    int total = j.split_n ? N : M;
+    long panels = (long)(macs / (double)GEMM_PANEL_MACS);
+    if (panels > GEMM_MAX_PANELS)
+        panels = GEMM_MAX_PANELS;
+    if (panels > total / GEMM_MIN_PANEL)
+        panels = total / GEMM_MIN_PANEL;
+    if (panels < 2) {
+        cpu_gemm_serial(trans_a, trans_b, M, N, K, alpha, A, trans_a ? M : K, B, trans_b ? K : N, beta, C, N);
+        return;
+    }
+    /* Panel edges on multiples of 16 columns or rows (whole SIMD tiles). */
+    j.panel = ((total + (int)panels - 1) / (int)panels + 15) / 16 * 16;
+    j.n_panels = (total + j.panel - 1) / j.panel;
+    cpu_parallel_for((size_t)j.n_panels, 1, gemm_panels, &j);
 }
 
 void cpu_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta,
               float *y)
 {
+    cpu_blas_init();
     cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, M, N, alpha, A, N, x, 1, beta,
                 y, 1);
 }
 
 void cpu_axpy(int n, float alpha, const float *x, float *y)
 {
+    cpu_blas_init();
     cblas_saxpy(n, alpha, x, 1, y, 1);
 }
 
 void cpu_axpby(int n, float alpha, const float *x, float beta, float *y)
 {
+    cpu_blas_init();
     cblas_sscal(n, beta, y, 1);
     cblas_saxpy(n, alpha, x, 1, y, 1);
 }
 
 void cpu_scal(int n, float alpha, float *x)
 {
+    cpu_blas_init();
     cblas_sscal(n, alpha, x, 1);
 }
 
 float cpu_dot(int n, const float *x, const float *y)
 {
+    cpu_blas_init();
     return cblas_sdot(n, x, 1, y, 1);
 }
 
 float cpu_asum(int n, const float *x)
 {
+    cpu_blas_init();
     return cblas_sasum(n, x, 1);
 }
 
@@ -108,11 +192,14 @@ static int conv_out_extent(int in, int kernel, int pad, int stride, int dilation
 
 /* One image's im2col or col2im, with its geometry; the parallel loops below
  * hand out ranges of (channel, kernel row) units for im2col, whose column
- * rows are disjoint, and of channels for col2im, whose image planes are. */
+ * rows are disjoint, and of channels for col2im, whose image planes are.
+ * Column row r starts at col + r * ld (ld >= out_h * out_w: several images
+ * may sit side by side in one buffer). */
 struct im2col_job {
     const float *im;
     float *col;
     float *im_out;
+    long ld;
     int channels, height, width, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w;
     int dilation_h, dilation_w, out_h, out_w;
 };
@@ -126,7 +213,7 @@ static void im2col_same_units(const struct im2col_job *j, size_t u0, size_t u1)
 {
     const int height = j->height, width = j->width, out_h = j->out_h, kernel_w = j->kernel_w;
     const long plane = (long)height * width, len = (long)out_h * width;
-    float *col = j->col + (long)u0 * kernel_w * len;
+    float *col = j->col + (long)u0 * kernel_w * j->ld;
     for (size_t u = u0; u < u1; u++) {
         const float *im = j->im + (long)(u / (size_t)j->kernel_h) * plane;
         int kr = (int)(u % (size_t)j->kernel_h);
@@ -137,7 +224,7 @@ static void im2col_same_units(const struct im2col_job *j, size_t u0, size_t u1)
             oh_lo = out_h;
         if (oh_hi < oh_lo)
             oh_hi = oh_lo;
-        for (int kc = 0; kc < kernel_w; kc++, col += len) {
+        for (int kc = 0; kc < kernel_w; kc++, col += j->ld) {
             int x0 = kc * j->dilation_w - j->pad_w, lo, hi;
             inside_range(x0, 1, width, width, &lo, &hi);
             long base = (long)row0 * width + x0;
@@ -175,14 +262,15 @@ static int im2col_units(void *ctx, size_t u0, size_t u1)
     const int height = j->height, width = j->width, out_h = j->out_h, out_w = j->out_w;
     const int stride_w = j->stride_w;
     const size_t plane = (size_t)height * (size_t)width;
-    float *col = j->col + u0 * (size_t)j->kernel_w * (size_t)out_h * (size_t)out_w;
+    float *crow = j->col + (long)u0 * j->kernel_w * j->ld;
     for (size_t u = u0; u < u1; u++) {
         const float *im = j->im + (u / (size_t)j->kernel_h) * plane;
         int kr = (int)(u % (size_t)j->kernel_h);
-        for (int kc = 0; kc < j->kernel_w; kc++) {
+        for (int kc = 0; kc < j->kernel_w; kc++, crow += j->ld) {
             int x0 = kc * j->dilation_w - j->pad_w, lo, hi;
             inside_range(x0, stride_w, width, out_w, &lo, &hi);
             int row = kr * j->dilation_h - j->pad_h;
+            float *col = crow;
             for (int oh = 0; oh < out_h; oh++, row += j->stride_h, col += out_w) {
                 if (row < 0 || row >= height) {
                     memset(col, 0, (size_t)out_w * sizeof *col);
@@ -211,16 +299,16 @@ static int col2im_channels(void *ctx, size_t c0, size_t c1)
     const int height = j->height, width = j->width, out_h = j->out_h, out_w = j->out_w;
     const int stride_w = j->stride_w;
     const size_t plane = (size_t)height * (size_t)width;
-    const float *col = j->col + c0 * (size_t)j->kernel_h * (size_t)j->kernel_w * (size_t)out_h *
-                                    (size_t)out_w;
+    const float *crow = j->col + (long)c0 * j->kernel_h * j->kernel_w * j->ld;
     float *im = j->im_out + c0 * plane;
     memset(im, 0, plane * (c1 - c0) * sizeof *im);
     for (size_t c = c0; c < c1; c++, im += plane) {
         for (int kr = 0; kr < j->kernel_h; kr++) {
-            for (int kc = 0; kc < j->kernel_w; kc++) {
+            for (int kc = 0; kc < j->kernel_w; kc++, crow += j->ld) {
                 int x0 = kc * j->dilation_w - j->pad_w, lo, hi;
                 inside_range(x0, stride_w, width, out_w, &lo, &hi);
                 int row = kr * j->dilation_h - j->pad_h;
+                const float *col = crow;
                 for (int oh = 0; oh < out_h; oh++, row += j->stride_h, col += out_w) {
                     if (row < 0 || row >= height)
                         continue;
@@ -238,9 +326,8 @@ static int col2im_channels(void *ctx, size_t c0, size_t c1)
     return 0;
 }
 
-void im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w,
-            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
-            float *col)
+void im2col_ld(const float *im, int channels, int height, int width, int kernel_h, int kernel_w, int pad_h,
+               int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *col, long ld)
 {
     struct im2col_job j = {
         .im = im, .col = col, .channels = channels, .height = height, .width = width,
@@ -250,13 +337,13 @@ void im2col(const float *im, int channels, int height, int width, int kernel_h, 
         .out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h),
         .out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w),
     };
+    j.ld = ld ? ld : (long)j.out_h * j.out_w;
     size_t per_unit = (size_t)kernel_w * (size_t)j.out_h * (size_t)j.out_w;
     cpu_parallel_for((size_t)channels * (size_t)kernel_h, cpu_grain(per_unit), im2col_units, &j);
 }
 
-void col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w,
-            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
-            float *im)
+void col2im_ld(const float *col, long ld, int channels, int height, int width, int kernel_h, int kernel_w,
+               int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *im)
 {
     struct im2col_job j = {
         .col = (float *)col, .im_out = im, .channels = channels, .height = height,
@@ -266,8 +353,25 @@ void col2im(const float *col, int channels, int height, int width, int kernel_h,
         .out_h = conv_out_extent(height, kernel_h, pad_h, stride_h, dilation_h),
         .out_w = conv_out_extent(width, kernel_w, pad_w, stride_w, dilation_w),
     };
+    j.ld = ld ? ld : (long)j.out_h * j.out_w;
     size_t per_channel = (size_t)kernel_h * (size_t)kernel_w * (size_t)j.out_h * (size_t)j.out_w;
     cpu_parallel_for((size_t)channels, cpu_grain(per_channel), col2im_channels, &j);
+}
+
+void im2col(const float *im, int channels, int height, int width, int kernel_h, int kernel_w,
+            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+            float *col)
+{
+    im2col_ld(im, channels, height, width, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h,
+              dilation_w, col, 0);
+}
+
+void col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w,
+            int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
+            float *im)
+{
+    col2im_ld(col, 0, channels, height, width, kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w,
+              dilation_h, dilation_w, im);
 }
 
 #define ND_MAX 32

@@ -9,6 +9,12 @@
  * K x N, C is M x N (caffe_cpu_gemm). trans_a: A is stored K x M. */
 void cpu_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
               const float *B, float beta, float *C);
+/* The same on the calling thread alone, with leading dimensions. */
+void cpu_gemm_serial(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+/* Sets OpenBLAS to one thread (once): crema's pool does the splitting.
+ * cpu_gemm calls it; code that calls cblas itself calls it first. */
+void cpu_blas_init(void);
 /* y = alpha * op(A) * x + beta * y with A stored M x N row-major (caffe_cpu_gemv):
  * trans_a false: x has N entries, y has M; true: x has M, y has N. */
 void cpu_gemv(bool trans_a, int M, int N, float alpha, const float *A, const float *x, float beta,
@@ -36,6 +42,13 @@ void im2col(const float *im, int channels, int height, int width, int kernel_h, 
 void col2im(const float *col, int channels, int height, int width, int kernel_h, int kernel_w,
             int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w,
             float *im);
+
+/* The same with column row r at col + r * ld (0: out_h * out_w), so that
+ * several images' columns can sit side by side in one buffer. */
+void im2col_ld(const float *im, int channels, int height, int width, int kernel_h, int kernel_w, int pad_h,
+               int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *col, long ld);
+void col2im_ld(const float *col, long ld, int channels, int height, int width, int kernel_h, int kernel_w,
+               int pad_h, int pad_w, int stride_h, int stride_w, int dilation_h, int dilation_w, float *im);
 
 /* N-D versions over num_spatial_axes axes. im_shape is [channels, spatial...]
  * (num_spatial_axes + 1 entries); col_shape is [channels * prod(kernel),

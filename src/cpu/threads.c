@@ -1,15 +1,19 @@
-/* The thread pool behind cpu_parallel_for: workers sleep on a condition
- * variable, a region hands them contiguous ranges by an atomic counter. */
+/* The thread pool behind cpu_parallel_for: a region publishes its job in
+ * an atomic word, workers take contiguous ranges by an atomic counter.
+ * Between regions a worker spins a little before it sleeps, so the short
+ * regions of a small net do not each pay for waking a thread. */
 #include "cpu/threads.h"
 
 #include "util/err.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* More ranges than threads, so that a thread the OS deschedules (the
@@ -17,17 +21,39 @@
  * the others, the caller included, take the rest. */
 #define RANGES_PER_THREAD 4
 
+/* How long an idle worker watches for the next region before it sleeps:
+ * longer than the gaps between the regions of one layer and the next in
+ * a small net, short enough that a pool left idle gives its cores back
+ * at once. */
+#define SPIN_NS 200000L
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
+
 static struct {
-    pthread_mutex_t mu; /* guards every field below but `want` and `next` */
-    pthread_cond_t wake, idle;
+    pthread_mutex_t mu; /* guards workers, n_workers, exiting, fail_*, and sleeping */
+    pthread_cond_t wake;
     pthread_mutex_t region; /* held by the thread whose region owns the workers */
     atomic_int want;        /* threads per region, caller included; 0: not read yet */
     int n_workers;
     pthread_t *workers;
-    unsigned long gen; /* counts regions; a worker joins each one once */
-    bool open, stop, exiting;
-    int active; /* workers inside the open region */
-    /* the current region */
+    bool exiting;
+    unsigned long gen; /* the last region's number (the caller's, under `region`) */
+    /* The open region's number, 0 between regions. A worker that reads a
+     * number counts itself in `active` and reads it again before it takes
+     * ranges; the caller closes the region (0) and then waits for `active`
+     * to drain, so a worker never reads a region's fields while the next
+     * region's are being written. */
+    atomic_ulong open;
+    atomic_int active;
+    atomic_int sleepers; /* workers asleep on `wake`, or about to be */
+    atomic_bool stop;
+    /* the open region's job */
     cpu_range_fn fn;
     void *ctx;
     size_t n, n_ranges;
@@ -38,12 +64,39 @@ static struct {
 } pool = {
     .mu = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
-    .idle = PTHREAD_COND_INITIALIZER,
     .region = PTHREAD_MUTEX_INITIALIZER,
 };
 
 /* True on pool workers, and on a caller while it runs its share. */
 static _Thread_local bool in_task;
+
+/* cpu_scratch's buffer: the pointer in thread-local storage, freed by a
+ * pthread key's destructor when the thread ends. */
+static _Thread_local float *scratch;
+static _Thread_local size_t scratch_cap;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_make(void)
+{
+    pthread_key_create(&scratch_key, free);
+}
+
+float *cpu_scratch(size_t n)
+{
+    if (n <= scratch_cap)
+        return scratch;
+    pthread_once(&scratch_once, scratch_key_make);
+    float *p = realloc(scratch, n * sizeof *p);
+    if (!p) {
+        err_set(CREMA_ERR_NOMEM, "out of memory (%zu floats of thread scratch)", n);
+        return NULL;
+    }
+    scratch = p;
+    scratch_cap = n;
+    pthread_setspecific(scratch_key, p);
+    return p;
+}
 
 static int default_threads(void)
 {
@@ -95,8 +148,7 @@ static void note_failure(size_t i, int rc)
     pthread_mutex_unlock(&pool.mu);
 }
 
-/* Takes ranges of the open region until none is left. The region's fields
- * were written under `mu` before the worker (or caller) read `gen`. */
+/* Takes ranges of the open region until none is left. */
 static void run_ranges(void)
 {
     size_t i;
@@ -109,27 +161,53 @@ static void run_ranges(void)
     }
 }
 
+static long elapsed_ns(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000000000L + (t.tv_nsec - t0->tv_nsec);
+}
+
+/* A region the worker has not joined yet, or 0 when told to stop: spins
+ * for SPIN_NS, then sleeps until a caller or the shutdown wakes it. */
+static unsigned long await_region(unsigned long seen)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned spins = 1;; spins++) {
+        if (atomic_load(&pool.stop))
+            return 0;
+        unsigned long g = atomic_load(&pool.open);
+        if (g && g != seen)
+            return g;
+        cpu_relax();
+        if (spins % 64 == 0 && elapsed_ns(&t0) > SPIN_NS)
+            break;
+    }
+    pthread_mutex_lock(&pool.mu);
+    atomic_fetch_add(&pool.sleepers, 1);
+    unsigned long g = 0;
+    /* A caller publishes `open` and then reads `sleepers`; this reads them
+     * the other way round, so one of the two sees the other's write. */
+    while (!atomic_load(&pool.stop) && ((g = atomic_load(&pool.open)) == 0 || g == seen))
+        pthread_cond_wait(&pool.wake, &pool.mu);
+    atomic_fetch_sub(&pool.sleepers, 1);
+    pthread_mutex_unlock(&pool.mu);
+    return atomic_load(&pool.stop) ? 0 : g;
+}
+
 static void *worker_main(void *arg)
 {
     (void)arg;
     in_task = true;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&pool.mu);
-    seen = pool.gen;
-    for (;;) {
-        while (!pool.stop && !(pool.open && pool.gen != seen))
-            pthread_cond_wait(&pool.wake, &pool.mu);
-        if (pool.stop)
-            break;
-        seen = pool.gen;
-        pool.active++;
-        pthread_mutex_unlock(&pool.mu);
-        run_ranges();
-        pthread_mutex_lock(&pool.mu);
-        if (--pool.active == 0)
-            pthread_cond_signal(&pool.idle);
+    unsigned long seen = atomic_load(&pool.open), g;
+    while ((g = await_region(seen)) != 0) {
+        seen = g;
+        atomic_fetch_add(&pool.active, 1);
+        if (atomic_load(&pool.open) == g)
+            run_ranges();
+        atomic_fetch_sub(&pool.active, 1);
     }
-    pthread_mutex_unlock(&pool.mu);
     return NULL;
 }
 
@@ -170,8 +248,9 @@ static void pool_fork_child(void)
     free(pool.workers);
     pool.workers = NULL;
     pool.n_workers = 0;
-    pool.active = 0;
-    pool.open = false;
+    atomic_store(&pool.active, 0);
+    atomic_store(&pool.sleepers, 0);
+    atomic_store(&pool.open, 0);
     pool_fork_parent();
 }
 
@@ -227,27 +306,35 @@ int cpu_parallel_for(size_t n, size_t min_chunk, cpu_range_fn fn, void *ctx)
         return fn(ctx, 0, n);
     }
     size_t most = (size_t)(workers + 1) * RANGES_PER_THREAD;
-    pthread_mutex_lock(&pool.mu);
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;
     pool.n_ranges = ranges < most ? ranges : most;
     atomic_store(&pool.next, 0);
     pool.fail_rc = 0;
-    pool.gen++;
-    pool.open = true;
-    pthread_cond_broadcast(&pool.wake);
-    pthread_mutex_unlock(&pool.mu);
+    if (++pool.gen == 0)
+        pool.gen = 1;
+    atomic_store(&pool.open, pool.gen);
+    if (atomic_load(&pool.sleepers) > 0) {
+        pthread_mutex_lock(&pool.mu);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.mu);
+    }
 
     in_task = true;
     run_ranges();
     in_task = false;
 
-    /* Every range is taken; wait for the workers still running theirs. */
+    /* Every range is taken: close the region, then wait for the workers
+     * still inside it (each finishing one range at most). */
+    atomic_store(&pool.open, 0);
+    for (unsigned spins = 1; atomic_load(&pool.active) > 0; spins++) {
+        if (spins < 4096)
+            cpu_relax();
+        else
+            sched_yield();
+    }
     pthread_mutex_lock(&pool.mu);
-    pool.open = false;
-    while (pool.active)
-        pthread_cond_wait(&pool.idle, &pool.mu);
     int rc = pool.fail_rc;
     char msg[sizeof pool.fail_msg];
     if (rc)
@@ -261,7 +348,7 @@ int cpu_parallel_for(size_t n, size_t min_chunk, cpu_range_fn fn, void *ctx)
 static void pool_stop(void)
 {
     pthread_mutex_lock(&pool.mu);
-    pool.stop = true;
+    atomic_store(&pool.stop, true);
     pthread_cond_broadcast(&pool.wake);
     int n = pool.n_workers;
     pthread_t *w = pool.workers;
@@ -272,7 +359,7 @@ static void pool_stop(void)
     free(pool.workers);
     pool.workers = NULL;
     pool.n_workers = 0;
-    pool.stop = false;
+    atomic_store(&pool.stop, false);
     pthread_mutex_unlock(&pool.mu);
 }
 

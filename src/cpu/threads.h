@@ -50,6 +50,13 @@ int cpu_num_threads(void);
 int cpu_set_num_threads(int n);
 #define CPU_MAX_THREADS 256
 
+/* Scratch of at least n floats owned by the calling thread, kept and reused
+ * by its next call (it grows when asked for more; freed when the thread
+ * ends), so that a loop run every iteration allocates nothing in the
+ * steady state. Valid until the thread's next call; not zeroed. NULL with
+ * err_set when it cannot grow. */
+float *cpu_scratch(size_t n);
+
 /* Joins the pool's threads and frees it; the next parallel call makes a new
  * one. Idempotent; registered with atexit on first use. */
 void cpu_threads_shutdown(void);

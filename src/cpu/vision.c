@@ -1,8 +1,10 @@
 /* The vision family on the CPU: pooling (MAX, AVE) with Caffe's rounding,
  * padding and divisor rules, LRN across and within channels, the
- * convolution bias, and Crop's window copies; threaded with cpu/threads.h.
- * Convolution itself is im2col + gemm in the layer (no plan entries). */
+ * convolution (cpu/conv.c: 1-3 spatial axes; more go through the layer's
+ * im2col + gemm) and its bias, and Crop's window copies; threaded with
+ * cpu/threads.h. */
 #include "cpu/backend_cpu.h"
+#include "cpu/conv.h"
 #include "cpu/math.h"
 #include "cpu/threads.h"
 #include "core/tensor.h"
@@ -382,15 +384,15 @@ static int v_lrn_across_forward(const struct backend *be, const struct lrn_geom 
 
 /* dx = dy * scale^-beta - (2 alpha beta / size) * x * (window sum over
  * channels of dy * y / scale), the window sliding as in the forward. Each
- * range of images has its own scratch: one image's ratios, a plane's
- * window sum and scale^-beta. */
+ * range of images has its own scratch (the thread's, kept between calls):
+ * one image's ratios, a plane's window sum and scale^-beta. */
 static int across_backward_images(void *ctx, size_t n0, size_t n1)
 {
     const struct across_job *j = ctx;
     const struct lrn_geom *s = j->g;
     const int C = s->channels, plane = s->height * s->width, pre = (s->size - 1) / 2;
     const size_t item = (size_t)C * plane;
-    float *ratio = malloc((item + 2 * (size_t)plane) * sizeof *ratio);
+    float *ratio = cpu_scratch(item + 2 * (size_t)plane);
     if (!ratio)
         return err_set(CREMA_ERR_NOMEM, "LRN backward: out of memory (%zu floats)", item + 2 * (size_t)plane);
     float *accum = ratio + item, *p = accum + plane;
@@ -418,7 +420,6 @@ static int across_backward_images(void *ctx, size_t n0, size_t n1)
                     accum[i] -= ratio[co - (size_t)pre * plane + i];
         }
     }
-    free(ratio);
     return CREMA_OK;
 }
 
@@ -513,19 +514,97 @@ static void v_lrn_within_backward(const struct backend *be, const struct lrn_geo
 
 /* ---------------------------------------------------------------- bias */
 
-/* Caffe's forward_cpu_bias and backward_cpu_bias, image by image. */
+/* Caffe adds the bias with a GEMM of inner dimension 1 (one rounded
+ * addition per value, done here directly) and sums its gradient with a
+ * GEMV per image. Planes (image, channel) go to the threads for the
+ * forward; channels for the backward, each summed over the images in
+ * order, so no sum depends on the thread count. */
+struct bias_job {
+    int num, channels, spatial;
+    const float *bias, *dy;
+    float *y, *db;
+};
+
+static int bias_forward_planes(void *ctx, size_t p0, size_t p1)
+{
+    const struct bias_job *j = ctx;
+    for (size_t p = p0; p < p1; p++) {
+        float b = j->bias[p % (size_t)j->channels], *y = j->y + p * (size_t)j->spatial;
+        for (int i = 0; i < j->spatial; i++)
+            y[i] += b;
+    }
+    return 0;
+}
+
 static void v_bias_forward(const struct backend *be, int num, int channels, int spatial, const float *bias,
                            const float *ones, float *y)
 {
-    for (int n = 0; n < num; n++)
-        cpu_gemm(false, false, channels, spatial, 1, 1.f, bias, ones, 1.f, y + (size_t)n * channels * spatial);
+    struct bias_job j = { .num = num, .channels = channels, .spatial = spatial, .bias = bias, .y = y };
+    cpu_parallel_for((size_t)num * (size_t)channels, cpu_grain((size_t)spatial), bias_forward_planes, &j);
+}
+
+/* Eight running sums, added pairwise at the end: the plane's sum without
+ * a chain of dependent additions. */
+static float plane_sum(const float *x, int n)
+{
+    float acc[8] = { 0 };
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[i + k];
+    for (int k = 0; i < n; i++, k++)
+        acc[k] += x[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static int bias_backward_channels(void *ctx, size_t c0, size_t c1)
+{
+    const struct bias_job *j = ctx;
+    for (size_t c = c0; c < c1; c++) {
+        float db = j->db[c];
+        for (int n = 0; n < j->num; n++)
+            db += plane_sum(j->dy + ((size_t)n * (size_t)j->channels + c) * (size_t)j->spatial, j->spatial);
+        j->db[c] = db;
+    }
+    return 0;
 }
 
 static void v_bias_backward(const struct backend *be, int num, int channels, int spatial, const float *dy,
                             const float *ones, float *db)
 {
-    for (int n = 0; n < num; n++)
-        cpu_gemv(false, channels, spatial, 1.f, dy + (size_t)n * channels * spatial, ones, 1.f, db);
+    struct bias_job j = { .num = num, .channels = channels, .spatial = spatial, .dy = dy, .db = db };
+    cpu_parallel_for((size_t)channels, cpu_grain((size_t)num * (size_t)spatial), bias_backward_channels, &j);
+}
+
+/* ---------------------------------------------------------------- convolution */
+
+static int v_conv_plan_create(const struct backend *be, const struct conv_shape *s, void **plan)
+{
+    *plan = NULL;
+    if (s->num <= 0 || s->num_spatial_axes < 1 || s->num_spatial_axes > 3)
+        return CREMA_OK;
+    return cpu_conv_create(s, (struct cpu_conv **)plan);
+}
+
+static void v_conv_plan_free(const struct backend *be, void *plan)
+{
+    cpu_conv_free(plan);
+}
+
+static void v_conv_forward(const struct backend *be, void *plan, const float *im, const float *w, float *col)
+{
+    cpu_conv_forward(plan, im, w, col);
+}
+
+static void v_conv_backward_data(const struct backend *be, void *plan, const float *col, const float *w, float *im)
+{
+    cpu_conv_backward_data(plan, col, w, im);
+}
+
+static void v_conv_backward_filter(const struct backend *be, void *plan, const float *im, const float *col,
+                                   float *dw)
+{
+    cpu_conv_backward_filter(plan, im, col, dw);
 }
 
 /* ---------------------------------------------------------------- crop */
@@ -577,6 +656,11 @@ static void v_crop_scatter(const struct backend *be, int n, const int *big_shape
 }
 
 const struct vision_ops cpu_vision_ops = {
+    .conv_plan_create = v_conv_plan_create,
+    .conv_plan_free = v_conv_plan_free,
+    .conv_forward = v_conv_forward,
+    .conv_backward_data = v_conv_backward_data,
+    .conv_backward_filter = v_conv_backward_filter,
     .bias_forward = v_bias_forward,
     .bias_backward = v_bias_backward,
     .pool_forward = v_pool_forward,

@@ -1,0 +1,884 @@
+/* Batch convolution on crema's threads (see conv.h). Two engines share the
+ * plan and its scratch:
+ *
+ * - packed (x86 with AVX2 or AVX-512, the default there): one image per
+ *   work item; im2col (or col2im) around crema's own micro-kernels
+ *   (cpu/ukernel.h), which read the column buffer and the output-side
+ *   rows in place and the weights from panels packed once per call, so
+ *   nothing is copied a second time as OpenBLAS's packing would.
+ * - blas (other CPUs, 3-D, CREMA_CPU_ISA=blas): blocks of `block` images
+ *   whose columns sit side by side in one im2col buffer, so a small image
+ *   (LeNet's 8x8, CIFAR10-quick's 8x8) still makes a GEMM wide enough,
+ *   with one-thread OpenBLAS GEMMs.
+ *
+ * The weight gradient, a sum over the images, is summed per group of
+ * images into partial buffers that are added in group order at the end.
+ * Items and groups depend on the shape alone, never on the thread count,
+ * so results are the same on any number of threads. */
+#include "cpu/conv.h"
+
+#include "cpu/math.h"
+#include "cpu/threads.h"
+#include "cpu/ukernel.h"
+#include "util/err.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Columns a block's GEMM should have at least (images x output pixels). */
+#define BLOCK_COLUMNS 256
+/* Most floats in one thread's im2col buffer (it should stay in L2). */
+#define BLOCK_COL_FLOATS (512L * 1024)
+/* A batch is cut into at least this many blocks, for the threads to share. */
+#define MIN_BLOCKS 8
+/* Weight-gradient groups: at most this many, with at most this many floats
+ * of partial sums in all. */
+#define MAX_GROUPS 8
+#define PARTIAL_FLOATS (2L * 1024 * 1024)
+
+/* Reduction lengths the packed engine takes at once: the weight panels'
+ * slice and the column rows it meets stay in L1/L2. */
+#define KC 256
+/* LeNet's conv1 (Kd 25): OpenBLAS 0.53 ms, the packed weight gradient
+ * 1.6 ms; CIFAR10-quick's conv1 (Kd 75): packed 9.2 ms, OpenBLAS 12.2. */
+#define FILTER_MIN_KD 48
+
+struct slot {
+    float *panel; /* direct engine: KC x nr column panel */
+    float *arows; /* direct engine: mr column rows of the image (mr x n_panels nr) */
+    float *col; /* K x (block * S): im2col of a block (packed: + mr rows) */
+    float *tmp; /* M x (block * S): the block's output side, gathered */
+    float *bt;  /* packed engine: the image's output side transposed, in nr-wide panels */
+};
+
+/* The 2-D geometry the block path uses (1-D is 2-D of height 1). */
+struct geom2 {
+    int num, groups, in_channels, out_channels;
+    int in_h, in_w, out_h, out_w;
+    int kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w;
+};
+
+struct cpu_conv {
+    struct geom2 d;
+    bool nd; /* 3-D: one image per block, N-D im2col */
+    struct conv_shape s;
+    int im_shape[VISION_CONV_MAX_AXES + 1], col_shape[VISION_CONV_MAX_AXES + 1];
+    long S, K, Kd, Mg, M, in_dim, out_dim, w_count;
+    int block, n_blocks, n_groups, n_slots;
+    bool is_1x1;
+    struct slot *slots;
+    float *partial; /* n_groups x w_count (blas: when n_groups > 1) */
+    float *arena;
+    /* the packed engine (u NULL: blas) */
+    const struct cpu_ukr *u;
+    int mr, nr, m_panels, k_panels, o_panels; /* ceil(Mg/mr), ceil(Kd/mr), ceil(Mg/nr) */
+    float *wpack;                             /* G x m_panels x Kd x mr */
+    /* Backward data: W transposed (G x k_panels x Mg x mr) for a GEMM into
+     * the column buffer and col2im; or, for a stride-1 convolution whose
+     * input is no larger than its output ("same" padding), the
+     * convolution of the output side with the flipped, transposed filter
+     * (Kt = Mg x kernel taps, G x t_panels x Kt x mr), which needs no
+     * col2im and sums each input gradient in one running sum. */
+    bool tconv;
+    /* A convolution of horizontal stride 1 ("direct"): the column panels
+     * come straight from the image (ukr->pack with off/mask: [k][panel]
+     * [segment], for each column row and nr-pixel panel the pieces of
+     * output rows it spans, nseg at most, each one offset and lane mask),
+     * for the forward and the weight gradient; and for the transposed
+     * convolution of a "same" one (toff/tmask: its rows, Mg x taps). */
+    bool direct;
+    int n_panels, nseg, tnseg;
+    long *off, *toff;
+    unsigned *mask, *tmask;
+    /* The weight gradient through OpenBLAS (filter_group, one image per
+     * block) for a short column (Kd < FILTER_MIN_KD): there the packed
+     * engine's transposed output side costs more than its GEMM. */
+    bool filter_blas;
+    long Kt, S_in;
+    int t_panels, tpad_h, tpad_w;
+    float *wtpack;
+};
+
+static int blocks_for(const struct cpu_conv *p, long S, long K)
+{
+    long b = (BLOCK_COLUMNS + S - 1) / S;
+    long by_mem = BLOCK_COL_FLOATS / (K * S > 0 ? K * S : 1);
+    if (b > by_mem)
+        b = by_mem;
+    long by_share = p->d.num / MIN_BLOCKS;
+    if (b > by_share)
+        b = by_share;
+    return b < 1 ? 1 : (int)b;
+}
+
+/* The shape as 2-D geometry; false when it has no 2-D form (3-D). */
+static bool as_2d(const struct conv_shape *s, struct geom2 *d)
+{
+    *d = (struct geom2){ .num = s->num, .groups = s->groups, .in_channels = s->in_channels,
+                         .out_channels = s->out_channels };
+    int a = s->num_spatial_axes == 1 ? 0 : 1; /* the width axis */
+    if (s->num_spatial_axes != 1 && s->num_spatial_axes != 2)
+        return false;
+    d->in_w = s->in_shape[a];
+    d->out_w = s->out_shape[a];
+    d->kernel_w = s->kernel[a];
+    d->pad_w = s->pad[a];
+    d->stride_w = s->stride[a];
+    d->dilation_w = s->dilation[a];
+    if (a == 0) {
+        d->in_h = d->out_h = d->kernel_h = d->stride_h = d->dilation_h = 1;
+        d->pad_h = 0;
+    } else {
+        d->in_h = s->in_shape[0];
+        d->out_h = s->out_shape[0];
+        d->kernel_h = s->kernel[0];
+        d->pad_h = s->pad[0];
+        d->stride_h = s->stride[0];
+        d->dilation_h = s->dilation[0];
+    }
+    return true;
+}
+
+/* Offsets and lane masks of a stride_w-1 convolution's column panels, on
+ * an image of `channels` planes H x W (the input) and a grid of output
+ * pixels OH x OW: for column row k (channel, kernel row, kernel column),
+ * panel q (output pixels q nr .. q nr + nr - 1) and segment s (the part of
+ * the panel in one output row), lane j of the panel reads base[off + j]
+ * where bit j of mask is set. When the output rows follow each other in
+ * the image (stride 1, OW == W) a whole panel is one segment. */
+static int panel_tables(int channels, long H, long W, long OH, long OW, const struct geom2 *d, int pad_h, int pad_w,
+                        int nr, int n_panels, int *nseg_out, long **off, unsigned **mask)
+{
+    const long S = OH * OW, taps = (long)d->kernel_h * d->kernel_w, HW = H * W;
+    const bool merged = d->stride_h == 1 && OW == W;
+    int nseg = 1;
+    for (long q = 0; !merged && q < n_panels; q++) {
+        long last = q * nr + nr - 1 < S - 1 ? q * nr + nr - 1 : S - 1;
+        long rows = last / OW - (q * nr) / OW + 1;
+        if (rows > nseg)
+            nseg = (int)rows;
+    }
+    size_t n = (size_t)channels * (size_t)taps * (size_t)n_panels * (size_t)nseg;
+    *off = calloc(n, sizeof **off);
+    *mask = calloc(n, sizeof **mask);
+    if (!*off || !*mask)
+        return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu panel offsets)", n);
+    *nseg_out = nseg;
+    for (long k = 0; k < channels * taps; k++) {
+        long c = k / taps, t = k % taps;
+        long dy = (t / d->kernel_w) * d->dilation_h - pad_h, dx = (t % d->kernel_w) * d->dilation_w - pad_w;
+        for (long q = 0; q < n_panels; q++) {
+            long *o = *off + (k * n_panels + q) * nseg;
+            unsigned *m = *mask + (k * n_panels + q) * nseg;
+            for (long j = 0; j < nr; j++) {
+                long px = q * nr + j;
+                if (px >= S)
+                    break;
+                long oh = px / OW, ow = px % OW, ih = oh * d->stride_h + dy, iw = ow + dx;
+                long sg = merged ? 0 : oh - (q * nr) / OW;
+                o[sg] = c * HW + ih * W + iw - j; /* the same for every lane of the segment */
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                    m[sg] |= 1u << j;
+            }
+        }
+    }
+    return CREMA_OK;
+}
+
+int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
+{
+    *out = NULL;
+    int axes = s->num_spatial_axes;
+    bool ok = axes >= 1 && axes <= 3 && s->num > 0 && s->groups > 0 && s->in_channels > 0 && s->out_channels > 0 &&
+              s->in_channels % s->groups == 0 && s->out_channels % s->groups == 0;
+    long in_sp = 1, out_sp = 1, k_sp = 1;
+    for (int i = 0; ok && i < axes; i++) {
+        ok = s->in_shape[i] > 0 && s->out_shape[i] > 0 && s->kernel[i] > 0 && s->stride[i] > 0 &&
+             s->dilation[i] > 0 && s->pad[i] >= 0 &&
+             (long)s->out_shape[i] == ((long)s->in_shape[i] + 2L * s->pad[i] -
+                                       ((long)s->dilation[i] * (s->kernel[i] - 1) + 1)) / s->stride[i] + 1;
+        in_sp *= s->in_shape[i];
+        out_sp *= s->out_shape[i];
+        k_sp *= s->kernel[i];
+        ok = ok && in_sp <= INT32_MAX && out_sp <= INT32_MAX && k_sp <= INT32_MAX;
+    }
+    if (!ok)
+        return err_set(CREMA_ERR_SHAPE, "cpu convolution: bad shape");
+    struct cpu_conv *p = calloc(1, sizeof *p);
+    if (!p)
+        return err_set(CREMA_ERR_NOMEM, "out of memory");
+    p->s = *s;
+    p->nd = !as_2d(s, &p->d);
+    p->im_shape[0] = s->in_channels;
+    p->col_shape[0] = (int)((long)s->in_channels * k_sp);
+    for (int i = 0; i < axes; i++) {
+        p->im_shape[1 + i] = s->in_shape[i];
+        p->col_shape[1 + i] = s->out_shape[i];
+    }
+    p->S = out_sp;
+    p->Kd = (long)(s->in_channels / s->groups) * k_sp;
+    p->K = p->Kd * s->groups;
+    p->M = s->out_channels;
+    p->Mg = p->M / s->groups;
+    p->in_dim = (long)s->in_channels * in_sp;
+    p->out_dim = p->M * p->S;
+    p->w_count = p->M * p->Kd;
+    p->is_1x1 = k_sp == 1 && in_sp == out_sp;
+    for (int i = 0; i < axes; i++)
+        p->is_1x1 = p->is_1x1 && s->pad[i] == 0 && s->stride[i] == 1;
+    if (p->S > INT32_MAX / 64 || p->K > INT32_MAX / 64 || p->M > INT32_MAX / 64) {
+        long M = p->M, K = p->K, S = p->S;
+        free(p);
+        return err_set(CREMA_ERR_SHAPE, "cpu convolution: %ld x %ld x %ld is too large", M, K, S);
+    }
+    p->u = p->nd ? NULL : cpu_ukr_get();
+    p->block = p->nd || p->u ? 1 : blocks_for(p, p->S, p->K);
+    p->n_blocks = (s->num + p->block - 1) / p->block;
+    long groups = PARTIAL_FLOATS / p->w_count;
+    if (groups > MAX_GROUPS)
+        groups = MAX_GROUPS;
+    if (groups < 2)
+        groups = 2;
+    if (groups > p->n_blocks)
+        groups = p->n_blocks;
+    p->n_groups = (int)groups;
+    p->n_slots = cpu_num_threads();
+    if (p->n_slots > p->n_blocks)
+        p->n_slots = p->n_blocks;
+
+    size_t cols = (size_t)p->block * (size_t)p->S, per_slot, partial, shared = 0;
+    if (p->u) {
+        p->mr = p->u->mr;
+        p->nr = p->u->nr;
+        p->m_panels = (int)((p->Mg + p->mr - 1) / p->mr);
+        p->k_panels = (int)((p->Kd + p->mr - 1) / p->mr);
+        p->o_panels = (int)((p->Mg + p->nr - 1) / p->nr);
+        p->filter_blas = p->Kd < FILTER_MIN_KD;
+        const struct geom2 *d = &p->d;
+        p->S_in = (long)d->in_h * d->in_w;
+        p->tpad_h = d->dilation_h * (d->kernel_h - 1) - d->pad_h;
+        p->tpad_w = d->dilation_w * (d->kernel_w - 1) - d->pad_w;
+        p->tconv = d->stride_h == 1 && d->stride_w == 1 && p->tpad_h >= 0 && p->tpad_w >= 0 && p->S_in <= p->S &&
+                   !p->is_1x1;
+        p->Kt = p->Mg * d->kernel_h * d->kernel_w;
+        p->direct = d->stride_w == 1 && !p->is_1x1 && p->nr <= 32;
+        p->n_panels = (int)((p->S + p->nr - 1) / p->nr);
+        p->t_panels = (int)((d->in_channels / d->groups + p->mr - 1) / p->mr);
+        /* the column buffer has mr rows more: the last row panel reads them;
+         * the direct engine needs one for OpenBLAS's weight gradient, and
+         * for the input gradient unless it is the transposed convolution */
+        size_t col = (size_t)(p->K + p->mr) * cols;
+        if (p->tconv && (size_t)p->Kt * (size_t)p->S_in > col)
+            col = (size_t)p->Kt * (size_t)p->S_in;
+        size_t direct_bufs = 0;
+        if (p->direct) {
+            direct_bufs = (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
+            if (p->tconv && p->S_in == p->S && !p->filter_blas)
+                col = 0;
+        }
+        per_slot = direct_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols;
+        partial = (size_t)p->n_groups * (size_t)p->w_count;
+        size_t wt = p->tconv ? (size_t)p->t_panels * (size_t)p->Kt : (size_t)p->k_panels * (size_t)p->Mg;
+        shared = (size_t)s->groups * (size_t)p->mr * ((size_t)p->m_panels * (size_t)p->Kd + wt);
+    } else {
+        per_slot = (size_t)p->K * cols + (p->block > 1 ? (size_t)p->M * cols : 0);
+        partial = p->n_groups > 1 ? (size_t)p->n_groups * (size_t)p->w_count : 0;
+    }
+    size_t total = per_slot * (size_t)p->n_slots + partial + shared;
+    p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
+    p->arena = calloc(total ? total : 1, sizeof(float));
+    if (!p->slots || !p->arena) {
+        cpu_conv_free(p);
+        return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu floats of scratch)", total);
+    }
+    float *a = p->arena;
+    for (int sl = 0; sl < p->n_slots; sl++) {
+        if (p->u && p->direct) {
+            p->slots[sl].panel = a;
+            p->slots[sl].arows = a + (size_t)KC * (size_t)p->nr;
+            a += (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr;
+        }
+        p->slots[sl].col = a;
+        if (p->u) {
+            a += per_slot - (size_t)p->o_panels * (size_t)p->nr * cols -
+                 (p->direct ? (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr : 0);
+            p->slots[sl].bt = a;
+            a += (size_t)p->o_panels * (size_t)p->nr * cols;
+        } else {
+            a += (size_t)p->K * cols;
+            if (p->block > 1) {
+                p->slots[sl].tmp = a;
+                a += (size_t)p->M * cols;
+            }
+        }
+    }
+    p->partial = partial ? a : NULL;
+    a += partial;
+    if (p->u) {
+        p->wpack = a;
+        a += (size_t)s->groups * (size_t)p->m_panels * (size_t)p->Kd * (size_t)p->mr;
+        p->wtpack = a;
+    }
+    if (p->u && p->direct) {
+        const struct geom2 *d = &p->d;
+        int rc = panel_tables(d->in_channels / d->groups, d->in_h, d->in_w, d->out_h, d->out_w, d, d->pad_h, d->pad_w,
+                              p->nr, p->n_panels, &p->nseg, &p->off, &p->mask);
+        /* the transposed convolution of a "same" one: image and grid alike */
+        if (!rc && p->tconv && p->S_in == p->S)
+            rc = panel_tables((int)p->Mg, d->out_h, d->out_w, d->in_h, d->in_w, d, p->tpad_h, p->tpad_w, p->nr,
+                              p->n_panels, &p->tnseg, &p->toff, &p->tmask);
+        if (rc) {
+            cpu_conv_free(p);
+            return rc;
+        }
+    }
+    cpu_blas_init();
+    *out = p;
+    return CREMA_OK;
+}
+
+void cpu_conv_free(struct cpu_conv *p)
+{
+    if (!p)
+        return;
+    free(p->off);
+    free(p->mask);
+    free(p->toff);
+    free(p->tmask);
+    free(p->slots);
+    free(p->arena);
+    free(p);
+}
+
+/* ---- one block ---- */
+
+static void block_range(const struct cpu_conv *p, int b, int *n0, int *nb)
+{
+    *n0 = b * p->block;
+    *nb = p->d.num - *n0 < p->block ? p->d.num - *n0 : p->block;
+}
+
+/* The block's columns: K rows of nb * S, images side by side (or the
+ * image itself, for a 1x1 convolution of one image). */
+static const float *block_im2col(const struct cpu_conv *p, const struct slot *sl, const float *im, int n0, int nb)
+{
+    const struct geom2 *d = &p->d;
+    const struct conv_shape *s = &p->s;
+    if (p->is_1x1 && nb == 1)
+        return im + (size_t)n0 * (size_t)p->in_dim;
+    if (p->nd) {
+        im2col_nd(im + (size_t)n0 * (size_t)p->in_dim, s->num_spatial_axes, p->im_shape, p->col_shape, s->kernel,
+                  s->pad, s->stride, s->dilation, sl->col);
+        return sl->col;
+    }
+    long ld = (long)nb * p->S;
+    for (int i = 0; i < nb; i++)
+        im2col_ld(im + (size_t)(n0 + i) * (size_t)p->in_dim, d->in_channels, d->in_h, d->in_w, d->kernel_h,
+                  d->kernel_w, d->pad_h, d->pad_w, d->stride_h, d->stride_w, d->dilation_h, d->dilation_w,
+                  sl->col + (size_t)i * (size_t)p->S, ld);
+    return sl->col;
+}
+
+/* The block's output side as M rows of nb * S (gathered when nb > 1). */
+static const float *block_gather(const struct cpu_conv *p, const struct slot *sl, const float *out, int n0, int nb)
+{
+    const float *src = out + (size_t)n0 * (size_t)p->out_dim;
+    if (nb == 1)
+        return src;
+    long ld = (long)nb * p->S;
+    for (int i = 0; i < nb; i++)
+        for (long m = 0; m < p->M; m++)
+            memcpy(sl->tmp + m * ld + (long)i * p->S, src + (size_t)i * (size_t)p->out_dim + (size_t)(m * p->S),
+                   (size_t)p->S * sizeof(float));
+    return sl->tmp;
+}
+
+static void forward_block(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *w,
+                          float *out, int b)
+{
+    int n0, nb;
+    block_range(p, b, &n0, &nb);
+    const float *col = block_im2col(p, sl, im, n0, nb);
+    long ld = (long)nb * p->S;
+    float *dst = nb == 1 ? out + (size_t)n0 * (size_t)p->out_dim : sl->tmp;
+    for (int g = 0; g < p->d.groups; g++)
+        cpu_gemm_serial(false, false, (int)p->Mg, (int)ld, (int)p->Kd, 1.f, w + (size_t)g * (size_t)(p->Mg * p->Kd),
+                        (int)p->Kd, col + (size_t)g * (size_t)(p->Kd * ld), (int)ld, 0.f,
+                        dst + (size_t)g * (size_t)(p->Mg * ld), (int)ld);
+    if (nb == 1)
+        return;
+    for (int i = 0; i < nb; i++)
+        for (long m = 0; m < p->M; m++)
+            memcpy(out + (size_t)(n0 + i) * (size_t)p->out_dim + (size_t)(m * p->S), sl->tmp + m * ld + (long)i * p->S,
+                   (size_t)p->S * sizeof(float));
+}
+
+static void backward_data_block(const struct cpu_conv *p, const struct slot *sl, const float *out, const float *w,
+                                float *im, int b)
+{
+    const struct geom2 *d = &p->d;
+    const struct conv_shape *s = &p->s;
+    int n0, nb;
+    block_range(p, b, &n0, &nb);
+    const float *src = block_gather(p, sl, out, n0, nb);
+    long ld = (long)nb * p->S;
+    /* A 1x1 convolution of one image writes the image directly. */
+    bool direct = p->is_1x1 && nb == 1;
+    float *col = direct ? im + (size_t)n0 * (size_t)p->in_dim : sl->col;
+    for (int g = 0; g < d->groups; g++)
+        cpu_gemm_serial(true, false, (int)p->Kd, (int)ld, (int)p->Mg, 1.f, w + (size_t)g * (size_t)(p->Mg * p->Kd),
+                        (int)p->Kd, src + (size_t)g * (size_t)(p->Mg * ld), (int)ld, 0.f,
+                        col + (size_t)g * (size_t)(p->Kd * ld), (int)ld);
+    if (direct)
+        return;
+    if (p->nd) {
+        col2im_nd(col, s->num_spatial_axes, p->im_shape, p->col_shape, s->kernel, s->pad, s->stride, s->dilation,
+                  im + (size_t)n0 * (size_t)p->in_dim);
+        return;
+    }
+    for (int i = 0; i < nb; i++)
+        col2im_ld(col + (size_t)i * (size_t)p->S, ld, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w,
+                  d->pad_h, d->pad_w, d->stride_h, d->stride_w, d->dilation_h, d->dilation_w,
+                  im + (size_t)(n0 + i) * (size_t)p->in_dim);
+}
+
+/* dst (+)= out_block * col_block^T for the blocks of group r; the group's
+ * first block overwrites dst when `fresh`. */
+static void filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                         float *dst, bool fresh, int r)
+{
+    int b0 = (int)((long)r * p->n_blocks / p->n_groups), b1 = (int)((long)(r + 1) * p->n_blocks / p->n_groups);
+    for (int b = b0; b < b1; b++) {
+        int n0, nb;
+        block_range(p, b, &n0, &nb);
+        const float *col = block_im2col(p, sl, im, n0, nb);
+        const float *src = block_gather(p, sl, out, n0, nb);
+        long ld = (long)nb * p->S;
+        float beta = fresh && b == b0 ? 0.f : 1.f;
+        for (int g = 0; g < p->d.groups; g++)
+            cpu_gemm_serial(false, true, (int)p->Mg, (int)p->Kd, (int)ld, 1.f, src + (size_t)g * (size_t)(p->Mg * ld),
+                            (int)ld, col + (size_t)g * (size_t)(p->Kd * ld), (int)ld, beta,
+                            dst + (size_t)g * (size_t)(p->Mg * p->Kd), (int)p->Kd);
+    }
+}
+
+/* ---- the packed engine: one image per item ---- */
+
+/* A reduction of len in nearly equal blocks of at most KC. */
+static int kblocks(long len)
+{
+    return (int)((len + KC - 1) / KC);
+}
+
+static void kblock(long len, int nb, int b, long *k0, long *kc)
+{
+    *k0 = len * b / nb;
+    *kc = len * (b + 1) / nb - *k0;
+}
+
+static long min_l(long a, long b)
+{
+    return a < b ? a : b;
+}
+
+struct pack_job {
+    const struct cpu_conv *p;
+    const float *w;
+    bool transposed; /* wtpack (backward data) instead of wpack */
+};
+
+/* wpack[g][i][k][r] = W[g Mg + i mr + r][k]; wtpack[g][i][m][r] =
+ * W[g Mg + m][i mr + r]; zero past Mg (Kd). One index per panel. */
+static int pack_weights(void *ctx, size_t t0, size_t t1)
+{
+    const struct pack_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    const long mr = p->mr, Kd = p->Kd, Mg = p->Mg;
+    for (size_t t = t0; t < t1; t++) {
+        if (!j->transposed) {
+            long g = (long)t / p->m_panels, i = (long)t % p->m_panels;
+            float *dst = p->wpack + (long)t * Kd * mr;
+            for (long r = 0; r < mr; r++) {
+                long m = i * mr + r;
+                const float *src = j->w + (g * Mg + m) * Kd;
+                for (long k = 0; k < Kd; k++)
+                    dst[k * mr + r] = m < Mg ? src[k] : 0.f;
+            }
+        } else if (p->tconv) {
+            /* Wt[g][c][m kk + t] = W[g Mg + m][c kk + kk - 1 - t] */
+            long kk = (long)p->d.kernel_h * p->d.kernel_w, Cg = p->d.in_channels / p->d.groups;
+            long g = (long)t / p->t_panels, i = (long)t % p->t_panels;
+            float *dst = p->wtpack + (long)t * p->Kt * mr;
+            for (long r = 0; r < mr; r++) {
+                long c = i * mr + r;
+                for (long m = 0; m < Mg; m++) {
+                    const float *src = j->w + (g * Mg + m) * Kd + c * kk + kk - 1;
+                    for (long x = 0; x < kk; x++)
+                        dst[(m * kk + x) * mr + r] = c < Cg ? src[-x] : 0.f;
+                }
+            }
+        } else {
+            long g = (long)t / p->k_panels, i = (long)t % p->k_panels, n = min_l(mr, Kd - i * mr);
+            float *dst = p->wtpack + (long)t * Mg * mr;
+            for (long m = 0; m < Mg; m++) {
+                const float *src = j->w + (g * Mg + m) * Kd + i * mr;
+                for (long r = 0; r < mr; r++)
+                    dst[m * mr + r] = r < n ? src[r] : 0.f;
+            }
+        }
+    }
+    return 0;
+}
+
+static void pack(const struct cpu_conv *p, const float *w, bool transposed)
+{
+    struct pack_job j = { p, w, transposed };
+    size_t panels = (size_t)p->d.groups *
+                    (size_t)(!transposed ? p->m_panels : p->tconv ? p->t_panels : p->k_panels);
+    size_t per = (size_t)p->mr * (size_t)(!transposed ? p->Kd : p->tconv ? p->Kt : p->Mg);
+    cpu_parallel_for(panels, cpu_grain(per), pack_weights, &j);
+}
+
+/* Image n's columns in the slot (ld S), or the image itself for a 1x1
+ * convolution unless `copy` (the weight gradient reads mr rows more). */
+static const float *packed_im2col(const struct cpu_conv *p, const struct slot *sl, const float *im, int n, bool copy)
+{
+    const struct geom2 *d = &p->d;
+    const float *x = im + (size_t)n * (size_t)p->in_dim;
+    if (p->is_1x1 && !copy)
+        return x;
+    if (p->is_1x1)
+        memcpy(sl->col, x, (size_t)p->in_dim * sizeof(float));
+    else
+        im2col_ld(x, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w, d->stride_h,
+                  d->stride_w, d->dilation_h, d->dilation_w, sl->col, p->S);
+    return sl->col;
+}
+
+/* ---- the direct engine: column panels straight from the image ---- */
+
+static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, ns = p->nseg;
+    const long Cg = p->d.in_channels / p->d.groups;
+    const float *x = im + (size_t)n * (size_t)p->in_dim;
+    float *o = out + (size_t)n * (size_t)p->out_dim;
+    int nkb = kblocks(Kd);
+    for (long g = 0; g < p->d.groups; g++)
+        for (long q = 0; q < np; q++)
+            for (int kb = 0; kb < nkb; kb++) {
+                long k0, kc;
+                kblock(Kd, nkb, kb, &k0, &kc);
+                u->pack((int)kc, x + g * Cg * p->S_in, p->off + (k0 * np + q) * ns, p->mask + (k0 * np + q) * ns,
+                        (int)ns, np * ns, sl->panel, nr);
+                for (long i = 0; i < p->m_panels; i++)
+                    u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr, sl->panel, nr,
+                              o + (g * Mg + i * mr) * S + q * nr, S, (int)min_l(mr, Mg - i * mr),
+                              (int)min_l(nr, S - q * nr), kb > 0);
+            }
+}
+
+/* The input gradient as the transposed convolution of the output side. */
+static void direct_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
+                                       int n)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kt = p->Kt, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, ns = p->tnseg;
+    const long Cg = p->d.in_channels / p->d.groups;
+    const float *dy = out + (size_t)n * (size_t)p->out_dim;
+    float *x = im + (size_t)n * (size_t)p->in_dim;
+    int nkb = kblocks(Kt);
+    for (long g = 0; g < p->d.groups; g++)
+        for (long q = 0; q < np; q++)
+            for (int kb = 0; kb < nkb; kb++) {
+                long k0, kc;
+                kblock(Kt, nkb, kb, &k0, &kc);
+                u->pack((int)kc, dy + g * Mg * S, p->toff + (k0 * np + q) * ns, p->tmask + (k0 * np + q) * ns,
+                        (int)ns, np * ns, sl->panel, nr);
+                for (long i = 0; i < p->t_panels; i++)
+                    u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr, sl->panel, nr,
+                              x + (g * Cg + i * mr) * S + q * nr, S, (int)min_l(mr, Cg - i * mr),
+                              (int)min_l(nr, S - q * nr), kb > 0);
+            }
+}
+
+static void pack_output_t(const struct cpu_conv *p, const struct slot *sl, const float *dy, long g);
+
+/* The weight gradient: mr column rows at a time, packed from the image. */
+static void direct_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                                int r)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, spad = np * nr;
+    const long ns = p->nseg;
+    const long Cg = p->d.in_channels / p->d.groups;
+    float *P = p->partial + (size_t)r * (size_t)p->w_count;
+    int n0 = (int)((long)r * p->d.num / p->n_groups), n1 = (int)((long)(r + 1) * p->d.num / p->n_groups);
+    int npb = kblocks(S);
+    for (int n = n0; n < n1; n++) {
+        const float *x = im + (size_t)n * (size_t)p->in_dim;
+        const float *dy = out + (size_t)n * (size_t)p->out_dim;
+        for (long g = 0; g < p->d.groups; g++) {
+            pack_output_t(p, sl, dy, g);
+            for (long i = 0; i < p->k_panels; i++) {
+                long rows = min_l(mr, Kd - i * mr);
+                for (long rr = 0; rr < mr; rr++) {
+                    if (rr < rows)
+                        u->pack((int)np, x + g * Cg * p->S_in, p->off + (i * mr + rr) * np * ns,
+                                p->mask + (i * mr + rr) * np * ns, (int)ns, ns, sl->arows + rr * spad, nr);
+                    else
+                        memset(sl->arows + rr * spad, 0, (size_t)spad * sizeof(float));
+                }
+                for (int pb = 0; pb < npb; pb++) {
+                    long x0, xc;
+                    kblock(S, npb, pb, &x0, &xc);
+                    bool acc = n > n0 || pb > 0;
+                    for (long j = 0; j < p->o_panels; j++)
+                        u->rows((int)xc, sl->arows + x0, spad, 1, sl->bt + (j * S + x0) * nr, nr,
+                                P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)rows, (int)min_l(nr, Mg - j * nr), acc);
+                }
+            }
+        }
+    }
+}
+
+static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
+    const float *col = packed_im2col(p, sl, im, n, false);
+    float *o = out + (size_t)n * (size_t)p->out_dim;
+    int nkb = kblocks(Kd);
+    for (long g = 0; g < p->d.groups; g++)
+        for (int kb = 0; kb < nkb; kb++) {
+            long k0, kc;
+            kblock(Kd, nkb, kb, &k0, &kc);
+            for (long q = 0; q < S; q += nr)
+                for (long i = 0; i < p->m_panels; i++)
+                    u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr,
+                              col + (g * Kd + k0) * S + q, S, o + (g * Mg + i * mr) * S + q, S,
+                              (int)min_l(mr, Mg - i * mr), (int)min_l(nr, S - q), kb > 0);
+        }
+}
+
+static void packed_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
+                                       int n)
+{
+    const struct geom2 *d = &p->d;
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
+    const float *dy = out + (size_t)n * (size_t)p->out_dim;
+    float *x = im + (size_t)n * (size_t)p->in_dim;
+    if (p->tconv) {
+        const long Sx = p->S_in, Kt = p->Kt, Cg = d->in_channels / d->groups;
+        int nkb = kblocks(Kt);
+        for (long g = 0; g < d->groups; g++) {
+            im2col_ld(dy + g * Mg * S, (int)Mg, d->out_h, d->out_w, d->kernel_h, d->kernel_w, p->tpad_h, p->tpad_w,
+                      1, 1, d->dilation_h, d->dilation_w, sl->col, Sx);
+            for (int kb = 0; kb < nkb; kb++) {
+                long k0, kc;
+                kblock(Kt, nkb, kb, &k0, &kc);
+                for (long q = 0; q < Sx; q += nr)
+                    for (long i = 0; i < p->t_panels; i++)
+                        u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr,
+                                  sl->col + k0 * Sx + q, Sx, x + (g * Cg + i * mr) * Sx + q, Sx,
+                                  (int)min_l(mr, Cg - i * mr), (int)min_l(nr, Sx - q), kb > 0);
+            }
+        }
+        return;
+    }
+    float *col = p->is_1x1 ? x : sl->col;
+    int nmb = kblocks(Mg);
+    for (long g = 0; g < d->groups; g++)
+        for (int mb = 0; mb < nmb; mb++) {
+            long m0, mc;
+            kblock(Mg, nmb, mb, &m0, &mc);
+            for (long q = 0; q < S; q += nr)
+                for (long i = 0; i < p->k_panels; i++)
+                    u->packed((int)mc, p->wtpack + ((g * p->k_panels + i) * Mg + m0) * mr, 1, mr,
+                              dy + (g * Mg + m0) * S + q, S, col + (g * Kd + i * mr) * S + q, S,
+                              (int)min_l(mr, Kd - i * mr), (int)min_l(nr, S - q), mb > 0);
+        }
+    if (!p->is_1x1)
+        col2im_ld(col, S, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w,
+                  d->stride_h, d->stride_w, d->dilation_h, d->dilation_w, x);
+}
+
+/* bt[j][pixel][jj] = dy[g Mg + j nr + jj][pixel], zero past Mg: the
+ * output side of one image and group, transposed into nr-wide panels. */
+static void pack_output_t(const struct cpu_conv *p, const struct slot *sl, const float *dy, long g)
+{
+    const long S = p->S, Mg = p->Mg, nr = p->nr;
+    for (long j = 0; j < p->o_panels; j++)
+        for (long jj = 0; jj < nr; jj++) {
+            long m = j * nr + jj;
+            float *dst = sl->bt + j * S * nr + jj;
+            const float *src = dy + (g * Mg + m) * S;
+            if (m < Mg)
+                for (long x = 0; x < S; x++)
+                    dst[x * nr] = src[x];
+            else
+                for (long x = 0; x < S; x++)
+                    dst[x * nr] = 0.f;
+        }
+}
+
+/* Group r's images into partial r, laid out as dW transposed ([G][Kd][Mg]):
+ * the micro-kernel's rows are column rows, its vector lanes output
+ * channels, its sum over the image's pixels. */
+static void packed_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                                int r)
+{
+    const struct cpu_ukr *u = p->u;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
+    float *P = p->partial + (size_t)r * (size_t)p->w_count;
+    int n0 = (int)((long)r * p->d.num / p->n_groups), n1 = (int)((long)(r + 1) * p->d.num / p->n_groups);
+    int npb = kblocks(S);
+    for (int n = n0; n < n1; n++) {
+        const float *col = packed_im2col(p, sl, im, n, true);
+        const float *dy = out + (size_t)n * (size_t)p->out_dim;
+        for (long g = 0; g < p->d.groups; g++) {
+            pack_output_t(p, sl, dy, g);
+            for (int pb = 0; pb < npb; pb++) {
+                long x0, xc;
+                kblock(S, npb, pb, &x0, &xc);
+                bool acc = n > n0 || pb > 0;
+                for (long j = 0; j < p->o_panels; j++)
+                    for (long i = 0; i < p->k_panels; i++)
+                        u->rows((int)xc, col + (g * Kd + i * mr) * S + x0, S, 1, sl->bt + (j * S + x0) * nr, nr,
+                                P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)min_l(mr, Kd - i * mr),
+                                (int)min_l(nr, Mg - j * nr), acc);
+            }
+        }
+    }
+}
+
+/* ---- the parallel drivers: one slot (scratch) per range, work items
+ * taken from a shared counter ---- */
+
+enum conv_op { OP_FORWARD, OP_BACKWARD_DATA, OP_FILTER };
+
+struct conv_job {
+    const struct cpu_conv *p;
+    enum conv_op op;
+    const float *im, *out, *w;
+    float *dst;
+    int n_items;
+    atomic_int next;
+};
+
+static int conv_slots(void *ctx, size_t s0, size_t s1)
+{
+    struct conv_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    for (size_t s = s0; s < s1; s++) {
+        const struct slot *sl = &p->slots[s];
+        int i;
+        while ((i = atomic_fetch_add(&j->next, 1)) < j->n_items) {
+            switch (j->op) {
+            case OP_FORWARD:
+                if (p->u && p->direct)
+                    direct_forward_image(p, sl, j->im, j->dst, i);
+                else if (p->u)
+                    packed_forward_image(p, sl, j->im, j->dst, i);
+                else
+                    forward_block(p, sl, j->im, j->w, j->dst, i);
+                break;
+            case OP_BACKWARD_DATA:
+                if (p->u && p->toff)
+                    direct_backward_data_image(p, sl, j->out, j->dst, i);
+                else if (p->u)
+                    packed_backward_data_image(p, sl, j->out, j->dst, i);
+                else
+                    backward_data_block(p, sl, j->out, j->w, j->dst, i);
+                break;
+            case OP_FILTER:
+                if (p->u && !p->filter_blas && p->direct)
+                    direct_filter_group(p, sl, j->im, j->out, i);
+                else if (p->u && !p->filter_blas)
+                    packed_filter_group(p, sl, j->im, j->out, i);
+                else if (p->n_groups == 1)
+                    filter_group(p, sl, j->im, j->out, j->dst, false, i);
+                else
+                    filter_group(p, sl, j->im, j->out, p->partial + (size_t)i * (size_t)p->w_count, true, i);
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+static void run(struct conv_job *j)
+{
+    atomic_init(&j->next, 0);
+    cpu_parallel_for((size_t)j->p->n_slots, 1, conv_slots, j);
+}
+
+void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, float *out)
+{
+    if (p->u)
+        pack(p, w, false);
+    struct conv_job j = { .p = p, .op = OP_FORWARD, .im = im, .w = w, .dst = out, .n_items = p->n_blocks };
+    run(&j);
+}
+
+void cpu_conv_backward_data(struct cpu_conv *p, const float *out, const float *w, float *im)
+{
+    if (p->u)
+        pack(p, w, true);
+    struct conv_job j = { .p = p, .op = OP_BACKWARD_DATA, .out = out, .w = w, .dst = im, .n_items = p->n_blocks };
+    run(&j);
+}
+
+struct sum_job {
+    const struct cpu_conv *p;
+    float *dw;
+};
+
+/* dw += the groups' partial sums, in group order; the packed engine's are
+ * transposed ([G][Kd][Mg]), taken here one dw row (g, m) per index. */
+static int sum_partials_t(void *ctx, size_t r0, size_t r1)
+{
+    const struct sum_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    for (size_t row = r0; row < r1; row++) {
+        long g = (long)row / p->Mg, m = (long)row % p->Mg;
+        float *dw = j->dw + (long)row * p->Kd;
+        const float *src = p->partial + g * p->Kd * p->Mg + m;
+        for (long k = 0; k < p->Kd; k++) {
+            float acc = dw[k];
+            for (int r = 0; r < p->n_groups; r++)
+                acc += src[(size_t)r * (size_t)p->w_count + (size_t)(k * p->Mg)];
+            dw[k] = acc;
+        }
+    }
+    return 0;
+}
+
+static int sum_partials(void *ctx, size_t i0, size_t i1)
+{
+    const struct sum_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    for (size_t i = i0; i < i1; i++) {
+        float acc = j->dw[i];
+        for (int r = 0; r < p->n_groups; r++)
+            acc += p->partial[(size_t)r * (size_t)p->w_count + i];
+        j->dw[i] = acc;
+    }
+    return 0;
+}
+
+void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *out, float *dw)
+{
+    struct conv_job j = { .p = p, .op = OP_FILTER, .im = im, .out = out, .dst = dw, .n_items = p->n_groups };
+    run(&j);
+    struct sum_job s = { p, dw };
+    if (p->u && !p->filter_blas)
+        cpu_parallel_for((size_t)p->M, cpu_grain((size_t)(p->n_groups * p->Kd)), sum_partials_t, &s);
+    else if (p->n_groups > 1)
+        cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);
+}

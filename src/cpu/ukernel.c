@@ -1,0 +1,287 @@
+/* The micro-kernels of ukernel.h: AVX-512 (8 x 32: sixteen zmm sums) and
+ * AVX2 with FMA (6 x 16: twelve ymm sums), compiled for their instruction
+ * set by function attributes so the library itself needs no -m flags, and
+ * picked by what the CPU reports. */
+#include "cpu/ukernel.h"
+
+#include "util/err.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_X86_KERNELS 1
+
+/* ---- AVX-512: 8 rows x 32 columns ---- */
+
+#define MR16 8
+#define NR16 32
+
+__attribute__((target("avx512f,fma"), always_inline)) static inline void
+ukr_avx512(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c, long ldc, int m, int n,
+           bool accumulate)
+{
+    __m512 s0[MR16], s1[MR16];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR16; i++)
+        s0[i] = s1[i] = _mm512_setzero_ps();
+    __mmask16 m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+    __mmask16 m1 = n >= 32 ? (__mmask16)0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : (__mmask16)0;
+    if (n >= NR16) {
+        for (int k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < MR16; i++) {
+                __m512 ai = _mm512_set1_ps(a[i * rs_a]);
+                s0[i] = _mm512_fmadd_ps(ai, b0, s0[i]);
+                s1[i] = _mm512_fmadd_ps(ai, b1, s1[i]);
+            }
+            a += cs_a;
+            b += ldb;
+        }
+    } else {
+        /* A part panel: the lanes past n are not loaded (B may end there). */
+        for (int k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 8
+            for (int i = 0; i < MR16; i++) {
+                __m512 ai = _mm512_set1_ps(a[i * rs_a]);
+                s0[i] = _mm512_fmadd_ps(ai, b0, s0[i]);
+                s1[i] = _mm512_fmadd_ps(ai, b1, s1[i]);
+            }
+            a += cs_a;
+            b += ldb;
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR16; i++) {
+        if (i >= m)
+            break;
+        float *ci = c + i * ldc;
+        if (accumulate) {
+            s0[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), s0[i]);
+            s1[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), s1[i]);
+        }
+        _mm512_mask_storeu_ps(ci, m0, s0[i]);
+        _mm512_mask_storeu_ps(ci + 16, m1, s1[i]);
+    }
+}
+
+__attribute__((target("avx512f,fma"))) static void ukr_avx512_packed(int kc, const float *a, long rs_a, long cs_a,
+                                                                     const float *b, long ldb, float *c, long ldc,
+                                                                     int m, int n, bool accumulate)
+{
+    ukr_avx512(kc, a, 1, MR16, b, ldb, c, ldc, m, n, accumulate);
+}
+
+__attribute__((target("avx512f,fma"))) static void ukr_avx512_rows(int kc, const float *a, long rs_a, long cs_a,
+                                                                   const float *b, long ldb, float *c, long ldc,
+                                                                   int m, int n, bool accumulate)
+{
+    ukr_avx512(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate);
+}
+
+__attribute__((target("avx512f"))) static void pack_avx512(int n, const float *base, const long *off,
+                                                           const unsigned *mask, int nseg, long tstride, float *dst,
+                                                           long dstride)
+{
+    for (int e = 0; e < n; e++, off += tstride, mask += tstride, dst += dstride) {
+        __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+        for (int sg = 0; sg < nseg; sg++) {
+            /* the address is formed as an integer: it may lie outside the
+             * image where the mask's lanes are off */
+            const float *src = (const float *)((uintptr_t)base + (uintptr_t)(off[sg] * (long)sizeof(float)));
+            v0 = _mm512_mask_loadu_ps(v0, (__mmask16)(mask[sg] & 0xffff), src);
+            v1 = _mm512_mask_loadu_ps(v1, (__mmask16)(mask[sg] >> 16), src + 16);
+        }
+        _mm512_storeu_ps(dst, v0);
+        _mm512_storeu_ps(dst + 16, v1);
+    }
+}
+
+/* ---- AVX2 + FMA: 6 rows x 16 columns ---- */
+
+#define MR8 6
+#define NR8 16
+
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256i lanes_below(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void
+ukr_avx2(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c, long ldc, int m, int n,
+         bool accumulate)
+{
+    __m256 s0[MR8], s1[MR8];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR8; i++)
+        s0[i] = s1[i] = _mm256_setzero_ps();
+    if (n >= NR8) {
+        for (int k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+            for (int i = 0; i < MR8; i++) {
+                __m256 ai = _mm256_broadcast_ss(a + i * rs_a);
+                s0[i] = _mm256_fmadd_ps(ai, b0, s0[i]);
+                s1[i] = _mm256_fmadd_ps(ai, b1, s1[i]);
+            }
+            a += cs_a;
+            b += ldb;
+        }
+    } else {
+        /* A part panel: the lanes past n are not loaded (B may end there). */
+        __m256i l0 = lanes_below(n), l1 = lanes_below(n - 8);
+        for (int k = 0; k < kc; k++) {
+            __m256 b0 = _mm256_maskload_ps(b, l0), b1 = _mm256_maskload_ps(b + 8, l1);
+#pragma GCC unroll 6
+            for (int i = 0; i < MR8; i++) {
+                __m256 ai = _mm256_broadcast_ss(a + i * rs_a);
+                s0[i] = _mm256_fmadd_ps(ai, b0, s0[i]);
+                s1[i] = _mm256_fmadd_ps(ai, b1, s1[i]);
+            }
+            a += cs_a;
+            b += ldb;
+        }
+    }
+    if (n >= NR8) {
+#pragma GCC unroll 6
+        for (int i = 0; i < MR8; i++) {
+            if (i >= m)
+                break;
+            float *ci = c + i * ldc;
+            if (accumulate) {
+                s0[i] = _mm256_add_ps(_mm256_loadu_ps(ci), s0[i]);
+                s1[i] = _mm256_add_ps(_mm256_loadu_ps(ci + 8), s1[i]);
+            }
+            _mm256_storeu_ps(ci, s0[i]);
+            _mm256_storeu_ps(ci + 8, s1[i]);
+        }
+        return;
+    }
+    __m256i m0 = lanes_below(n), m1 = lanes_below(n - 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR8; i++) {
+        if (i >= m)
+            break;
+        float *ci = c + i * ldc;
+        if (accumulate) {
+            s0[i] = _mm256_add_ps(_mm256_maskload_ps(ci, m0), s0[i]);
+            s1[i] = _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), s1[i]);
+        }
+        _mm256_maskstore_ps(ci, m0, s0[i]);
+        _mm256_maskstore_ps(ci + 8, m1, s1[i]);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void ukr_avx2_packed(int kc, const float *a, long rs_a, long cs_a,
+                                                                const float *b, long ldb, float *c, long ldc, int m,
+                                                                int n, bool accumulate)
+{
+    ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate);
+}
+
+__attribute__((target("avx2,fma"))) static void ukr_avx2_rows(int kc, const float *a, long rs_a, long cs_a,
+                                                              const float *b, long ldb, float *c, long ldc, int m,
+                                                              int n, bool accumulate)
+{
+    ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate);
+}
+
+__attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, const long *off, const unsigned *mask,
+                                                       int nseg, long tstride, float *dst, long dstride)
+{
+    const __m256i bits0 = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i bits1 = _mm256_slli_epi32(bits0, 8);
+    for (int e = 0; e < n; e++, off += tstride, mask += tstride, dst += dstride) {
+        __m256 v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
+        for (int sg = 0; sg < nseg; sg++) {
+            const float *src = (const float *)((uintptr_t)base + (uintptr_t)(off[sg] * (long)sizeof(float)));
+            __m256i m = _mm256_set1_epi32((int)mask[sg]);
+            __m256i m0 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits0), bits0);
+            __m256i m1 = _mm256_cmpeq_epi32(_mm256_and_si256(m, bits1), bits1);
+            v0 = _mm256_blendv_ps(v0, _mm256_maskload_ps(src, m0), _mm256_castsi256_ps(m0));
+            v1 = _mm256_blendv_ps(v1, _mm256_maskload_ps(src + 8, m1), _mm256_castsi256_ps(m1));
+        }
+        _mm256_storeu_ps(dst, v0);
+        _mm256_storeu_ps(dst + 8, v1);
+    }
+}
+
+static const struct cpu_ukr kernels[] = {
+    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows, pack_avx512 },
+    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows, pack_avx2 },
+};
+
+static bool cpu_has(const char *isa)
+{
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    if (strcmp(isa, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return false;
+}
+#else
+#define HAVE_X86_KERNELS 0
+#endif
+
+const struct cpu_ukr *cpu_ukr_named(const char *isa)
+{
+#if HAVE_X86_KERNELS
+    for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++)
+        if (strcmp(kernels[i].isa, isa) == 0)
+            return cpu_has(isa) ? &kernels[i] : NULL;
+#else
+    (void)isa;
+#endif
+    return NULL;
+}
+
+static const struct cpu_ukr *_Atomic chosen;
+
+static void choose(void)
+{
+    const char *want = getenv("CREMA_CPU_ISA");
+    if (want && strcmp(want, "blas") == 0)
+        return;
+    if (want && *want) {
+        chosen = cpu_ukr_named(want);
+        if (chosen)
+            return;
+    }
+    chosen = cpu_ukr_named("avx512");
+    if (!chosen)
+        chosen = cpu_ukr_named("avx2");
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+const struct cpu_ukr *cpu_ukr_get(void)
+{
+    pthread_once(&once, choose);
+    return chosen;
+}
+
+int cpu_ukr_select(const char *isa)
+{
+    pthread_once(&once, choose);
+    if (!isa) {
+        chosen = NULL;
+        choose();
+        return CREMA_OK;
+    }
+    if (strcmp(isa, "blas") == 0) {
+        chosen = NULL;
+        return CREMA_OK;
+    }
+    const struct cpu_ukr *u = cpu_ukr_named(isa);
+    if (!u)
+        return err_set(CREMA_ERR_UNSUPPORTED, "this CPU has no %s kernels", isa);
+    chosen = u;
+    return CREMA_OK;
+}

@@ -1,0 +1,47 @@
+/* GEMM micro-kernels for the convolution (cpu/conv.c): an mr x nr tile of
+ * C += A * B held in vector registers, for the instruction sets this CPU
+ * has, chosen once at run time (AVX-512, else AVX2 with FMA; none on other
+ * CPUs, where the convolution stays on OpenBLAS). CREMA_CPU_ISA=avx2 (or
+ * avx512, or blas) narrows the choice, for tests and comparisons. */
+#ifndef CREMA_CPU_UKERNEL_H
+#define CREMA_CPU_UKERNEL_H
+
+#include <stdbool.h>
+
+/* C[i][j] (+)= sum_k A(i, k) * B[k * ldb + j] for i < m, j < n (m <= mr,
+ * n <= nr), where A(i, k) = a[i * rs_a + k * cs_a]: a packed panel
+ * (rs_a 1, cs_a mr) or mr rows of a row-major matrix (rs_a its row
+ * stride, cs_a 1). All mr rows of A are read (rows past m must be valid
+ * memory); B columns past n are not read, C rows past m and columns past
+ * n neither read nor written. Each C value is one running sum over k in
+ * order, added to C last when accumulating. */
+typedef void (*cpu_ukr_fn)(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c,
+                           long ldc, int m, int n, bool accumulate);
+
+/* For e < n: lane j of the nr floats at dst + e * dstride is
+ * base[off[e * tstride + s] + j] for the segment s < nseg whose mask
+ * (mask[e * tstride + s]) has bit j set, else 0 (the segments' masks are
+ * disjoint). Lanes whose bits are clear are not read: an offset may point
+ * outside the image there. The convolution packs its column panels
+ * straight from the image with it. */
+typedef void (*cpu_pack_fn)(int n, const float *base, const long *off, const unsigned *mask, int nseg, long tstride,
+                            float *dst, long dstride);
+
+struct cpu_ukr {
+    const char *isa; /* "avx512", "avx2" */
+    int mr, nr;
+    cpu_ukr_fn packed; /* for rs_a == 1, cs_a == mr */
+    cpu_ukr_fn rows;   /* for cs_a == 1 */
+    cpu_pack_fn pack;
+};
+
+/* The kernel for this CPU, or NULL (no AVX2: use OpenBLAS). */
+const struct cpu_ukr *cpu_ukr_get(void);
+/* A named one ("avx512", "avx2"), or NULL when this CPU lacks it. */
+const struct cpu_ukr *cpu_ukr_named(const char *isa);
+/* Makes cpu_ukr_get return the named kernel from now on ("blas": none;
+ * NULL: the default choice again), for tests and benchmarks; plans made
+ * before keep theirs. CREMA_ERR_UNSUPPORTED when this CPU lacks it. */
+int cpu_ukr_select(const char *isa);
+
+#endif

@@ -1,0 +1,287 @@
+/* The CPU's batch convolution (cpu/conv.h) against a direct convolution
+ * summed in double: forward, backward data and the weight gradient, over
+ * shapes that take every path of every engine this CPU has (the AVX-512
+ * and AVX2 micro-kernels, OpenBLAS: blocks of several images, one image, 1x1,
+ * groups, padding, stride, dilation, several weight-gradient groups, 1-D
+ * and 3-D), and
+ * the same bits on 1, 2 and 3 threads. */
+#include "check.h"
+#include "cpu/conv.h"
+#include "cpu/threads.h"
+#include "cpu/ukernel.h"
+
+#include <math.h>
+#include <string.h>
+
+static float frand(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) & 0xffff) / 32768.f - 1.f;
+}
+
+static float *random_floats(size_t n, unsigned seed)
+{
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n && v; i++)
+        v[i] = frand(&seed);
+    return v;
+}
+
+static size_t prod(const int *v, int n)
+{
+    size_t p = 1;
+    for (int i = 0; i < n; i++)
+        p *= (size_t)v[i];
+    return p;
+}
+
+/* out, dim (from dout) and dw (from im, dout) by the definition, in double,
+ * over any number of spatial axes. */
+static void reference(const struct conv_shape *d, const float *im, const float *w, const float *dout,
+                      double *out, double *dim, double *dw)
+{
+    int ns = d->num_spatial_axes, cg = d->in_channels / d->groups, mg = d->out_channels / d->groups;
+    size_t in_sp = prod(d->in_shape, ns), S = prod(d->out_shape, ns), ks = prod(d->kernel, ns);
+    memset(out, 0, sizeof *out * (size_t)d->num * d->out_channels * S);
+    memset(dim, 0, sizeof *dim * (size_t)d->num * d->in_channels * in_sp);
+    memset(dw, 0, sizeof *dw * (size_t)d->out_channels * cg * ks);
+    for (int n = 0; n < d->num; n++)
+        for (int m = 0; m < d->out_channels; m++)
+            for (size_t o = 0; o < S; o++) {
+                int op[VISION_CONV_MAX_AXES];
+                size_t r = o;
+                for (int a = ns - 1; a >= 0; a--) {
+                    op[a] = (int)(r % (size_t)d->out_shape[a]);
+                    r /= (size_t)d->out_shape[a];
+                }
+                size_t oi = ((size_t)n * d->out_channels + m) * S + o;
+                int g = m / mg;
+                for (int c = 0; c < cg; c++)
+                    for (size_t k = 0; k < ks; k++) {
+                        size_t rk = k, lin = 0;
+                        bool inside = true;
+                        int kp[VISION_CONV_MAX_AXES];
+                        for (int a = ns - 1; a >= 0; a--) {
+                            kp[a] = (int)(rk % (size_t)d->kernel[a]);
+                            rk /= (size_t)d->kernel[a];
+                        }
+                        for (int a = 0; a < ns; a++) {
+                            int pos = op[a] * d->stride[a] - d->pad[a] + kp[a] * d->dilation[a];
+                            inside = inside && pos >= 0 && pos < d->in_shape[a];
+                            lin = lin * (size_t)d->in_shape[a] + (size_t)(pos < 0 ? 0 : pos);
+                        }
+                        if (!inside)
+                            continue;
+                        size_t ii = ((size_t)n * d->in_channels + (size_t)(g * cg + c)) * in_sp + lin;
+                        size_t wi = ((size_t)m * cg + (size_t)c) * ks + k;
+                        out[oi] += (double)w[wi] * im[ii];
+                        dim[ii] += (double)w[wi] * dout[oi];
+                        dw[wi] += (double)dout[oi] * im[ii];
+                    }
+            }
+}
+
+static void compare(const char *what, const char *shape, const float *got, const double *want, size_t n)
+{
+    double gmax = 0, emax = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fabs(want[i]) > gmax)
+            gmax = fabs(want[i]);
+        double e = fabs((double)got[i] - want[i]);
+        if (e > emax || isnan(got[i])) {
+            emax = isnan(got[i]) ? INFINITY : e;
+            at = i;
+        }
+    }
+    CHECK_MSG(emax <= 1e-5 * gmax + 1e-6, "%s %s: max |err| %.3g at %zu (got %.9g, want %.9g; max %.3g)", shape,
+              what, emax, at, (double)got[at], want[at], gmax);
+}
+
+struct outputs {
+    float *out, *dim, *dw;
+};
+
+static void sizes(const struct conv_shape *d, size_t *in_n, size_t *out_n, size_t *w_n)
+{
+    int ns = d->num_spatial_axes;
+    *in_n = (size_t)d->num * d->in_channels * prod(d->in_shape, ns);
+    *out_n = (size_t)d->num * d->out_channels * prod(d->out_shape, ns);
+    *w_n = (size_t)d->out_channels * (d->in_channels / d->groups) * prod(d->kernel, ns);
+}
+
+static void run_plan(const struct conv_shape *d, const float *im, const float *w, const float *dout,
+                     const float *dw0, struct outputs *o)
+{
+    size_t in_n, out_n, w_n;
+    sizes(d, &in_n, &out_n, &w_n);
+    o->out = malloc(out_n * sizeof(float));
+    o->dim = malloc(in_n * sizeof(float));
+    o->dw = malloc(w_n * sizeof(float));
+    memcpy(o->dw, dw0, w_n * sizeof(float));
+    /* garbage where the results go: every entry must be written */
+    for (size_t i = 0; i < out_n; i++)
+        o->out[i] = NAN;
+    for (size_t i = 0; i < in_n; i++)
+        o->dim[i] = NAN;
+    struct cpu_conv *p = NULL;
+    CHECK_OK(cpu_conv_create(d, &p));
+    if (!p)
+        return;
+    cpu_conv_forward(p, im, w, o->out);
+    cpu_conv_backward_data(p, dout, w, o->dim);
+    cpu_conv_backward_filter(p, im, dout, o->dw);
+    cpu_conv_free(p);
+}
+
+static void free_outputs(struct outputs *o)
+{
+    free(o->out);
+    free(o->dim);
+    free(o->dw);
+}
+
+/* Every engine this CPU has: the AVX-512 and AVX2 micro-kernels, and
+ * OpenBLAS (always). */
+static const char *const engines[] = { "avx512", "avx2", "blas" };
+
+static void check_shape_on(const char *name, struct conv_shape d);
+
+static void check_shape(const char *name, struct conv_shape d)
+{
+    for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
+        if (cpu_ukr_select(engines[e]) != CREMA_OK)
+            continue; /* not on this CPU */
+        char what[160];
+        snprintf(what, sizeof what, "%s [%s]", name, engines[e]);
+        check_shape_on(what, d);
+    }
+    CHECK_OK(cpu_ukr_select(NULL));
+}
+
+static void check_shape_on(const char *name, struct conv_shape d)
+{
+    size_t in_n, out_n, w_n;
+    sizes(&d, &in_n, &out_n, &w_n);
+    float *im = random_floats(in_n, 1), *w = random_floats(w_n, 2), *dout = random_floats(out_n, 3);
+    float *dw0 = random_floats(w_n, 4);
+    double *out = malloc(out_n * sizeof *out), *dim = malloc(in_n * sizeof *dim), *dw = malloc(w_n * sizeof *dw);
+    reference(&d, im, w, dout, out, dim, dw);
+    for (size_t i = 0; i < w_n; i++)
+        dw[i] += dw0[i]; /* the gradient accumulates */
+    struct outputs one = { 0 };
+    static const int threads[] = { 1, 2, 3 };
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+        CHECK_OK(cpu_set_num_threads(threads[t]));
+        struct outputs o = { 0 };
+        run_plan(&d, im, w, dout, dw0, &o);
+        if (t == 0) {
+            compare("forward", name, o.out, out, out_n);
+            compare("backward data", name, o.dim, dim, in_n);
+            compare("weight gradient", name, o.dw, dw, w_n);
+            one = o;
+            continue;
+        }
+        CHECK_MSG(memcmp(o.out, one.out, out_n * sizeof(float)) == 0, "%s: forward differs on %d threads", name,
+                  threads[t]);
+        CHECK_MSG(memcmp(o.dim, one.dim, in_n * sizeof(float)) == 0, "%s: backward data differs on %d threads",
+                  name, threads[t]);
+        CHECK_MSG(memcmp(o.dw, one.dw, w_n * sizeof(float)) == 0, "%s: weight gradient differs on %d threads",
+                  name, threads[t]);
+        free_outputs(&o);
+    }
+    CHECK_OK(cpu_set_num_threads(0));
+    free_outputs(&one);
+    free(im);
+    free(w);
+    free(dout);
+    free(dw0);
+    free(out);
+    free(dim);
+    free(dw);
+}
+
+static int out_extent(int in, int k, int p, int st, int dl)
+{
+    return (in + 2 * p - (dl * (k - 1) + 1)) / st + 1;
+}
+
+static struct conv_shape desc(int num, int groups, int cin, int cout, int h, int w, int kh, int kw, int ph,
+                              int pw, int sh, int sw, int dh, int dw)
+{
+    struct conv_shape d = {
+        .num_spatial_axes = 2, .num = num, .groups = groups, .in_channels = cin, .out_channels = cout,
+        .in_shape = { h, w }, .kernel = { kh, kw }, .pad = { ph, pw }, .stride = { sh, sw },
+        .dilation = { dh, dw },
+    };
+    for (int a = 0; a < 2; a++)
+        d.out_shape[a] = out_extent(d.in_shape[a], d.kernel[a], d.pad[a], d.stride[a], d.dilation[a]);
+    return d;
+}
+
+/* LeNet's conv2 on 16 images: blocks of two 8x8 images, eight gradient groups. */
+static void test_blocks_of_images(void)
+{
+    check_shape("lenet conv2", desc(16, 1, 20, 50, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1));
+}
+
+/* CIFAR10-quick's "same" 5x5 convolution with a ragged last block. */
+static void test_same_padding_ragged_block(void)
+{
+    check_shape("cifar conv3", desc(19, 1, 8, 12, 8, 8, 5, 5, 2, 2, 1, 1, 1, 1));
+}
+
+static void test_groups_stride_dilation(void)
+{
+    check_shape("groups", desc(5, 2, 4, 6, 9, 7, 3, 2, 1, 2, 2, 1, 2, 1));
+    /* "same" padding: the input gradient as the transposed convolution */
+    check_shape("same, groups, dilation", desc(6, 2, 4, 6, 9, 9, 3, 3, 2, 2, 1, 1, 2, 2));
+    check_shape("same, rectangular", desc(4, 1, 3, 5, 7, 6, 3, 1, 1, 0, 1, 1, 1, 1));
+    /* output larger than the input: the transposed convolution through im2col */
+    check_shape("wide padding", desc(3, 1, 2, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1));
+    check_shape("wide padding, long column", desc(3, 1, 8, 3, 5, 5, 3, 3, 2, 2, 1, 1, 1, 1));
+    check_shape("caffenet conv1", desc(3, 1, 3, 8, 35, 35, 11, 11, 0, 0, 4, 4, 1, 1));
+}
+
+static void test_one_image(void)
+{
+    check_shape("one image", desc(1, 1, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1));
+}
+
+static void test_1x1(void)
+{
+    check_shape("1x1 one per block", desc(3, 1, 8, 4, 20, 20, 1, 1, 0, 0, 1, 1, 1, 1));
+    check_shape("1x1 blocks", desc(24, 2, 8, 4, 5, 5, 1, 1, 0, 0, 1, 1, 1, 1));
+}
+
+/* 1-D runs as 2-D of height 1; 3-D one image at a time (N-D im2col). */
+static void test_1d_3d(void)
+{
+    struct conv_shape one = { .num_spatial_axes = 1, .num = 20, .groups = 1, .in_channels = 3, .out_channels = 4,
+                              .in_shape = { 40 }, .kernel = { 3 }, .pad = { 1 }, .stride = { 2 }, .dilation = { 2 } };
+    one.out_shape[0] = out_extent(40, 3, 1, 2, 2);
+    check_shape("1-D", one);
+    struct conv_shape three = { .num_spatial_axes = 3, .num = 3, .groups = 1, .in_channels = 2, .out_channels = 3,
+                                .in_shape = { 3, 4, 4 }, .kernel = { 3, 3, 3 }, .pad = { 1, 1, 1 },
+                                .stride = { 1, 2, 1 }, .dilation = { 1, 1, 1 } };
+    for (int a = 0; a < 3; a++)
+        three.out_shape[a] = out_extent(three.in_shape[a], 3, 1, three.stride[a], 1);
+    check_shape("3-D", three);
+}
+
+static void test_bad_shape(void)
+{
+    struct conv_shape d = desc(2, 3, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1); /* 4 channels, 3 groups */
+    struct cpu_conv *p = NULL;
+    CHECK_EQ_INT(cpu_conv_create(&d, &p), CREMA_ERR_SHAPE);
+    CHECK(p == NULL);
+    d = desc(2, 1, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1);
+    d.out_shape[1] = 4; /* 5 - 3 + 1 = 3 */
+    CHECK_EQ_INT(cpu_conv_create(&d, &p), CREMA_ERR_SHAPE);
+    d = desc(2, 1, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1);
+    d.num_spatial_axes = 4;
+    CHECK_EQ_INT(cpu_conv_create(&d, &p), CREMA_ERR_SHAPE);
+}
+
+CHECK_MAIN(CASE(test_blocks_of_images), CASE(test_same_padding_ragged_block), CASE(test_groups_stride_dilation),
+           CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_bad_shape))
