@@ -37,18 +37,6 @@ static const struct conv_case cases[] = {
     { "caffenet.conv5", 32, 2, 384, 256, 13, 13, 3, 1, 1 },
 };
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 static float *filled(size_t n, unsigned seed)
 {
     float *v = malloc((n ? n : 1) * sizeof *v);
@@ -91,8 +79,8 @@ static int run(const struct conv_case *c, const char *engine, int threads, int r
             tw[r] = (t3 - t2) * 1e3;
         }
         double gflop = 2.0 * (double)out * (double)(wn / (size_t)c->out_c) * 1e-9;
-        printf("conv %s %s %d %.4f %.4f %.4f %.4f\n", c->name, engine, threads, median(tf, reps), median(td, reps),
-               median(tw, reps), gflop);
+        printf("conv %s %s %d %.4f %.4f %.4f %.4f\n", c->name, engine, threads, bench_median(tf, reps),
+               bench_median(td, reps), bench_median(tw, reps), gflop);
         fflush(stdout);
     } else {
         printf("conv %s %s %d error %s\n", c->name, engine, threads, crema_errmsg());

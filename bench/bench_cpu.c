@@ -44,18 +44,6 @@ static const struct bench_case cases[] = {
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static long page_faults(void)
 {
     struct rusage ru;
@@ -125,18 +113,8 @@ static int run_case(const struct bench_case *bc, const char *dir, int threads, i
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, bc->file);
-    Caffe__SolverParameter sp = CAFFE__SOLVER_PARAMETER__INIT;
-    sp.net = path;
-    sp.base_lr = 0.0001f; /* constant data: any small rate; the work is the same */
-    sp.lr_policy = (char *)"fixed";
-    sp.has_momentum = 1;
-    sp.momentum = 0.9f;
-    sp.has_weight_decay = 1;
-    sp.weight_decay = 0.0005f;
-    sp.has_max_iter = 1;
-    sp.max_iter = 1 << 30;
-    sp.has_random_seed = 1;
-    sp.random_seed = 1;
+    Caffe__SolverParameter sp;
+    bench_sgd_solver(&sp, path);
     double rss0 = rss_mib();
     struct solver *s = NULL;
     int rc = solver_create(&sp, NULL, &s);
@@ -173,10 +151,10 @@ static int run_case(const struct bench_case *bc, const char *dir, int threads, i
         free(tfb);
         return rc;
     }
-    double mt = median(t, loops);
+    double mt = bench_median(t, loops);
     printf("crema %s %d %.4f %.4f %.4f %.4f %.1f %.1f %.1f %.2f %.4f\n", bc->name, threads, mt, t[0], t[loops - 1],
            (ffl + bfl) * 1e-9, peak_rss_mib(), rss0, layout, (double)faults / ((double)loops * iters),
-           fwdbwd ? median(tfb, loops) : -1.0);
+           fwdbwd ? bench_median(tfb, loops) : -1.0);
     fflush(stdout);
     free(t);
     free(tfb);

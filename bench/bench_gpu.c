@@ -34,12 +34,6 @@ static const struct bench_net nets[] = {
 };
 #define N_NETS ((int)(sizeof nets / sizeof nets[0]))
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* bench/<file> in this tree, else $CREMA_SHARED/bench/<file>. */
 static void net_path(const char *file, char *out, size_t n)
 {
@@ -67,18 +61,8 @@ static int run_net(const struct bench_net *bn, const struct backend *be, const c
         }
         snprintf(path, sizeof path, "%s", f);
     }
-    Caffe__SolverParameter sp = CAFFE__SOLVER_PARAMETER__INIT;
-    sp.net = path;
-    sp.base_lr = 0.0001f; /* constant data: any small rate; the work is the same */
-    sp.lr_policy = (char *)"fixed";
-    sp.has_momentum = 1;
-    sp.momentum = 0.9f;
-    sp.has_weight_decay = 1;
-    sp.weight_decay = 0.0005f;
-    sp.has_max_iter = 1;
-    sp.max_iter = 1 << 30;
-    sp.has_random_seed = 1;
-    sp.random_seed = 1;
+    Caffe__SolverParameter sp;
+    bench_sgd_solver(&sp, path);
     struct solver *s = NULL;
     int rc = solver_create(&sp, NULL, &s);
     if (!rc)
@@ -110,7 +94,7 @@ static int run_net(const struct bench_net *bn, const struct backend *be, const c
         printf("crema %s %s error %s\n", bn->name, precision, crema_errmsg());
         return rc;
     }
-    qsort(t, LOOPS, sizeof t[0], cmp_double);
+    bench_median(t, LOOPS);
     printf("crema %s %s %.4f %.4f %.4f %.1f\n", bn->name, precision, t[LOOPS / 2], t[0], t[LOOPS - 1],
            (double)peak / (1 << 20));
     fflush(stdout);

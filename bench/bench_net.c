@@ -55,18 +55,6 @@ static double cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* sgemm GFLOP/s by process CPU time, best of reps (n^3, n = 2048). */
 static double sgemm_cpu_gflops(int n, int reps)
 {
@@ -168,7 +156,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_net: %s: %s\n", path, crema_errmsg());
             status = 1;
         } else {
-            double mf = median(tf, n), mb = median(tb, n), mt = median(tt, n), mc = median(tc, n);
+            double mf = bench_median(tf, n), mb = bench_median(tb, n);
+            double mt = bench_median(tt, n), mc = bench_median(tc, n);
             double gflop = (ffl + bfl) * 1e-9, rate = gflop / (mt * 1e-3), crate = gflop / (mc * 1e-3);
             double caffe = blas_threads >= 2 ? bc->caffe_ms2 : bc->caffe_ms;
             double caffe_sgemm = blas_threads >= 2 ? CAFFE_MACHINE_SGEMM2_GFLOPS : CAFFE_MACHINE_SGEMM_GFLOPS;

@@ -2,6 +2,7 @@
 #include "bench_util.h"
 
 #include "net/net.h"
+#include "proto/proto_io.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -19,6 +20,28 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void bench_sgd_solver(Caffe__SolverParameter *sp, const char *net_path)
+{
+    *sp = (Caffe__SolverParameter)CAFFE__SOLVER_PARAMETER__INIT;
+    sp->net = (char *)net_path;
+    sp->base_lr = 0.0001f; /* constant data: any small rate; the work is the same */
+    sp->lr_policy = (char *)"fixed";
+    sp->has_momentum = 1;
+    sp->momentum = 0.9f;
+    sp->has_weight_decay = 1;
+    sp->weight_decay = 0.0005f;
+    sp->has_max_iter = 1;
+    sp->max_iter = 1 << 30;
+    sp->has_random_seed = 1;
+    sp->random_seed = 1;
 }
 
 double bench_sgemm_gflops(int n, int reps)
@@ -40,8 +63,7 @@ double bench_sgemm_gflops(int n, int reps)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
         t[r] = bench_now() - t0;
     }
-    qsort(t, (size_t)reps, sizeof(double), cmp_double);
-    double secs = t[reps / 2];
+    double secs = bench_median(t, reps);
     free(a);
     free(b);
     free(c);

@@ -1,10 +1,12 @@
-# Sourced by the Python tests (test_python.sh, test_pycaffe.sh, test_spark.sh,
+# Sourced by the Python tests (test_python*.sh, test_pycaffe.sh, test_spark*.sh,
 # test_cos_python.sh): the cached virtualenv next to $CREMA_TMP
 # (build/python-venv, seeing the system's numpy, pyspark and pyarrow from
 # scripts/deps.sh) with the crema package installed from this tree, and
 # reinstalled only when what goes into the package changed. Sets ROOT,
 # CACHE, VENV, VPY; python_env_setup TMP prints ok/FAIL lines and returns
-# non-zero when the venv cannot be had.
+# non-zero when the venv cannot be had. ok/bad print a check's line and count
+# the failures; finish prints the count, removes $TMP when all passed and
+# exits with the verdict (a test may define its own after sourcing this).
 ROOT=$(pwd)
 PY=${PYTHON:-python3}
 TMPBASE=${CREMA_TMP:-build/tmp}
@@ -16,6 +18,10 @@ VPY=$VENV/bin/python
 export CREMA_CMAKE_BUILD_DIR="$CACHE/python-cmake"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 unset CREMA_LIBRARY PYTHONPATH
+fails=0
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+finish() { [ $fails -eq 0 ] && rm -rf "$TMP"; echo "$fails failed"; [ $fails -eq 0 ]; exit $?; }
 
 python_env_stamp() {
   (cd "$ROOT" && find python/crema python/com python/caffe python/setup.py python/crema_build.py python/pyproject.toml \

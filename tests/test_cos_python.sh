@@ -31,8 +31,6 @@ set -u
 TMP=$TMPBASE/cos_python.$$
 BIN=${CREMA_BIN:-$ROOT/build/bin/crema}
 [ -x "$BIN" ] || BIN=$CACHE/bin/crema
-fails=0
-finish() { [ $fails -eq 0 ] && rm -rf "$TMP"; echo "$fails failed"; [ $fails -eq 0 ]; exit $?; }
 rm -rf "$TMP"; mkdir -p "$TMP"
 if ! command -v java >/dev/null 2>&1; then echo "FAIL java is missing (scripts/deps.sh installs it)"; fails=1; finish; fi
 python_env_setup "$TMP" || { fails=1; finish; }

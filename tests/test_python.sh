@@ -9,10 +9,6 @@ set -u
 . "$(dirname "$0")/python_env.sh"
 SHARED=$(cd "${CREMA_SHARED:-../shared}" && pwd)
 TMP=$TMPBASE/python.$$
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-finish() { rm -rf "$TMP"; echo "$fails failed"; [ $fails -eq 0 ]; exit $?; }
 rm -rf "$TMP"; mkdir -p "$TMP"
 
 python_env_setup "$TMP" || { fails=$((fails + 1)); finish; }

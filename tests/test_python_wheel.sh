@@ -23,10 +23,6 @@ set -u
 TMP=$TMPBASE/wheel.$$
 BIN=${CREMA_BIN:-$ROOT/build/bin/crema}
 [ -x "$BIN" ] || BIN=$CACHE/bin/crema
-fails=0
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-finish() { [ $fails -eq 0 ] && rm -rf "$TMP"; echo "$fails failed"; [ $fails -eq 0 ]; exit $?; }
 rm -rf "$TMP"; mkdir -p "$TMP"
 if ! command -v java >/dev/null 2>&1; then bad "java is missing (scripts/deps.sh installs it)"; finish; fi
 python_env_setup "$TMP" >/dev/null || { bad "the cached venv"; finish; }

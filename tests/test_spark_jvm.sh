@@ -6,12 +6,7 @@
 # the same job through crema.spark with -model on HDFS, bad input and the
 # tools. CREMA_JVM_ITERS sets the training runs' iterations (default 200).
 set -u
-ROOT=$(pwd)
-PY=${PYTHON:-python3}
-TMPBASE=${CREMA_TMP:-build/tmp}
-mkdir -p "$TMPBASE"
-TMPBASE=$(cd "$TMPBASE" && pwd)
-CACHE=$(dirname "$TMPBASE")
+. "$(dirname "$0")/python_env.sh"
 TMP=$TMPBASE/jvm.$$
 BIN=${CREMA_BIN:-$ROOT/build/bin/crema}
 [ -x "$BIN" ] || BIN=$CACHE/bin/crema
@@ -27,8 +22,7 @@ done
 sh "$ROOT/jvm/build.sh" "$CACHE" >"$TMP/jar.log" 2>&1 || { cat "$TMP/jar.log"; echo "FAIL jvm/build.sh"; finish 1; }
 JAR=$CACHE/jvm/crema.jar
 
-. "$ROOT/tests/python_venv.sh"
-crema_venv || finish 1
+python_env_setup "$TMP" || finish 1
 
 export OPENBLAS_NUM_THREADS=1 SPARK_LOCAL_IP=127.0.0.1
 cd "$TMP" || finish 1

@@ -181,6 +181,24 @@ class Transformer:
 
 # ---- images ----
 
+def _input_transformer(net, mean=None, input_scale=None, raw_scale=None, channel_swap=None):
+    """The Transformer Classifier and Detector set up for a net's first
+    input: H x W x K images in, K x H x W out, with the preprocessing asked
+    for (None leaves a step out)."""
+    in_ = net.inputs[0]
+    t = Transformer({in_: net.blobs[in_].data.shape})
+    t.set_transpose(in_, (2, 0, 1))
+    if mean is not None:
+        t.set_mean(in_, mean)
+    if input_scale is not None:
+        t.set_input_scale(in_, input_scale)
+    if raw_scale is not None:
+        t.set_raw_scale(in_, raw_scale)
+    if channel_swap is not None:
+        t.set_channel_swap(in_, channel_swap)
+    return t
+
+
 def _skimage():
     try:
         import skimage

@@ -22,7 +22,6 @@ which process wrote or read each file.
 """
 import argparse
 import glob
-import gzip
 import json
 import os
 import re
@@ -35,61 +34,13 @@ import zlib
 
 import numpy as np
 
-FM = "/usr/share/datasets/fashion-mnist"
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-fails = 0
-passes = 0
+sys.path.insert(0, os.path.join(ROOT, "python", "tests"))
+from fm_lenet import FM, LAYERS, Tally, cos_layer, idx, memory_layer  # noqa: E402
 
-
-def ok(cond, what, detail=""):
-    global fails, passes
-    if cond:
-        passes += 1
-    else:
-        fails += 1
-    print("%s %s%s" % ("ok  " if cond else "FAIL", what, (" (%s)" % detail) if detail else ""), flush=True)
-
-
-def idx(path):
-    with gzip.open(path) as f:
-        b = f.read()
-    nd = b[3]
-    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
-
-
-LAYERS = """
-layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" param { lr_mult: 1 } param { lr_mult: 2 }
-  convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2" param { lr_mult: 1 } param { lr_mult: 2 }
-  convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
-layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1" param { lr_mult: 1 } param { lr_mult: 2 }
-  inner_product_param { num_output: 500 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
-layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
-layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" param { lr_mult: 1 } param { lr_mult: 2 }
-  inner_product_param { num_output: 10 weight_filler { type: "xavier" } bias_filler { type: "constant" } } }
-layer { name: "accuracy" type: "Accuracy" bottom: "ip2" bottom: "label" top: "accuracy" include { phase: TEST } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
-"""
-
-
-def memory_layer(phase, cls, source, batch):
-    return ('layer { name: "data" type: "MemoryData" top: "data" top: "label" include { phase: %s }\n'
-            '  source_class: "%s"\n'
-            '  memory_data_param { source: "%s" batch_size: %d channels: 1 height: 28 width: 28 }\n'
-            '  transform_param { scale: 0.00390625 } }\n' % (phase, cls, source, batch))
-
-
-def cos_layer(phase, source, batch):
-    return ('layer { name: "data" type: "CoSData" top: "data" top: "label" include { phase: %s }\n'
-            '  source_class: "com.yahoo.ml.caffe.DataFrameSource"\n'
-            '  cos_data_param { source: "%s" batch_size: %d\n'
-            '    top { name: "data" type: RAW_IMAGE channels: 1 height: 28 width: 28 sample_num_axes: 3\n'
-            '          transform_param { scale: 0.00390625 } }\n'
-            '    top { name: "label" type: INT channels: 1 } } }\n' % (phase, source, batch))
+ok = Tally()
+DF_SOURCE = "com.yahoo.ml.caffe.DataFrameSource"
 
 
 def write(path, text):
@@ -295,8 +246,8 @@ def main():
         server.terminate()
         server.wait()
     print("jvm: %d passed, %d failed in %.0f s (local-cluster[2,1,1024], %d iterations)"
-          % (passes, fails, time.time() - t_start, iters), flush=True)
-    sys.exit(1 if fails else 0)
+          % (ok.passes, ok.fails, time.time() - t_start, iters), flush=True)
+    sys.exit(1 if ok.fails else 0)
 
 
 def compile_programs(w, jar, runner):
@@ -512,8 +463,8 @@ def run_all(args, only, w, iters, hdfs, hdfs_root, hdfs_log, test_lmdb, xte, yte
             pq.write_table(pa.table({"id": pa.array([str(i) for i in range(n)]),
                                      "data": pa.array([x[i].tobytes() for i in range(n)], pa.binary()),
                                      "label": pa.array(y.astype(np.int32))}), "fm_%s_cos.parquet" % split)
-        write_net("net_cos.prototxt", cos_layer("TRAIN", "file:" + os.path.join(w, "fm_train_cos.parquet"), 64),
-                  cos_layer("TEST", "file:" + os.path.join(w, "fm_test_cos.parquet"), 100))
+        write_net("net_cos.prototxt", cos_layer("TRAIN", "file:" + os.path.join(w, "fm_train_cos.parquet"), 64, DF_SOURCE),
+                  cos_layer("TEST", "file:" + os.path.join(w, "fm_test_cos.parquet"), 100, DF_SOURCE))
         write_solver("solver_cos.prototxt", "net_cos.prototxt", iters // 2)
         closed = free_port()
         p, dt = runner.spark_submit("checks", "local[2]", "Checks", app,
