@@ -44,7 +44,6 @@ python_env_setup() {
       || { cat "$tmp/pip.log"; echo "FAIL numpy in the venv (from PyPI)"; return 1; }
   fi
   stamp=$(python_env_stamp)
-  PYTHON_ENV_INSTALLED=0
   if [ "$(cat "$VENV/crema.stamp" 2>/dev/null)" != "$stamp" ] \
      || ! "$VPY" -c "import crema.spark, com.yahoo.ml.caffe.CaffeOnSpark, caffe" 2>/dev/null; then
     rm -f "$VENV/crema.stamp"
@@ -52,7 +51,6 @@ python_env_setup() {
          ./python >"$tmp/install.log" 2>&1; then
       echo "ok   pip install ./python"
       echo "$stamp" > "$VENV/crema.stamp"
-      PYTHON_ENV_INSTALLED=1
     else
       tail -40 "$tmp/install.log"; echo "FAIL pip install ./python"; return 1
     fi

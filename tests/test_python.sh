@@ -12,14 +12,12 @@ TMP=$TMPBASE/python.$$
 rm -rf "$TMP"; mkdir -p "$TMP"
 
 python_env_setup "$TMP" || { fails=$((fails + 1)); finish; }
-if [ "$PYTHON_ENV_INSTALLED" = 1 ]; then
-  # pip install . from the root builds the same package
-  if "$VPY" -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps -w "$TMP/wheel" . \
-       >"$TMP/wheel.log" 2>&1 \
-     && "$VPY" -c "import zipfile, glob, sys; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/crema-*.whl')[0]).namelist(); sys.exit(not ('crema/_lib/libcrema.so' in n and 'crema/net.py' in n and 'com/yahoo/ml/caffe/CaffeOnSpark.py' in n and 'caffe/proto/caffe_pb2.py' in n and 'caffe/pycaffe.py' in n))" "$TMP/wheel"
-  then ok "pip wheel . (root) ships crema/_lib/libcrema.so, com/yahoo/ml/caffe and caffe (with caffe_pb2)"
-  else tail -20 "$TMP/wheel.log"; bad "pip wheel . (root)"; fi
-fi
+# pip install . from the root builds the same package
+if "$VPY" -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps -w "$TMP/wheel" . \
+     >"$TMP/wheel.log" 2>&1 \
+   && "$VPY" -c "import zipfile, glob, sys; n = zipfile.ZipFile(glob.glob(sys.argv[1] + '/crema-*.whl')[0]).namelist(); sys.exit(not ('crema/_lib/libcrema.so' in n and 'crema/net.py' in n and 'com/yahoo/ml/caffe/CaffeOnSpark.py' in n and 'caffe/proto/caffe_pb2.py' in n and 'caffe/pycaffe.py' in n))" "$TMP/wheel"
+then ok "pip wheel . (root) ships crema/_lib/libcrema.so, com/yahoo/ml/caffe and caffe (with caffe_pb2)"
+else tail -20 "$TMP/wheel.log"; bad "pip wheel . (root)"; fi
 
 # The shipped library: inside the venv, no run path into the source or build tree.
 LIB=$(cd "$TMP" && env -u LD_LIBRARY_PATH "$VPY" -c "import crema; print(crema.library_path())")

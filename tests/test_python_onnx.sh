@@ -1,6 +1,7 @@
 #!/bin/sh
 # ONNX export checked by ONNX Runtime (python/tests/test_onnx.py): the
-# cached venv of tests/python_env.sh with PyPI's onnx and onnxruntime added,
+# cached venv of tests/python_env.sh with PyPI's onnx and onnxruntime (added by
+# tests/python_env_ready.sh),
 # the deploy nets of the corpus as test_zoo_nets lists them, Fashion-MNIST
 # LMDBs for the demo check; run from outside the tree, LD_LIBRARY_PATH unset.
 set -u
@@ -12,14 +13,9 @@ rm -rf "$TMP"; mkdir -p "$TMP"
 finish() { rc=$1; [ "$rc" -eq 0 ] && rm -rf "$TMP"; exit "$rc"; }
 
 python_env_setup "$TMP" || finish 1
-for spec in "onnx onnx>=1.14" "onnxruntime onnxruntime>=1.16"; do
-  mod=${spec%% *}; req=${spec#* }
-  if ! "$VPY" -c "import $mod" 2>/dev/null; then
-    "$VPY" -m pip install -q --disable-pip-version-check "$req" >"$TMP/pip.log" 2>&1 \
-      || { cat "$TMP/pip.log"; echo "FAIL $req in the venv (from PyPI)"; finish 1; }
-    echo "ok   pip install $req"
-  fi
-done
+# onnx and onnxruntime: installed by the fixture (tests/python_env_ready.sh)
+"$VPY" -c "import onnx, onnxruntime" 2>/dev/null \
+  || { echo "FAIL onnx/onnxruntime missing from the venv (tests/python_env_ready.sh installs them)"; finish 1; }
 
 # The deploy nets: test_zoo_nets' own walk of the corpus.
 if ! CREMA_SHARED="$SHARED" "$CACHE/test_zoo_nets" --list-deploy >"$TMP/zoo_list.txt" 2>"$TMP/zoo_list.log"; then
