@@ -12,7 +12,7 @@ from crema.spark.sources import FeedSpec
 solver, lmdb, iters = sys.argv[1], sys.argv[2], int(sys.argv[3])
 s = crema.Solver(solver)
 f = LmdbFeeder(FeedSpec("lmdb", "data", 64, path=lmdb, store=None,
-                        transform="transform_param {\n  scale: 0.00390625\n}\n"), 0, 1, "TRAIN", ".")
+                        transform="scale: 0.00390625\n"), 0, 1, "TRAIN", ".")
 for _ in range(10):
     f.feed(s.net, 1)
     s.step(1)
