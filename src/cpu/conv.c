@@ -143,16 +143,18 @@ static bool as_2d(const struct conv_shape *s, struct geom2 *d)
 }
 
 /* Offsets and lane masks of a stride_w-1 convolution's column panels, on
- * an image of `channels` planes H x W (the input) and a grid of output
- * pixels OH x OW: for column row k (channel, kernel row, kernel column),
- * panel q (output pixels q nr .. q nr + nr - 1) and segment s (the part of
- * the panel in one output row), lane j of the panel reads base[off + j]
- * where bit j of mask is set. When the output rows follow each other in
- * the image (stride 1, OW == W) a whole panel is one segment. */
-static int panel_tables(int channels, long H, long W, long OH, long OW, const struct geom2 *d, int pad_h, int pad_w,
-                        int nr, int n_panels, int *nseg_out, long **off, unsigned **mask)
+ * an image of planes H x W (the input) and a grid of output pixels
+ * OH x OW: for kernel tap t (kernel row, kernel column), panel q (output
+ * pixels q nr .. q nr + nr - 1) and segment s (the part of the panel in
+ * one output row), lane j of the panel reads plane[off + j] where bit j
+ * of mask is set; column row k = c taps + t reads plane c (tables for
+ * every row would be Cg times larger and stream through the cache with
+ * the image; these stay in L1). When the output rows follow each other
+ * in the image (stride 1, OW == W) a whole panel is one segment. */
+static int panel_tables(long H, long W, long OH, long OW, const struct geom2 *d, int pad_h, int pad_w, int nr,
+                        int n_panels, int *nseg_out, long **off, unsigned **mask)
 {
-    const long S = OH * OW, taps = (long)d->kernel_h * d->kernel_w, HW = H * W;
+    const long S = OH * OW, taps = (long)d->kernel_h * d->kernel_w;
     const bool merged = d->stride_h == 1 && OW == W;
     int nseg = 1;
     for (long q = 0; !merged && q < n_panels; q++) {
@@ -161,14 +163,14 @@ static int panel_tables(int channels, long H, long W, long OH, long OW, const st
         if (rows > nseg)
             nseg = (int)rows;
     }
-    size_t n = (size_t)channels * (size_t)taps * (size_t)n_panels * (size_t)nseg;
+    size_t n = (size_t)taps * (size_t)n_panels * (size_t)nseg;
     *off = calloc(n, sizeof **off);
     *mask = calloc(n, sizeof **mask);
     if (!*off || !*mask)
         return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu panel offsets)", n);
     *nseg_out = nseg;
-    for (long k = 0; k < channels * taps; k++) {
-        long c = k / taps, t = k % taps;
+    for (long k = 0; k < taps; k++) {
+        long t = k;
         long dy = (t / d->kernel_w) * d->dilation_h - pad_h, dx = (t % d->kernel_w) * d->dilation_w - pad_w;
         for (long q = 0; q < n_panels; q++) {
             long *o = *off + (k * n_panels + q) * nseg;
@@ -179,7 +181,7 @@ static int panel_tables(int channels, long H, long W, long OH, long OW, const st
                     break;
                 long oh = px / OW, ow = px % OW, ih = oh * d->stride_h + dy, iw = ow + dx;
                 long sg = merged ? 0 : oh - (q * nr) / OW;
-                o[sg] = c * HW + ih * W + iw - j; /* the same for every lane of the segment */
+                o[sg] = ih * W + iw - j; /* the same for every lane of the segment */
                 if (ih >= 0 && ih < H && iw >= 0 && iw < W)
                     m[sg] |= 1u << j;
             }
@@ -324,12 +326,12 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
     }
     if (p->u && p->direct) {
         const struct geom2 *d = &p->d;
-        int rc = panel_tables(d->in_channels / d->groups, d->in_h, d->in_w, d->out_h, d->out_w, d, d->pad_h, d->pad_w,
-                              p->nr, p->n_panels, &p->nseg, &p->off, &p->mask);
+        int rc = panel_tables(d->in_h, d->in_w, d->out_h, d->out_w, d, d->pad_h, d->pad_w, p->nr, p->n_panels,
+                              &p->nseg, &p->off, &p->mask);
         /* the transposed convolution of a "same" one: image and grid alike */
         if (!rc && p->tconv && p->S_in == p->S)
-            rc = panel_tables((int)p->Mg, d->out_h, d->out_w, d->in_h, d->in_w, d, p->tpad_h, p->tpad_w, p->nr,
-                              p->n_panels, &p->tnseg, &p->toff, &p->tmask);
+            rc = panel_tables(d->out_h, d->out_w, d->in_h, d->in_w, d, p->tpad_h, p->tpad_w, p->nr, p->n_panels,
+                              &p->tnseg, &p->toff, &p->tmask);
         if (rc) {
             cpu_conv_free(p);
             return rc;
@@ -560,6 +562,21 @@ static const float *packed_im2col(const struct cpu_conv *p, const struct slot *s
 
 /* ---- the direct engine: column panels straight from the image ---- */
 
+/* Column rows k0 .. k0 + kc - 1 of panel q into dst (nr floats a row),
+ * from planes of `plane` floats: a call of ukr->pack per plane; the
+ * tensor im lies in is [lo, hi). */
+static void pack_rows(const struct cpu_conv *p, const float *im, long plane, const long *off, const unsigned *mask,
+                      int ns, long k0, long kc, long q, float *dst, const float *lo, const float *hi)
+{
+    const long taps = (long)p->d.kernel_h * p->d.kernel_w, np = p->n_panels;
+    for (long k = k0; k < k0 + kc;) {
+        long c = k / taps, t = k % taps, run = min_l(taps - t, k0 + kc - k);
+        p->u->pack((int)run, im + c * plane, off + (t * np + q) * ns, mask + (t * np + q) * ns, ns, np * ns,
+                   dst + (k - k0) * p->nr, p->nr, lo, hi);
+        k += run;
+    }
+}
+
 static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
 {
     const struct cpu_ukr *u = p->u;
@@ -573,8 +590,8 @@ static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl
             for (int kb = 0; kb < nkb; kb++) {
                 long k0, kc;
                 kblock(Kd, nkb, kb, &k0, &kc);
-                u->pack((int)kc, x + g * Cg * p->S_in, p->off + (k0 * np + q) * ns, p->mask + (k0 * np + q) * ns,
-                        (int)ns, np * ns, sl->panel, nr);
+                pack_rows(p, x + g * Cg * p->S_in, p->S_in, p->off, p->mask, (int)ns, k0, kc, q, sl->panel, im,
+                          im + (size_t)p->d.num * (size_t)p->in_dim);
                 for (long i = 0; i < p->m_panels; i++)
                     u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr, sl->panel, nr,
                               o + (g * Mg + i * mr) * S + q * nr, S, (int)min_l(mr, Mg - i * mr),
@@ -597,8 +614,8 @@ static void direct_backward_data_image(const struct cpu_conv *p, const struct sl
             for (int kb = 0; kb < nkb; kb++) {
                 long k0, kc;
                 kblock(Kt, nkb, kb, &k0, &kc);
-                u->pack((int)kc, dy + g * Mg * S, p->toff + (k0 * np + q) * ns, p->tmask + (k0 * np + q) * ns,
-                        (int)ns, np * ns, sl->panel, nr);
+                pack_rows(p, dy + g * Mg * S, S, p->toff, p->tmask, (int)ns, k0, kc, q, sl->panel, out,
+                          out + (size_t)p->d.num * (size_t)p->out_dim);
                 for (long i = 0; i < p->t_panels; i++)
                     u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr, sl->panel, nr,
                               x + (g * Cg + i * mr) * S + q * nr, S, (int)min_l(mr, Cg - i * mr),
@@ -627,9 +644,11 @@ static void direct_filter_group(const struct cpu_conv *p, const struct slot *sl,
             for (long i = 0; i < p->k_panels; i++) {
                 long rows = min_l(mr, Kd - i * mr);
                 for (long rr = 0; rr < mr; rr++) {
+                    long k = i * mr + rr, taps = (long)p->d.kernel_h * p->d.kernel_w;
                     if (rr < rows)
-                        u->pack((int)np, x + g * Cg * p->S_in, p->off + (i * mr + rr) * np * ns,
-                                p->mask + (i * mr + rr) * np * ns, (int)ns, ns, sl->arows + rr * spad, nr);
+                        u->pack((int)np, x + (g * Cg + k / taps) * p->S_in, p->off + (k % taps) * np * ns,
+                                p->mask + (k % taps) * np * ns, (int)ns, ns, sl->arows + rr * spad, nr, im,
+                                im + (size_t)p->d.num * (size_t)p->in_dim);
                     else
                         memset(sl->arows + rr * spad, 0, (size_t)spad * sizeof(float));
                 }

@@ -21,11 +21,13 @@ typedef void (*cpu_ukr_fn)(int kc, const float *a, long rs_a, long cs_a, const f
 /* For e < n: lane j of the nr floats at dst + e * dstride is
  * base[off[e * tstride + s] + j] for the segment s < nseg whose mask
  * (mask[e * tstride + s]) has bit j set, else 0 (the segments' masks are
- * disjoint). Lanes whose bits are clear are not read: an offset may point
- * outside the image there. The convolution packs its column panels
- * straight from the image with it. */
+ * disjoint). Lanes whose bits are clear are not read where they lie
+ * outside [lo, hi), memory the caller can read (the whole tensor): an
+ * offset may point outside the image there. Inside it a kernel may load
+ * them and clear them, a masked load being slow on some cores. The
+ * convolution packs its column panels straight from the image with it. */
 typedef void (*cpu_pack_fn)(int n, const float *base, const long *off, const unsigned *mask, int nseg, long tstride,
-                            float *dst, long dstride);
+                            float *dst, long dstride, const float *lo, const float *hi);
 
 struct cpu_ukr {
     const char *isa; /* "avx512", "avx2" */
