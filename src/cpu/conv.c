@@ -595,7 +595,7 @@ static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl
                 for (long i = 0; i < p->m_panels; i++)
                     u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr, sl->panel, nr,
                               o + (g * Mg + i * mr) * S + q * nr, S, (int)min_l(mr, Mg - i * mr),
-                              (int)min_l(nr, S - q * nr), kb > 0);
+                              (int)min_l(nr, S - q * nr), kb > 0, true);
             }
 }
 
@@ -619,7 +619,7 @@ static void direct_backward_data_image(const struct cpu_conv *p, const struct sl
                 for (long i = 0; i < p->t_panels; i++)
                     u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr, sl->panel, nr,
                               x + (g * Cg + i * mr) * S + q * nr, S, (int)min_l(mr, Cg - i * mr),
-                              (int)min_l(nr, S - q * nr), kb > 0);
+                              (int)min_l(nr, S - q * nr), kb > 0, true);
             }
 }
 
@@ -658,7 +658,7 @@ static void direct_filter_group(const struct cpu_conv *p, const struct slot *sl,
                     bool acc = n > n0 || pb > 0;
                     for (long j = 0; j < p->o_panels; j++)
                         u->rows((int)xc, sl->arows + x0, spad, 1, sl->bt + (j * S + x0) * nr, nr,
-                                P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)rows, (int)min_l(nr, Mg - j * nr), acc);
+                                P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)rows, (int)min_l(nr, Mg - j * nr), acc, true);
                 }
             }
         }
@@ -680,7 +680,7 @@ static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl
                 for (long i = 0; i < p->m_panels; i++)
                     u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr,
                               col + (g * Kd + k0) * S + q, S, o + (g * Mg + i * mr) * S + q, S,
-                              (int)min_l(mr, Mg - i * mr), (int)min_l(nr, S - q), kb > 0);
+                              (int)min_l(mr, Mg - i * mr), (int)min_l(nr, S - q), kb > 0, false);
         }
 }
 
@@ -705,7 +705,7 @@ static void packed_backward_data_image(const struct cpu_conv *p, const struct sl
                     for (long i = 0; i < p->t_panels; i++)
                         u->packed((int)kc, p->wtpack + ((g * p->t_panels + i) * Kt + k0) * mr, 1, mr,
                                   sl->col + k0 * Sx + q, Sx, x + (g * Cg + i * mr) * Sx + q, Sx,
-                                  (int)min_l(mr, Cg - i * mr), (int)min_l(nr, Sx - q), kb > 0);
+                                  (int)min_l(mr, Cg - i * mr), (int)min_l(nr, Sx - q), kb > 0, false);
             }
         }
         return;
@@ -720,7 +720,7 @@ static void packed_backward_data_image(const struct cpu_conv *p, const struct sl
                 for (long i = 0; i < p->k_panels; i++)
                     u->packed((int)mc, p->wtpack + ((g * p->k_panels + i) * Mg + m0) * mr, 1, mr,
                               dy + (g * Mg + m0) * S + q, S, col + (g * Kd + i * mr) * S + q, S,
-                              (int)min_l(mr, Kd - i * mr), (int)min_l(nr, S - q), mb > 0);
+                              (int)min_l(mr, Kd - i * mr), (int)min_l(nr, S - q), mb > 0, false);
         }
     if (!p->is_1x1)
         col2im_ld(col, S, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w,
@@ -770,7 +770,7 @@ static void packed_filter_group(const struct cpu_conv *p, const struct slot *sl,
                     for (long i = 0; i < p->k_panels; i++)
                         u->rows((int)xc, col + (g * Kd + i * mr) * S + x0, S, 1, sl->bt + (j * S + x0) * nr, nr,
                                 P + (g * Kd + i * mr) * Mg + j * nr, Mg, (int)min_l(mr, Kd - i * mr),
-                                (int)min_l(nr, Mg - j * nr), acc);
+                                (int)min_l(nr, Mg - j * nr), acc, true);
             }
         }
     }

@@ -73,15 +73,17 @@ ukr_avx512(int kc, const float *a, long rs_a, long cs_a, const float *b, long ld
 
 __attribute__((target("avx512f,fma"))) static void ukr_avx512_packed(int kc, const float *a, long rs_a, long cs_a,
                                                                      const float *b, long ldb, float *c, long ldc,
-                                                                     int m, int n, bool accumulate)
+                                                                     int m, int n, bool accumulate, bool b_wide)
 {
+    (void)b_wide; /* masked loads cost a plain one with AVX-512 */
     ukr_avx512(kc, a, 1, MR16, b, ldb, c, ldc, m, n, accumulate);
 }
 
 __attribute__((target("avx512f,fma"))) static void ukr_avx512_rows(int kc, const float *a, long rs_a, long cs_a,
                                                                    const float *b, long ldb, float *c, long ldc,
-                                                                   int m, int n, bool accumulate)
+                                                                   int m, int n, bool accumulate, bool b_wide)
 {
+    (void)b_wide;
     ukr_avx512(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate);
 }
 
@@ -116,13 +118,13 @@ __attribute__((target("avx2,fma"), always_inline)) static inline __m256i lanes_b
 
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 ukr_avx2(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c, long ldc, int m, int n,
-         bool accumulate, const int rows)
+         bool accumulate, bool b_wide, const int rows)
 {
     __m256 s0[MR8], s1[MR8];
 #pragma GCC unroll 6
     for (int i = 0; i < rows; i++)
         s0[i] = s1[i] = _mm256_setzero_ps();
-    if (n >= NR8) {
+    if (n >= NR8 || b_wide) {
         for (int k = 0; k < kc; k++) {
             __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
@@ -164,18 +166,22 @@ ukr_avx2(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb,
         }
         return;
     }
-    __m256i m0 = lanes_below(n), m1 = lanes_below(n - 8);
+    /* A part tile: its n columns one by one (vmaskmovps, a store above
+     * all, takes several times as long on AMD's cores). */
+    float tmp[NR8];
 #pragma GCC unroll 6
     for (int i = 0; i < rows; i++) {
         if (i >= m)
             break;
         float *ci = c + i * ldc;
-        if (accumulate) {
-            s0[i] = _mm256_add_ps(_mm256_maskload_ps(ci, m0), s0[i]);
-            s1[i] = _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), s1[i]);
-        }
-        _mm256_maskstore_ps(ci, m0, s0[i]);
-        _mm256_maskstore_ps(ci + 8, m1, s1[i]);
+        _mm256_storeu_ps(tmp, s0[i]);
+        _mm256_storeu_ps(tmp + 8, s1[i]);
+        if (accumulate)
+            for (int j = 0; j < n; j++)
+                ci[j] = ci[j] + tmp[j];
+        else
+            for (int j = 0; j < n; j++)
+                ci[j] = tmp[j];
     }
 }
 
@@ -184,26 +190,26 @@ ukr_avx2(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb,
  * 4- (2-) row loop rather than six rows' FMAs for fewer results. */
 __attribute__((target("avx2,fma"))) static void ukr_avx2_packed(int kc, const float *a, long rs_a, long cs_a,
                                                                 const float *b, long ldb, float *c, long ldc, int m,
-                                                                int n, bool accumulate)
+                                                                int n, bool accumulate, bool b_wide)
 {
     if (m > 4)
-        ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate, MR8);
+        ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate, b_wide, MR8);
     else if (m > 2)
-        ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate, 4);
+        ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate, b_wide, 4);
     else
-        ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate, 2);
+        ukr_avx2(kc, a, 1, MR8, b, ldb, c, ldc, m, n, accumulate, b_wide, 2);
 }
 
 __attribute__((target("avx2,fma"))) static void ukr_avx2_rows(int kc, const float *a, long rs_a, long cs_a,
                                                               const float *b, long ldb, float *c, long ldc, int m,
-                                                              int n, bool accumulate)
+                                                              int n, bool accumulate, bool b_wide)
 {
     if (m > 4)
-        ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate, MR8);
+        ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate, b_wide, MR8);
     else if (m > 2)
-        ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate, 4);
+        ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate, b_wide, 4);
     else
-        ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate, 2);
+        ukr_avx2(kc, a, rs_a, 1, b, ldb, c, ldc, m, n, accumulate, b_wide, 2);
 }
 
 __attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, const long *off, const unsigned *mask,

@@ -11,12 +11,13 @@
 /* C[i][j] (+)= sum_k A(i, k) * B[k * ldb + j] for i < m, j < n (m <= mr,
  * n <= nr), where A(i, k) = a[i * rs_a + k * cs_a]: a packed panel
  * (rs_a 1, cs_a mr) or mr rows of a row-major matrix (rs_a its row
- * stride, cs_a 1). All mr rows of A are read (rows past m must be valid
- * memory); B columns past n are not read, C rows past m and columns past
- * n neither read nor written. Each C value is one running sum over k in
- * order, added to C last when accumulating. */
+ * stride, cs_a 1). Up to mr rows of A are read (rows past m must be valid
+ * memory); B columns past n are not read unless b_wide (B is a packed
+ * panel: nr columns in each row can be read, whatever they hold), C rows
+ * past m and columns past n neither read nor written. Each C value is one
+ * running sum over k in order, added to C last when accumulating. */
 typedef void (*cpu_ukr_fn)(int kc, const float *a, long rs_a, long cs_a, const float *b, long ldb, float *c,
-                           long ldc, int m, int n, bool accumulate);
+                           long ldc, int m, int n, bool accumulate, bool b_wide);
 
 /* For e < n: lane j of the nr floats at dst + e * dstride is
  * base[off[e * tstride + s] + j] for the segment s < nseg whose mask
