@@ -3,7 +3,7 @@
  * OpenBLAS. bench/bench_cpu.py --layers times PyTorch's (oneDNN's) on the
  * same shapes beside it.
  *
- *   bench_conv [-threads T] [-reps R] [engine...]
+ *   bench_conv [-threads T] [-reps R] [-only PREFIX] [engine...]
  *
  * prints one line per shape and engine:
  *   conv <shape> <engine> <threads> <forward ms> <backward data ms> <weight gradient ms> <GFLOP per pass>
@@ -100,25 +100,28 @@ static int run(const struct conv_case *c, const char *engine, int threads, int r
 int main(int argc, char **argv)
 {
     int threads = 0, reps = 5, first = argc;
+    const char *only = "";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "-reps") == 0 && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "-only") == 0 && i + 1 < argc)
+            only = argv[++i];
         else {
             first = i;
             break;
         }
     }
     if (reps < 1 || threads < 0 || threads > CPU_MAX_THREADS || cpu_set_num_threads(threads)) {
-        fprintf(stderr, "usage: bench_conv [-threads T] [-reps R] [avx512|avx2|blas ...]\n");
+        fprintf(stderr, "usage: bench_conv [-threads T] [-reps R] [-only PREFIX] [avx512|avx2|blas ...]\n");
         return 2;
     }
     static const char *const all[] = { "avx512", "avx2", "blas" };
     int n_eng = first < argc ? argc - first : 3;
     int failed = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-        for (int e = 0; e < n_eng; e++) {
+        for (int e = 0; e < n_eng && strncmp(cases[c].name, only, strlen(only)) == 0; e++) {
             const char *engine = first < argc ? argv[first + e] : all[e];
             if (cpu_ukr_select(engine) != CREMA_OK)
                 continue; /* not on this CPU */

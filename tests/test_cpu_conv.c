@@ -147,6 +147,16 @@ static const char *const engines[] = { "avx512", "avx2", "blas" };
 
 static void check_shape_on(const char *name, struct conv_shape d);
 
+/* Whether shape d's weight gradient runs on the chosen engine's micro-kernels. */
+static bool filter_packed(const struct conv_shape *d)
+{
+    struct cpu_conv *p = NULL;
+    CHECK_OK(cpu_conv_create(d, &p));
+    bool packed = p && cpu_conv_filter_packed(p);
+    cpu_conv_free(p);
+    return packed;
+}
+
 static void check_shape(const char *name, struct conv_shape d)
 {
     for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
@@ -243,6 +253,32 @@ static void test_groups_stride_dilation(void)
     check_shape("caffenet conv1", desc(3, 1, 3, 8, 35, 35, 11, 11, 0, 0, 4, 4, 1, 1));
 }
 
+/* The micro-kernels' weight gradient (lanes: output channels, nr at a
+ * time) with a part panel of lanes, 30 channels in 32: direct (stride 1),
+ * from im2col (stride 2), and by groups. Where most lanes would be padding
+ * (LeNet's 50 channels in 64, a short column) OpenBLAS takes it. */
+static void test_weight_gradient_engines(void)
+{
+    struct conv_shape direct = desc(5, 1, 6, 30, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1);
+    struct conv_shape strided = desc(5, 1, 6, 30, 9, 8, 3, 3, 1, 1, 2, 2, 1, 1);
+    struct conv_shape grouped = desc(4, 2, 12, 60, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1);
+    struct conv_shape lenet = desc(4, 1, 20, 50, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1);
+    struct conv_shape short_col = desc(4, 1, 1, 32, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1);
+    static const char *const ukr[] = { "avx512", "avx2" };
+    for (size_t e = 0; e < sizeof ukr / sizeof *ukr; e++) {
+        if (cpu_ukr_select(ukr[e]) != CREMA_OK)
+            continue;
+        CHECK_MSG(filter_packed(&direct) && filter_packed(&strided) && filter_packed(&grouped),
+                  "%s: the 30-channel weight gradients should run on the micro-kernels", ukr[e]);
+        CHECK_MSG(!filter_packed(&lenet) && !filter_packed(&short_col),
+                  "%s: LeNet's conv2 and a 25-long column should take OpenBLAS's weight gradient", ukr[e]);
+    }
+    CHECK_OK(cpu_ukr_select(NULL));
+    check_shape("weight gradient, direct", direct);
+    check_shape("weight gradient, strided", strided);
+    check_shape("weight gradient, groups", grouped);
+}
+
 static void test_one_image(void)
 {
     check_shape("one image", desc(1, 1, 3, 5, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1));
@@ -284,4 +320,4 @@ static void test_bad_shape(void)
 }
 
 CHECK_MAIN(CASE(test_blocks_of_images), CASE(test_same_padding_ragged_block), CASE(test_groups_stride_dilation),
-           CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_bad_shape))
+           CASE(test_weight_gradient_engines), CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_bad_shape))

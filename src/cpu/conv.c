@@ -45,6 +45,11 @@
 /* LeNet's conv1 (Kd 25): OpenBLAS 0.53 ms, the packed weight gradient
  * 1.6 ms; CIFAR10-quick's conv1 (Kd 75): packed 9.2 ms, OpenBLAS 12.2. */
 #define FILTER_MIN_KD 48
+/* The packed weight gradient's vector lanes are output channels, nr at a
+ * time: where more than 1/FILTER_MAX_WASTE of the lanes would be padding
+ * (LeNet's conv2: 50 channels in 64 lanes), OpenBLAS is faster (there
+ * 12.6 ms against 16.1 on AVX2). */
+#define FILTER_MAX_WASTE 8
 
 struct slot {
     float *panel; /* direct engine: KC x nr column panel */
@@ -95,7 +100,8 @@ struct cpu_conv {
     unsigned *mask, *tmask;
     /* The weight gradient through OpenBLAS (filter_group, one image per
      * block) for a short column (Kd < FILTER_MIN_KD): there the packed
-     * engine's transposed output side costs more than its GEMM. */
+     * engine's transposed output side costs more than its GEMM; and where
+     * its lanes would be much padding (FILTER_MAX_WASTE). */
     bool filter_blas;
     long Kt, S_in;
     int t_panels, tpad_h, tpad_w;
@@ -258,7 +264,8 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         p->m_panels = (int)((p->Mg + p->mr - 1) / p->mr);
         p->k_panels = (int)((p->Kd + p->mr - 1) / p->mr);
         p->o_panels = (int)((p->Mg + p->nr - 1) / p->nr);
-        p->filter_blas = p->Kd < FILTER_MIN_KD;
+        p->filter_blas = p->Kd < FILTER_MIN_KD ||
+                         ((long)p->o_panels * p->nr - p->Mg) * FILTER_MAX_WASTE > p->Mg;
         const struct geom2 *d = &p->d;
         p->S_in = (long)d->in_h * d->in_w;
         p->tpad_h = d->dilation_h * (d->kernel_h - 1) - d->pad_h;
@@ -900,4 +907,9 @@ void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *
         cpu_parallel_for((size_t)p->M, cpu_grain((size_t)(p->n_groups * p->Kd)), sum_partials_t, &s);
     else if (p->n_groups > 1)
         cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);
+}
+
+bool cpu_conv_filter_packed(const struct cpu_conv *p)
+{
+    return p->u && !p->filter_blas;
 }

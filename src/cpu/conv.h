@@ -7,6 +7,8 @@
 
 #include "core/ops_vision.h"
 
+#include <stdbool.h>
+
 struct cpu_conv;
 
 /* The plan for one shape of 1 to 3 spatial axes (core/ops_vision.h: the
@@ -23,5 +25,8 @@ void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, float
 void cpu_conv_backward_data(struct cpu_conv *p, const float *out, const float *w, float *im);
 /* dw += out * im^T, summed over the images. */
 void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *out, float *dw);
+/* Whether the weight gradient runs on the micro-kernels (else OpenBLAS),
+ * for tests that must reach both. */
+bool cpu_conv_filter_packed(const struct cpu_conv *p);
 
 #endif
