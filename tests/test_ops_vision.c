@@ -12,12 +12,14 @@
  * powf (within 4 ulp; glibc's within 1). Every comparison prints its worst
  * error, so one GPU run shows them all. */
 #include "check.h"
+#include "cpu/ukernel.h"
 #include "layers/layer.h"
 #include "layers/vision.h"
 #include "net/device.h"
 #include "proto/proto_io.h"
 #include "util/rng.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -220,6 +222,125 @@ static void test_pooling(void)
                 pool_one_case(&cases[i], mk, &r);
         else
             pool_one_case(&cases[i], 0, &r);
+    }
+}
+
+/* Caffe's pooling loops, the reference for the CPU's own: the first
+ * maximum of each window in row-major order (strict >, so NaN and values
+ * not above -FLT_MAX never win: index -1), or the window's sum from 0 in
+ * that order over a divisor that counts the padding. */
+static void pool_reference(const struct pool_geom *g, int planes, const float *x, float *y, int *arg)
+{
+    for (int p = 0; p < planes; p++)
+        for (int ph = 0; ph < g->pooled_h; ph++)
+            for (int pw = 0; pw < g->pooled_w; pw++) {
+                int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
+                int he, we;
+                float size = 0;
+                if (g->method == VISION_POOL_MAX) {
+                    he = hs + g->kernel_h < g->height ? hs + g->kernel_h : g->height;
+                    we = ws + g->kernel_w < g->width ? ws + g->kernel_w : g->width;
+                } else {
+                    he = hs + g->kernel_h < g->height + g->pad_h ? hs + g->kernel_h : g->height + g->pad_h;
+                    we = ws + g->kernel_w < g->width + g->pad_w ? ws + g->kernel_w : g->width + g->pad_w;
+                    size = (float)((he - hs) * (we - ws));
+                    he = he < g->height ? he : g->height;
+                    we = we < g->width ? we : g->width;
+                }
+                hs = hs > 0 ? hs : 0;
+                ws = ws > 0 ? ws : 0;
+                const float *in = x + (size_t)p * g->height * g->width;
+                size_t o = ((size_t)p * g->pooled_h + ph) * g->pooled_w + pw;
+                float best = g->method == VISION_POOL_MAX ? -FLT_MAX : 0.f;
+                int at = -1;
+                for (int h = hs; h < he; h++)
+                    for (int w = ws; w < we; w++) {
+                        float v = in[h * g->width + w];
+                        if (g->method != VISION_POOL_MAX)
+                            best += v;
+                        else if (v > best) {
+                            best = v;
+                            at = h * g->width + w;
+                        }
+                    }
+                y[o] = g->method == VISION_POOL_MAX ? best : best / size;
+                arg[o] = at;
+            }
+}
+
+/* Rows of at least eight interior outputs (the CPU's vector code for
+ * horizontal strides 1 and 2, eight and sixteen outputs at a time, the
+ * last block overlapping), on each engine this CPU has, against Caffe's
+ * loops: values and argmax bit for bit, with ties, NaN, -inf and
+ * -FLT_MAX in the windows. */
+static void test_pooling_rows_against_caffe(void)
+{
+    struct rng r;
+    rng_seed(&r, 7);
+    const struct pool_case cases[] = {
+        /* method, kh, kw, sh, sw, ph, pw, H, W, planes, ceil, ties */
+        { 0, 3, 3, 2, 2, 0, 0, 9, 37, 3, true, false },  /* CIFAR10-quick's pool1: 18 a row */
+        { 0, 2, 2, 2, 2, 0, 0, 24, 24, 2, true, true },  /* LeNet's pool1: 12 a row */
+        { 0, 3, 3, 1, 1, 1, 1, 7, 21, 2, true, true },   /* stride 1, padded */
+        { 0, 5, 4, 2, 2, 2, 2, 6, 40, 2, false, true },
+        { 0, 3, 3, 2, 2, 0, 0, 5, 17, 2, true, false },  /* exactly 8 a row */
+        { 1, 3, 3, 2, 2, 0, 0, 9, 37, 3, true, false },
+        { 1, 3, 3, 1, 1, 1, 1, 7, 21, 2, true, false },
+        { 1, 2, 2, 2, 2, 1, 1, 10, 34, 2, true, false },
+        { 1, 5, 4, 2, 2, 2, 2, 6, 40, 2, false, false },
+    };
+    static const char *const engines[] = { "avx512", "avx2", "blas" };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const struct pool_case *pc = &cases[c];
+        struct pool_geom g = { .method = pc->method, .kernel_h = pc->kh, .kernel_w = pc->kw,
+                               .stride_h = pc->sh, .stride_w = pc->sw, .pad_h = pc->ph, .pad_w = pc->pw,
+                               .height = pc->H, .width = pc->W };
+        CHECK_OK(pool_geom_shape(&g, pc->ceil));
+        size_t nin = (size_t)pc->planes * pc->H * pc->W, nout = (size_t)pc->planes * g.pooled_h * g.pooled_w;
+        struct tensor *x = vec(nin);
+        if (pc->ties)
+            fill_ties(x, &r);
+        else
+            fill(x, &r, -1.f, 1.f);
+        float *xd = tensor_data(x);
+        if (pc->method == VISION_POOL_MAX) /* values that must not win */
+            for (size_t i = 0; i < nin; i += 5)
+                xd[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? -INFINITY : -FLT_MAX;
+        float *want = malloc(nout * sizeof *want), *got = malloc(nout * sizeof *got);
+        float *fmask = malloc(nout * sizeof *fmask);
+        int *arg = malloc(nout * sizeof *arg), *imask = malloc(nout * sizeof *imask);
+        CHECK(want && got && fmask && arg && imask);
+        pool_reference(&g, pc->planes, xd, want, arg);
+        for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
+            if (cpu_ukr_select(engines[e]) != CREMA_OK)
+                continue; /* not on this CPU */
+            for (int mk = 0; mk < (pc->method == VISION_POOL_MAX ? 3 : 1); mk++) {
+                for (size_t i = 0; i < nout; i++) {
+                    got[i] = 7.f;
+                    imask[i] = -5;
+                    fmask[i] = -5.f;
+                }
+                cpu_be->vision->pool_forward(cpu_be, &g, pc->planes, xd, got, mk == 1 ? imask : NULL,
+                                             mk == 2 ? fmask : NULL);
+                size_t bad = 0, bad_arg = 0;
+                for (size_t i = 0; i < nout; i++) {
+                    bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+                    bad_arg += (mk == 1 && imask[i] != arg[i]) || (mk == 2 && fmask[i] != (float)arg[i]);
+                }
+                printf("  pool %s %dx%d/%d on %dx%d [%s] mask %d: %zu values, %zu indices of %zu differ\n",
+                       pc->method ? "AVE" : "MAX", pc->kh, pc->kw, pc->sw, pc->H, pc->W, engines[e], mk, bad,
+                       bad_arg, nout);
+                CHECK_MSG(bad == 0 && bad_arg == 0, "pool case %zu on %s: %zu values, %zu indices differ", c,
+                          engines[e], bad, bad_arg);
+            }
+        }
+        CHECK_OK(cpu_ukr_select(NULL));
+        tensor_free(x);
+        free(want);
+        free(got);
+        free(fmask);
+        free(arg);
+        free(imask);
     }
 }
 
@@ -930,7 +1051,7 @@ int main(int argc, char **argv)
 {
     setup();
     static const struct check_case cases[] = {
-        CASE(test_pooling), CASE(test_lrn_across), CASE(test_lrn_within), CASE(test_bias),
+        CASE(test_pooling), CASE(test_pooling_rows_against_caffe), CASE(test_lrn_across), CASE(test_lrn_within), CASE(test_bias),
         CASE(test_crop),    CASE(test_conv_plans), CASE(test_layers),
     };
     return check_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);

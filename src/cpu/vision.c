@@ -7,6 +7,7 @@
 #include "cpu/conv.h"
 #include "cpu/math.h"
 #include "cpu/threads.h"
+#include "cpu/ukernel.h"
 #include "core/tensor.h"
 #include "util/err.h"
 
@@ -103,6 +104,106 @@ static void pool_max_run(const struct pool_geom *g, const float *bottom, int hs,
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define POOL_AVX2 1
+/* AVX2 (where the CPU's convolution kernels are chosen, cpu/ukernel.h;
+ * CREMA_CPU_ISA=blas keeps the SSE code above): eight outputs to a
+ * vector, two vectors at once, so that two compare chains overlap; the
+ * same comparisons and sums, in the same order, as the SSE and scalar
+ * code. Horizontal strides 1 and 2. */
+
+/* Tap kw of eight outputs' windows starting at src, src + S, ...: for
+ * stride 2 the even floats of src[0..14] from two loads (the second at
+ * src + 7, so nothing past the last tap is read), in the lane order of
+ * outputs 0 1 4 5 2 3 6 7 (pool_unscramble puts them right). */
+__attribute__((target("avx2"), always_inline)) static inline __m256 pool_taps8(const float *src, int S)
+{
+    if (S == 1)
+        return _mm256_loadu_ps(src);
+    return _mm256_shuffle_ps(_mm256_loadu_ps(src), _mm256_loadu_ps(src + 7), _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+__attribute__((target("avx2"), always_inline)) static inline __m256 pool_unscramble(__m256 v, int S)
+{
+    if (S == 1)
+        return v;
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* The input offsets of the eight outputs' windows, in pool_taps8's lane order. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i pool_lanes8(int S)
+{
+    return S == 1 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7) : _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+}
+
+/* Outputs [pw0, pw0 + n), n >= 8, of one output row: blocks of eight,
+ * the last one overlapping the one before when 8 does not divide n. */
+__attribute__((target("avx2"))) static void pool_max_run_avx2(const struct pool_geom *g, const float *bottom, int hs,
+                                                              int he, int pw0, int n, float *top, int *imask,
+                                                              float *fmask)
+{
+    const int W = g->width, S = g->stride_w, KW = g->kernel_w;
+    const __m256i lanes = pool_lanes8(S), one = _mm256_set1_epi32(1);
+    for (int j = 0; j < n; j += 16) {
+        int j0 = j + 8 > n ? n - 8 : j, j1 = j + 16 > n ? n - 8 : j + 8;
+        __m256 b0 = _mm256_set1_ps(-FLT_MAX), b1 = b0;
+        __m256 a0 = _mm256_castsi256_ps(_mm256_set1_epi32(-1)), a1 = a0;
+        for (int h = hs; h < he; h++) {
+            int r0 = h * W + (pw0 + j0) * S - g->pad_w, r1 = h * W + (pw0 + j1) * S - g->pad_w;
+            __m256i i0 = _mm256_add_epi32(_mm256_set1_epi32(r0), lanes);
+            __m256i i1 = _mm256_add_epi32(_mm256_set1_epi32(r1), lanes);
+            for (int kw = 0; kw < KW; kw++) {
+                __m256 v0 = pool_taps8(bottom + r0 + kw, S), v1 = pool_taps8(bottom + r1 + kw, S);
+                /* strict >: the first maximum stays; NaN never wins */
+                __m256 m0 = _mm256_cmp_ps(v0, b0, _CMP_GT_OQ), m1 = _mm256_cmp_ps(v1, b1, _CMP_GT_OQ);
+                a0 = _mm256_blendv_ps(a0, _mm256_castsi256_ps(i0), m0);
+                a1 = _mm256_blendv_ps(a1, _mm256_castsi256_ps(i1), m1);
+                b0 = _mm256_max_ps(v0, b0);
+                b1 = _mm256_max_ps(v1, b1);
+                i0 = _mm256_add_epi32(i0, one);
+                i1 = _mm256_add_epi32(i1, one);
+            }
+        }
+        b0 = pool_unscramble(b0, S);
+        a0 = pool_unscramble(a0, S);
+        b1 = pool_unscramble(b1, S);
+        a1 = pool_unscramble(a1, S);
+        _mm256_storeu_ps(top + j0, b0);
+        _mm256_storeu_ps(top + j1, b1);
+        if (imask) {
+            _mm256_storeu_ps((float *)(imask + j0), a0);
+            _mm256_storeu_ps((float *)(imask + j1), a1);
+        }
+        if (fmask) {
+            _mm256_storeu_ps(fmask + j0, _mm256_cvtepi32_ps(_mm256_castps_si256(a0)));
+            _mm256_storeu_ps(fmask + j1, _mm256_cvtepi32_ps(_mm256_castps_si256(a1)));
+        }
+    }
+}
+
+/* The same for AVE: each output's sum in Caffe's order from 0, then one division. */
+__attribute__((target("avx2"))) static void pool_ave_run_avx2(const struct pool_geom *g, const float *bottom, int hs,
+                                                              int he, int pw0, int n, float pool_size, float *top)
+{
+    const int W = g->width, S = g->stride_w, KW = g->kernel_w;
+    const __m256 size = _mm256_set1_ps(pool_size);
+    for (int j = 0; j < n; j += 16) {
+        int j0 = j + 8 > n ? n - 8 : j, j1 = j + 16 > n ? n - 8 : j + 8;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        for (int h = hs; h < he; h++) {
+            const float *r0 = bottom + h * W + (pw0 + j0) * S - g->pad_w;
+            const float *r1 = bottom + h * W + (pw0 + j1) * S - g->pad_w;
+            for (int kw = 0; kw < KW; kw++) {
+                s0 = _mm256_add_ps(s0, pool_taps8(r0 + kw, S));
+                s1 = _mm256_add_ps(s1, pool_taps8(r1 + kw, S));
+            }
+        }
+        _mm256_storeu_ps(top + j0, _mm256_div_ps(pool_unscramble(s0, S), size));
+        _mm256_storeu_ps(top + j1, _mm256_div_ps(pool_unscramble(s1, S), size));
+    }
+}
+#endif
+
 /* The same for AVE: sums in Caffe's order, then one division. */
 static void pool_ave_run(const struct pool_geom *g, const float *bottom, int hs, int he, int pw0, int n,
                          float pool_size, float *top)
@@ -164,6 +265,7 @@ static void pool_one(const struct pool_geom *g, const float *bottom, int ph, int
 /* The planes of one pooling call; ranges of planes go to the threads. */
 struct pool_job {
     const struct pool_geom *g;
+    bool avx2; /* pool_max_run_avx2 / pool_ave_run_avx2 for strides 1 and 2 */
     const float *bottom, *top_diff, *fmask_in;
     const int *imask_in;
     float *top, *fmask, *bottom_diff;
@@ -180,6 +282,8 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
     int lo, hi;
     pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
+    /* AVX2 for whole runs of interior outputs at least 8 long */
+    const bool wide = job->avx2 && (g->stride_w == 1 || g->stride_w == 2) && hi - lo >= 8;
     const float *bottom = job->bottom + p0 * in_plane;
     for (size_t p = p0; p < p1; p++, bottom += in_plane) {
         for (int ph = 0; ph < PH; ph++) {
@@ -193,6 +297,14 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
                     if (g->method == VISION_POOL_MAX) {
                         int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
                         hs = hs > 0 ? hs : 0;
+#ifdef POOL_AVX2
+                        if (wide) {
+                            pool_max_run_avx2(g, bottom, hs, he, lo, hi - lo, t + lo, im ? im + lo : NULL,
+                                              fm ? fm + lo : NULL);
+                            pw = hi - 1;
+                            continue;
+                        }
+#endif
                         for (int j = lo; j < hi; j += POOL_CHUNK) {
                             int n = hi - j < POOL_CHUNK ? hi - j : POOL_CHUNK;
                             pool_max_run(g, bottom, hs, he, j, n, t + j, im ? im + j : NULL,
@@ -203,6 +315,13 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
                         float pool_size = (float)((he - hs) * g->kernel_w);
                         hs = hs > 0 ? hs : 0;
                         he = he < H ? he : H;
+#ifdef POOL_AVX2
+                        if (wide) {
+                            pool_ave_run_avx2(g, bottom, hs, he, lo, hi - lo, pool_size, t + lo);
+                            pw = hi - 1;
+                            continue;
+                        }
+#endif
                         for (int j = lo; j < hi; j += POOL_CHUNK) {
                             int n = hi - j < POOL_CHUNK ? hi - j : POOL_CHUNK;
                             pool_ave_run(g, bottom, hs, he, j, n, pool_size, t + j);
@@ -222,6 +341,9 @@ static void pool_forward(const struct pool_geom *g, int planes, const float *bot
                          float *fmask)
 {
     struct pool_job j = { .g = g, .bottom = bottom, .top = top, .imask = imask, .fmask = fmask };
+#ifdef POOL_AVX2
+    j.avx2 = cpu_ukr_get() != NULL;
+#endif
     size_t work = (size_t)g->pooled_h * g->pooled_w * g->kernel_h * g->kernel_w;
     cpu_parallel_for((size_t)planes, cpu_grain(work), pool_forward_planes, &j);
 }
