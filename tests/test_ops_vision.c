@@ -229,8 +229,10 @@ static void test_pooling(void)
  * maximum of each window in row-major order (strict >, so NaN and values
  * not above -FLT_MAX never win: index -1), or the window's sum from 0 in
  * that order over a divisor that counts the padding. */
-static void pool_reference(const struct pool_geom *g, int planes, const float *x, float *y, int *arg)
+static void pool_reference(const struct pool_geom *g, int planes, const float *x, float *y, int *arg,
+                           const float *dy, float *dx)
 {
+    memset(dx, 0, (size_t)planes * g->height * g->width * sizeof *dx);
     for (int p = 0; p < planes; p++)
         for (int ph = 0; ph < g->pooled_h; ph++)
             for (int pw = 0; pw < g->pooled_w; pw++) {
@@ -265,14 +267,24 @@ static void pool_reference(const struct pool_geom *g, int planes, const float *x
                     }
                 y[o] = g->method == VISION_POOL_MAX ? best : best / size;
                 arg[o] = at;
+                /* the gradient, added in this order */
+                float *din = dx + (size_t)p * g->height * g->width;
+                if (g->method == VISION_POOL_MAX) {
+                    if (at >= 0)
+                        din[at] += dy[o];
+                    continue;
+                }
+                for (int h = hs; h < he; h++)
+                    for (int w = ws; w < we; w++)
+                        din[h * g->width + w] += dy[o] / size;
             }
 }
 
 /* Rows of at least eight interior outputs (the CPU's vector code for
  * horizontal strides 1 and 2, eight and sixteen outputs at a time, the
  * last block overlapping), on each engine this CPU has, against Caffe's
- * loops: values and argmax bit for bit, with ties, NaN, -inf and
- * -FLT_MAX in the windows. */
+ * loops: values, argmax and the gradient bit for bit, with ties, NaN,
+ * -inf and -FLT_MAX in the windows. */
 static void test_pooling_rows_against_caffe(void)
 {
     struct rng r;
@@ -307,10 +319,13 @@ static void test_pooling_rows_against_caffe(void)
             for (size_t i = 0; i < nin; i += 5)
                 xd[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? -INFINITY : -FLT_MAX;
         float *want = malloc(nout * sizeof *want), *got = malloc(nout * sizeof *got);
-        float *fmask = malloc(nout * sizeof *fmask);
+        float *fmask = malloc(nout * sizeof *fmask), *dy = malloc(nout * sizeof *dy);
+        float *dx_want = malloc(nin * sizeof *dx_want), *dx = malloc(nin * sizeof *dx);
         int *arg = malloc(nout * sizeof *arg), *imask = malloc(nout * sizeof *imask);
-        CHECK(want && got && fmask && arg && imask);
-        pool_reference(&g, pc->planes, xd, want, arg);
+        CHECK(want && got && fmask && dy && dx_want && dx && arg && imask);
+        for (size_t i = 0; i < nout; i++)
+            dy[i] = rng_uniform(&r, -1.f, 1.f);
+        pool_reference(&g, pc->planes, xd, want, arg, dy, dx_want);
         for (size_t e = 0; e < sizeof engines / sizeof *engines; e++) {
             if (cpu_ukr_select(engines[e]) != CREMA_OK)
                 continue; /* not on this CPU */
@@ -322,16 +337,27 @@ static void test_pooling_rows_against_caffe(void)
                 }
                 cpu_be->vision->pool_forward(cpu_be, &g, pc->planes, xd, got, mk == 1 ? imask : NULL,
                                              mk == 2 ? fmask : NULL);
-                size_t bad = 0, bad_arg = 0;
+                size_t bad = 0, bad_arg = 0, bad_dx = 0;
                 for (size_t i = 0; i < nout; i++) {
                     bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
                     bad_arg += (mk == 1 && imask[i] != arg[i]) || (mk == 2 && fmask[i] != (float)arg[i]);
                 }
-                printf("  pool %s %dx%d/%d on %dx%d [%s] mask %d: %zu values, %zu indices of %zu differ\n",
+                bool back = pc->method == VISION_POOL_AVE || mk > 0;
+                if (back) {
+                    for (size_t i = 0; i < nin; i++)
+                        dx[i] = 7.f;
+                    cpu_be->vision->pool_backward(cpu_be, &g, pc->planes, dy, mk == 1 ? imask : NULL,
+                                                  mk == 2 ? fmask : NULL, dx);
+                    for (size_t i = 0; i < nin; i++)
+                        bad_dx += memcmp(&dx[i], &dx_want[i], sizeof(float)) != 0;
+                }
+                printf("  pool %s %dx%d/%d on %dx%d [%s] mask %d: %zu values, %zu indices of %zu, %zu of %zu "
+                       "gradients differ\n",
                        pc->method ? "AVE" : "MAX", pc->kh, pc->kw, pc->sw, pc->H, pc->W, engines[e], mk, bad,
-                       bad_arg, nout);
-                CHECK_MSG(bad == 0 && bad_arg == 0, "pool case %zu on %s: %zu values, %zu indices differ", c,
-                          engines[e], bad, bad_arg);
+                       bad_arg, nout, bad_dx, back ? nin : 0);
+                CHECK_MSG(bad == 0 && bad_arg == 0 && bad_dx == 0,
+                          "pool case %zu on %s: %zu values, %zu indices, %zu gradients differ", c, engines[e], bad,
+                          bad_arg, bad_dx);
             }
         }
         CHECK_OK(cpu_ukr_select(NULL));
@@ -339,6 +365,9 @@ static void test_pooling_rows_against_caffe(void)
         free(want);
         free(got);
         free(fmask);
+        free(dy);
+        free(dx_want);
+        free(dx);
         free(arg);
         free(imask);
     }

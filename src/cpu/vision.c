@@ -348,6 +348,39 @@ static void pool_forward(const struct pool_geom *g, int planes, const float *bot
     cpu_parallel_for((size_t)planes, cpu_grain(work), pool_forward_planes, &j);
 }
 
+/* AVE's gradient for the interior outputs [pw0, pw0 + n) of output row
+ * ph: each input still receives its shares in Caffe's order (by output,
+ * row-major), as the window's columns run from the last to the first:
+ * of the outputs whose windows hold an input, the one with the smaller pw
+ * meets it at the larger kw. Consecutive outputs then add to different
+ * inputs, so the additions do not wait on each other. */
+static void pool_ave_back_run(const struct pool_geom *g, int ph, const float *top_diff, int pw0, int n,
+                              float *bottom_diff)
+{
+    const int H = g->height, W = g->width, S = g->stride_w;
+    int hs = ph * g->stride_h - g->pad_h;
+    int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
+    float pool_size = (float)((he - hs) * g->kernel_w);
+    hs = hs > 0 ? hs : 0;
+    he = he < H ? he : H;
+    float share[POOL_CHUNK];
+    for (int j0 = 0; j0 < n; j0 += POOL_CHUNK) {
+        int m = n - j0 < POOL_CHUNK ? n - j0 : POOL_CHUNK;
+        for (int j = 0; j < m; j++)
+            share[j] = top_diff[j0 + j] / pool_size;
+        for (int h = hs; h < he; h++)
+            for (int kw = g->kernel_w - 1; kw >= 0; kw--) {
+                float *dst = bottom_diff + h * W + (pw0 + j0) * S - g->pad_w + kw;
+                if (S == 1)
+                    for (int j = 0; j < m; j++)
+                        dst[j] += share[j];
+                else
+                    for (int j = 0; j < m; j++)
+                        dst[j * S] += share[j];
+            }
+    }
+}
+
 static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
 {
     const struct pool_job *job = ctx;
@@ -358,17 +391,33 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
     float *bottom_diff = job->bottom_diff + p0 * in_plane;
     const float *top_diff = job->top_diff + p0 * out_plane;
-    memset(bottom_diff, 0, in_plane * (p1 - p0) * sizeof *bottom_diff);
+    int lo, hi;
+    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
+    /* plane by plane: each is cleared right before its sums, in cache */
     for (size_t p = p0; p < p1; p++, bottom_diff += in_plane, top_diff += out_plane) {
+        memset(bottom_diff, 0, in_plane * sizeof *bottom_diff);
+        if (g->method == VISION_POOL_MAX) {
+            /* -1: the window held nothing above -FLT_MAX (NaNs); Caffe
+             * would write out of bounds, we drop the gradient. */
+            if (imask) {
+                const int *m = imask + p * out_plane;
+                for (size_t o = 0; o < out_plane; o++)
+                    if (m[o] >= 0 && (size_t)m[o] < in_plane)
+                        bottom_diff[m[o]] += top_diff[o];
+            } else {
+                const float *m = fmask + p * out_plane;
+                for (size_t o = 0; o < out_plane; o++)
+                    if (m[o] >= 0.f && m[o] < (float)in_plane)
+                        bottom_diff[(size_t)m[o]] += top_diff[o];
+            }
+            continue;
+        }
         for (int ph = 0; ph < PH; ph++) {
             for (int pw = 0; pw < PW; pw++) {
                 int o = ph * PW + pw;
-                if (g->method == VISION_POOL_MAX) {
-                    long idx = imask ? imask[p * out_plane + o] : (long)fmask[p * out_plane + o];
-                    /* -1: the window held nothing above -FLT_MAX (NaNs); Caffe
-                     * would write out of bounds, we drop the gradient. */
-                    if (idx >= 0 && (size_t)idx < in_plane)
-                        bottom_diff[idx] += top_diff[o];
+                if (pw == lo && hi > lo) {
+                    pool_ave_back_run(g, ph, top_diff + o, lo, hi - lo, bottom_diff);
+                    pw = hi - 1;
                     continue;
                 }
                 int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
