@@ -120,13 +120,16 @@ int main(int argc, char **argv)
     static const char *const all[] = { "avx512", "avx2", "blas" };
     int n_eng = first < argc ? argc - first : 3;
     int failed = 0;
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-        for (int e = 0; e < n_eng && strncmp(cases[c].name, only, strlen(only)) == 0; e++) {
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        if (strncmp(cases[c].name, only, strlen(only)) != 0)
+            continue;
+        for (int e = 0; e < n_eng; e++) {
             const char *engine = first < argc ? argv[first + e] : all[e];
             if (cpu_ukr_select(engine) != CREMA_OK)
                 continue; /* not on this CPU */
             failed += run(&cases[c], engine, cpu_num_threads(), reps) != 0;
         }
+    }
     cpu_ukr_select(NULL);
     return failed ? 1 : 0;
 }

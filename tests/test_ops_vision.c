@@ -373,6 +373,28 @@ static void test_pooling_rows_against_caffe(void)
     }
 }
 
+/* A float mask handed back to MAX's backward (Caffe's second top) is cut
+ * to an int as Caffe's static_cast does, toward zero: -0.5 and 0.9 are
+ * input 0, 2.75 is input 2; -1 (a window of NaNs), NaN and indices at or
+ * past the plane's end are dropped, not written out of bounds. */
+static void test_pool_float_mask_indices(void)
+{
+    struct pool_geom g = { .method = VISION_POOL_MAX, .kernel_h = 1, .kernel_w = 1, .stride_h = 1, .stride_w = 1,
+                           .height = 2, .width = 4 };
+    CHECK_OK(pool_geom_shape(&g, true));
+    CHECK(g.pooled_h == 2 && g.pooled_w == 4);
+    const float mask[8] = { -0.5f, 0.9f, 2.75f, -1.f, NAN, 8.f, 7.5f, -0.999f };
+    const float dy[8] = { 1.f, 2.f, 4.f, 8.f, 16.f, 32.f, 64.f, 128.f };
+    /* input 0 gets -0.5, 0.9 and -0.999's; 2 gets 2.75's; 7 gets 7.5's */
+    const float want[8] = { 131.f, 0.f, 4.f, 0.f, 0.f, 0.f, 0.f, 64.f };
+    float dx[8 + 1];
+    dx[8] = 99.f; /* the slot past the plane stays untouched */
+    cpu_be->vision->pool_backward(cpu_be, &g, 1, dy, NULL, mask, dx);
+    for (int i = 0; i < 8; i++)
+        CHECK_MSG(dx[i] == want[i], "input %d: gradient %g, want %g", i, dx[i], want[i]);
+    CHECK(dx[8] == 99.f);
+}
+
 /* ------------------------------------------------------------ LRN */
 
 static void test_lrn_across(void)
@@ -1080,7 +1102,8 @@ int main(int argc, char **argv)
 {
     setup();
     static const struct check_case cases[] = {
-        CASE(test_pooling), CASE(test_pooling_rows_against_caffe), CASE(test_lrn_across), CASE(test_lrn_within), CASE(test_bias),
+        CASE(test_pooling), CASE(test_pooling_rows_against_caffe), CASE(test_pool_float_mask_indices),
+        CASE(test_lrn_across), CASE(test_lrn_within), CASE(test_bias),
         CASE(test_crop),    CASE(test_conv_plans), CASE(test_layers),
     };
     return check_run(cases, (int)(sizeof cases / sizeof cases[0]), argc, argv);

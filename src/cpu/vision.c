@@ -35,6 +35,17 @@ static void pool_inner_cols(int kernel, int stride, int pad, int width, int pool
 
 #define POOL_CHUNK 64
 
+/* AVE's window along one axis, from its start s = p * stride - pad: Caffe
+ * divides by its length clipped to the padded extent (padding counts, what
+ * lies beyond it does not) and sums over it clipped to the image, [*lo, *hi). */
+static int pool_ave_span(int s, int kernel, int extent, int pad, int *lo, int *hi)
+{
+    int e = s + kernel < extent + pad ? s + kernel : extent + pad;
+    *lo = s > 0 ? s : 0;
+    *hi = e < extent ? e : extent;
+    return e - s;
+}
+
 /* One max-pooling comparison: a strict > keeps the first maximum, as
  * Caffe; the update selects rather than branches (the winner is
  * data-dependent, so branches mispredict). */
@@ -247,14 +258,9 @@ static void pool_one(const struct pool_geom *g, const float *bottom, int ph, int
             *fmask = (float)arg;
         return;
     }
-    /* The divisor counts padding but not what lies beyond it. */
-    int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
-    int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
-    int pool_size = (he - hs) * (we - ws);
-    hs = hs > 0 ? hs : 0;
-    ws = ws > 0 ? ws : 0;
-    he = he < H ? he : H;
-    we = we < W ? we : W;
+    int he, we;
+    int pool_size = pool_ave_span(hs, g->kernel_h, H, g->pad_h, &hs, &he) *
+                    pool_ave_span(ws, g->kernel_w, W, g->pad_w, &ws, &we);
     float sum = 0.f;
     for (int h = hs; h < he; h++)
         for (int w = ws; w < we; w++)
@@ -311,10 +317,9 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
                                          fm ? fm + j : NULL);
                         }
                     } else {
-                        int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
-                        float pool_size = (float)((he - hs) * g->kernel_w);
-                        hs = hs > 0 ? hs : 0;
-                        he = he < H ? he : H;
+                        int he;
+                        float pool_size = (float)(pool_ave_span(hs, g->kernel_h, H, g->pad_h, &hs, &he) *
+                                                  g->kernel_w);
 #ifdef POOL_AVX2
                         if (wide) {
                             pool_ave_run_avx2(g, bottom, hs, he, lo, hi - lo, pool_size, t + lo);
@@ -358,11 +363,9 @@ static void pool_ave_back_run(const struct pool_geom *g, int ph, const float *to
                               float *bottom_diff)
 {
     const int H = g->height, W = g->width, S = g->stride_w;
-    int hs = ph * g->stride_h - g->pad_h;
-    int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
-    float pool_size = (float)((he - hs) * g->kernel_w);
-    hs = hs > 0 ? hs : 0;
-    he = he < H ? he : H;
+    int hs, he;
+    float pool_size = (float)(pool_ave_span(ph * g->stride_h - g->pad_h, g->kernel_h, H, g->pad_h, &hs, &he) *
+                              g->kernel_w);
     float share[POOL_CHUNK];
     for (int j0 = 0; j0 < n; j0 += POOL_CHUNK) {
         int m = n - j0 < POOL_CHUNK ? n - j0 : POOL_CHUNK;
@@ -398,7 +401,10 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
         memset(bottom_diff, 0, in_plane * sizeof *bottom_diff);
         if (g->method == VISION_POOL_MAX) {
             /* -1: the window held nothing above -FLT_MAX (NaNs); Caffe
-             * would write out of bounds, we drop the gradient. */
+             * would write out of bounds, we drop the gradient. A float
+             * mask (a second top handed back) is cut to an int as Caffe
+             * does, toward zero: -0.5 is input 0; NaN, -1 and indices
+             * past the plane are dropped. */
             if (imask) {
                 const int *m = imask + p * out_plane;
                 for (size_t o = 0; o < out_plane; o++)
@@ -407,7 +413,7 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
             } else {
                 const float *m = fmask + p * out_plane;
                 for (size_t o = 0; o < out_plane; o++)
-                    if (m[o] >= 0.f && m[o] < (float)in_plane)
+                    if (m[o] > -1.f && (double)m[o] < (double)in_plane)
                         bottom_diff[(size_t)m[o]] += top_diff[o];
             }
             continue;
@@ -420,14 +426,9 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
                     pw = hi - 1;
                     continue;
                 }
-                int hs = ph * g->stride_h - g->pad_h, ws = pw * g->stride_w - g->pad_w;
-                int he = hs + g->kernel_h < H + g->pad_h ? hs + g->kernel_h : H + g->pad_h;
-                int we = ws + g->kernel_w < W + g->pad_w ? ws + g->kernel_w : W + g->pad_w;
-                int pool_size = (he - hs) * (we - ws);
-                hs = hs > 0 ? hs : 0;
-                ws = ws > 0 ? ws : 0;
-                he = he < H ? he : H;
-                we = we < W ? we : W;
+                int hs, he, ws, we;
+                int pool_size = pool_ave_span(ph * g->stride_h - g->pad_h, g->kernel_h, H, g->pad_h, &hs, &he) *
+                                pool_ave_span(pw * g->stride_w - g->pad_w, g->kernel_w, W, g->pad_w, &ws, &we);
                 float share = top_diff[o] / (float)pool_size;
                 for (int h = hs; h < he; h++)
                     for (int w = ws; w < we; w++)
