@@ -104,16 +104,31 @@ static int solver_range(void *ctx, size_t k0, size_t k1)
             h[k] -= w[k]; /* h: the weights, w: the update */
         break;
     case OP_SGD_STEP: { /* a: momentum, b: local rate, c: scale, d: decay */
+        /* one loop per kind of decay, each free of branches so that it
+         * vectorizes; the scale is always applied (times 1 is exact) */
         float *restrict wo = j->wout;
-        for (size_t k = k0; k < k1; k++) {
-            float gk = g[k];
-            if (j->c != 1.f)
-                gk *= j->c;
-            if (j->d != 0.f)
-                gk += j->d * (j->l1 ? (float)((wo[k] > 0) - (wo[k] < 0)) : wo[k]);
-            h[k] = j->b * gk + j->a * h[k];
-            g[k] = h[k];
-            wo[k] -= h[k];
+        const float a = j->a, b = j->b, c = j->c, d = j->d;
+        if (d == 0.f) {
+            for (size_t k = k0; k < k1; k++) {
+                float hk = b * (g[k] * c) + a * h[k];
+                h[k] = hk;
+                g[k] = hk;
+                wo[k] -= hk;
+            }
+        } else if (!j->l1) {
+            for (size_t k = k0; k < k1; k++) {
+                float hk = b * (g[k] * c + d * wo[k]) + a * h[k];
+                h[k] = hk;
+                g[k] = hk;
+                wo[k] -= hk;
+            }
+        } else {
+            for (size_t k = k0; k < k1; k++) {
+                float hk = b * (g[k] * c + d * (float)((wo[k] > 0) - (wo[k] < 0))) + a * h[k];
+                h[k] = hk;
+                g[k] = hk;
+                wo[k] -= hk;
+            }
         }
         break;
     }
