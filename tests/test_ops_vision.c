@@ -282,7 +282,8 @@ static void pool_reference(const struct pool_geom *g, int planes, const float *x
 
 /* Rows of at least eight interior outputs (the CPU's vector code for
  * horizontal strides 1 and 2, eight and sixteen outputs at a time, the
- * last block overlapping), on each engine this CPU has, against Caffe's
+ * last block overlapping) and, for AVE, rows of at most eight outputs
+ * (one vector a row, clipped windows included), on each engine this CPU has, against Caffe's
  * loops: values, argmax and the gradient bit for bit, with ties, NaN,
  * -inf and -FLT_MAX in the windows. */
 static void test_pooling_rows_against_caffe(void)
@@ -300,6 +301,16 @@ static void test_pooling_rows_against_caffe(void)
         { 1, 3, 3, 1, 1, 1, 1, 7, 21, 2, true, false },
         { 1, 2, 2, 2, 2, 1, 1, 10, 34, 2, true, false },
         { 1, 5, 4, 2, 2, 2, 2, 6, 40, 2, false, false },
+        /* rows of at most eight outputs, most of them clipped (AVE's
+         * narrow-plane code): CIFAR10-quick's pool2 and pool3, padded
+         * ones, a single output per row, the widest kernel it takes */
+        { 1, 3, 3, 2, 2, 0, 0, 16, 16, 3, true, false },
+        { 1, 3, 3, 2, 2, 0, 0, 8, 8, 5, true, false },
+        { 1, 3, 3, 1, 1, 1, 1, 6, 7, 3, true, false },
+        { 1, 2, 3, 2, 2, 1, 1, 9, 13, 2, true, false },
+        { 1, 4, 5, 1, 2, 2, 2, 5, 11, 2, false, false },
+        { 1, 5, 5, 1, 1, 0, 0, 5, 5, 4, true, false },
+        { 1, 3, 8, 2, 2, 1, 3, 7, 16, 2, true, false },
     };
     static const char *const engines[] = { "avx512", "avx2", "blas" };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {

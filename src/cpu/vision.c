@@ -213,6 +213,179 @@ __attribute__((target("avx2"))) static void pool_ave_run_avx2(const struct pool_
         _mm256_storeu_ps(top + j1, _mm256_div_ps(pool_unscramble(s1, S), size));
     }
 }
+
+/* AVE on planes whose output rows fit one vector (at most eight outputs,
+ * horizontal strides 1 and 2: CIFAR10-quick's pool2 and pool3, where the
+ * interior runs are too short for the code above and most outputs are
+ * clipped ones). The plane goes into a scratch whose padding and whatever
+ * lies past a row's end are +0, so every output of a row, interior or
+ * clipped, is one lane of the same code: a clipped tap adds +0, which
+ * leaves a sum as it was (a sum that starts at +0 is never -0), so each
+ * output is still Caffe's sum in Caffe's order; each lane divides by its
+ * own window's size. The gradient runs the same way into a zeroed
+ * scratch. */
+#define POOL_NARROW_SCRATCH 4096
+
+/* The scratch's row length, or 0 where the plane does not qualify. */
+static int pool_narrow_width(const struct pool_geom *g)
+{
+    if (g->method != VISION_POOL_AVE || g->pooled_w > 8 || (g->stride_w != 1 && g->stride_w != 2) ||
+        g->kernel_w > 8)
+        return 0;
+    /* every float a row's outputs touch lies in its first 24 (the last:
+     * 7 * 2 + 7), which the gradient holds in three vectors */
+    long wp = (long)g->pad_w + g->width;
+    wp = wp > 24 ? (wp + 7) / 8 * 8 : 24; /* rows on 32-byte boundaries */
+    return wp * g->height <= POOL_NARROW_SCRATCH ? (int)wp : 0;
+}
+
+/* Window widths of a row's outputs, a lane each; 0 past the row. */
+static void pool_narrow_widths(const struct pool_geom *g, int w[8])
+{
+    for (int j = 0; j < 8; j++) {
+        int lo, hi;
+        w[j] = j < g->pooled_w ? pool_ave_span(j * g->stride_w - g->pad_w, g->kernel_w, g->width, g->pad_w, &lo, &hi)
+                               : 0;
+    }
+}
+
+/* Each lane's divisor for output row ph, Caffe's int window size (1 past
+ * the row); the clipped window rows [*hs, *he). */
+__attribute__((target("avx2"), always_inline)) static inline __m256 pool_narrow_sizes(const struct pool_geom *g,
+                                                                                    __m256i wspan, int ph, int *hs,
+                                                                                    int *he)
+{
+    int span = pool_ave_span(ph * g->stride_h - g->pad_h, g->kernel_h, g->height, g->pad_h, hs, he);
+    __m256i size = _mm256_mullo_epi32(_mm256_set1_epi32(span), wspan);
+    __m256i none = _mm256_cmpeq_epi32(wspan, _mm256_setzero_si256());
+    return _mm256_cvtepi32_ps(_mm256_blendv_epi8(size, _mm256_set1_epi32(1), none));
+}
+
+/* n floats, without a call for the few of a narrow row */
+__attribute__((target("avx2"), always_inline)) static inline void pool_copy(float *dst, const float *src, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+
+/* The plane into the scratch; the padding around stays +0. */
+__attribute__((target("avx2"))) static void pool_narrow_fill(const struct pool_geom *g, int wp, const float *bottom,
+                                                             float *scratch)
+{
+    for (int h = 0; h < g->height; h++)
+        pool_copy(scratch + (size_t)h * wp + g->pad_w, bottom + (size_t)h * g->width, g->width);
+}
+
+/* The outputs of a plane that pool_narrow_fill put in the scratch. */
+__attribute__((target("avx2"))) static void pool_ave_narrow_avx2(const struct pool_geom *g, int wp, const int widths[8],
+                                                                 const float *scratch, float *top)
+{
+    const __m256i wspan = _mm256_loadu_si256((const __m256i *)widths);
+    const int S = g->stride_w, KW = g->kernel_w, PH = g->pooled_h, PW = g->pooled_w;
+    for (int ph = 0; ph < PH; ph++) {
+        int hs, he;
+        __m256 size = pool_narrow_sizes(g, wspan, ph, &hs, &he);
+        __m256 sum = _mm256_setzero_ps();
+        for (int h = hs; h < he; h++)
+            for (int kw = 0; kw < KW; kw++)
+                sum = _mm256_add_ps(sum, pool_taps8(scratch + (size_t)h * wp + kw, S));
+        __m256 y = _mm256_div_ps(pool_unscramble(sum, S), size);
+        if ((PH - ph) * PW >= 8) { /* lanes past the row land on rows still to come */
+            _mm256_storeu_ps(top + (size_t)ph * PW, y);
+        } else {
+            float out[8];
+            _mm256_storeu_ps(out, y);
+            pool_copy(top + (size_t)ph * PW, out, PW);
+        }
+    }
+}
+
+/* The gradient: each output's share, Caffe's top_diff / size, added to
+ * its window's inputs. Per output row, the shares laid out as they fall
+ * on an input row for each window column (v[kw]: share j at j * S + kw,
+ * +0 elsewhere); each input row's first 24 floats then stay in three
+ * vectors while the columns add from the window's last to its first, so
+ * an input receives its shares in order of the outputs, as in Caffe (and
+ * no load waits on a store it only partly overlaps). Lanes past the row
+ * carry +0. */
+__attribute__((target("avx2"))) static void pool_ave_back_narrow_avx2(const struct pool_geom *g, int wp,
+                                                                      const float *top_diff, float *scratch,
+                                                                      float *bottom_diff, const int widths[8],
+                                                                      int *seen, int mark)
+{
+    const __m256i wspan = _mm256_loadu_si256((const __m256i *)widths);
+    const int H = g->height, W = g->width, S = g->stride_w, KW = g->kernel_w, PH = g->pooled_h, PW = g->pooled_w;
+    /* A row's first 24 floats start from +0 where the plane first
+     * reaches it (seen[h] != mark), and rows no window reaches are +0 in
+     * the gradient; the rest of the scratch stays +0 from the caller.
+     * (Clearing the scratch for each plane would cost more than the
+     * adds: the loads after a clearing memset wait for its stores.) */
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 in_row = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(PW), lane));
+    const __m256 z = _mm256_setzero_ps();
+    for (int ph = 0; ph < PH; ph++) {
+        int hs, he;
+        __m256 size = pool_narrow_sizes(g, wspan, ph, &hs, &he);
+        __m256 dy;
+        if ((PH - ph) * PW >= 8) { /* lanes past the row read rows still to come */
+            dy = _mm256_and_ps(_mm256_loadu_ps(top_diff + (size_t)ph * PW), in_row);
+        } else {
+            float d[8] = { 0 };
+            pool_copy(d, top_diff + (size_t)ph * PW, PW);
+            dy = _mm256_loadu_ps(d);
+        }
+        __m256 share = _mm256_div_ps(dy, size);
+        /* the sixteen floats from the window's first column: the shares,
+         * for stride 2 on the even ones */
+        __m256 lo = share, hi = z;
+        if (S == 2) {
+            __m256 a = _mm256_unpacklo_ps(share, z), b = _mm256_unpackhi_ps(share, z);
+            lo = _mm256_permute2f128_ps(a, b, 0x20);
+            hi = _mm256_permute2f128_ps(a, b, 0x31);
+        }
+        /* moved kw floats on: lanes rotate by kw, the ones that wrap go
+         * to the next vector */
+        __m256 v[8][3];
+        for (int kw = 0; kw < KW; kw++) {
+            __m256i by = _mm256_set1_epi32(kw);
+            __m256i idx = _mm256_and_si256(_mm256_sub_epi32(lane, by), _mm256_set1_epi32(7));
+            __m256 wrap = _mm256_castsi256_ps(_mm256_cmpgt_epi32(by, lane));
+            __m256 rl = _mm256_permutevar8x32_ps(lo, idx), rh = _mm256_permutevar8x32_ps(hi, idx);
+            v[kw][0] = _mm256_blendv_ps(rl, z, wrap);
+            v[kw][1] = _mm256_blendv_ps(rh, rl, wrap);
+            v[kw][2] = _mm256_blendv_ps(z, rh, wrap);
+        }
+        for (int h = hs; h < he; h++) {
+            float *d = scratch + (size_t)h * wp;
+            __m256 r0 = z, r1 = z, r2 = z;
+            if (seen[h] == mark) {
+                r0 = _mm256_load_ps(d);
+                r1 = _mm256_load_ps(d + 8);
+                r2 = _mm256_load_ps(d + 16);
+            }
+            seen[h] = mark;
+            for (int kw = KW - 1; kw >= 0; kw--) {
+                r0 = _mm256_add_ps(r0, v[kw][0]);
+                r1 = _mm256_add_ps(r1, v[kw][1]);
+                r2 = _mm256_add_ps(r2, v[kw][2]);
+            }
+            _mm256_store_ps(d, r0);
+            _mm256_store_ps(d + 8, r1);
+            _mm256_store_ps(d + 16, r2);
+        }
+    }
+    for (int h = 0; h < H; h++) {
+        float *dst = bottom_diff + (size_t)h * W;
+        if (seen[h] == mark)
+            pool_copy(dst, scratch + (size_t)h * wp + g->pad_w, W);
+        else
+            for (int w = 0; w < W; w++)
+                dst[w] = 0.f;
+    }
+}
 #endif
 
 /* The same for AVE: sums in Caffe's order, then one division. */
@@ -291,6 +464,25 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
     /* AVX2 for whole runs of interior outputs at least 8 long */
     const bool wide = job->avx2 && (g->stride_w == 1 || g->stride_w == 2) && hi - lo >= 8;
     const float *bottom = job->bottom + p0 * in_plane;
+#ifdef POOL_AVX2
+    int wp = job->avx2 ? pool_narrow_width(g) : 0;
+    if (wp) {
+        /* two scratches: the next plane goes into one while the other's
+         * is read, so no read waits on the copy's stores (loads at other
+         * offsets than a store's cannot take its data before it is done) */
+        _Alignas(32) float scratch[2][POOL_NARROW_SCRATCH];
+        memset(scratch, 0, sizeof scratch);
+        int wspan[8];
+        pool_narrow_widths(g, wspan);
+        pool_narrow_fill(g, wp, bottom, scratch[0]);
+        for (size_t p = p0; p < p1; p++, bottom += in_plane) {
+            if (p + 1 < p1)
+                pool_narrow_fill(g, wp, bottom + in_plane, scratch[(p + 1 - p0) & 1]);
+            pool_ave_narrow_avx2(g, wp, wspan, scratch[(p - p0) & 1], top + p * out_plane);
+        }
+        return 0;
+    }
+#endif
     for (size_t p = p0; p < p1; p++, bottom += in_plane) {
         for (int ph = 0; ph < PH; ph++) {
             size_t o = p * out_plane + (size_t)ph * PW;
@@ -396,6 +588,20 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
     const float *top_diff = job->top_diff + p0 * out_plane;
     int lo, hi;
     pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
+#ifdef POOL_AVX2
+    int wp = job->avx2 ? pool_narrow_width(g) : 0;
+    if (wp) {
+        _Alignas(32) float scratch[POOL_NARROW_SCRATCH];
+        int seen[POOL_NARROW_SCRATCH / 24]; /* the plane that last reached each row */
+        memset(scratch, 0, (size_t)H * wp * sizeof *scratch);
+        memset(seen, 0, (size_t)H * sizeof *seen);
+        int wspan[8];
+        pool_narrow_widths(g, wspan);
+        for (size_t p = p0; p < p1; p++, bottom_diff += in_plane, top_diff += out_plane)
+            pool_ave_back_narrow_avx2(g, wp, top_diff, scratch, bottom_diff, wspan, seen, (int)(p - p0) + 1);
+        return 0;
+    }
+#endif
     /* plane by plane: each is cleared right before its sums, in cache */
     for (size_t p = p0; p < p1; p++, bottom_diff += in_plane, top_diff += out_plane) {
         memset(bottom_diff, 0, in_plane * sizeof *bottom_diff);
@@ -444,6 +650,9 @@ static void pool_backward(const struct pool_geom *g, int planes, const float *to
 {
     struct pool_job j = { .g = g, .top_diff = top_diff, .imask_in = imask, .fmask_in = fmask,
                           .bottom_diff = bottom_diff };
+#ifdef POOL_AVX2
+    j.avx2 = cpu_ukr_get() != NULL;
+#endif
     size_t work = (size_t)g->height * g->width + (size_t)g->pooled_h * g->pooled_w;
     cpu_parallel_for((size_t)planes, cpu_grain(work), pool_backward_planes, &j);
 }
