@@ -222,8 +222,10 @@ __attribute__((target("avx2"))) static void pool_ave_run_avx2(const struct pool_
  * clipped, is one lane of the same code: a clipped tap adds +0, which
  * leaves a sum as it was (a sum that starts at +0 is never -0), so each
  * output is still Caffe's sum in Caffe's order; each lane divides by its
- * own window's size. The gradient runs the same way into a zeroed
- * scratch. */
+ * own window's size. The gradient runs the same way: each output's share
+ * is added into a zero-padded scratch (a row restarts from zero where a
+ * plane first reaches it, marked in `seen`) and the image part is copied
+ * out. */
 #define POOL_NARROW_SCRATCH 4096
 
 /* The scratch's row length, or 0 where the plane does not qualify. */
@@ -459,10 +461,6 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
     int *imask = job->imask;
     const int H = g->height, W = g->width, PH = g->pooled_h, PW = g->pooled_w;
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
-    int lo, hi;
-    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
-    /* AVX2 for whole runs of interior outputs at least 8 long */
-    const bool wide = job->avx2 && (g->stride_w == 1 || g->stride_w == 2) && hi - lo >= 8;
     const float *bottom = job->bottom + p0 * in_plane;
 #ifdef POOL_AVX2
     int wp = job->avx2 ? pool_narrow_width(g) : 0;
@@ -471,7 +469,8 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
          * is read, so no read waits on the copy's stores (loads at other
          * offsets than a store's cannot take its data before it is done) */
         _Alignas(32) float scratch[2][POOL_NARROW_SCRATCH];
-        memset(scratch, 0, sizeof scratch);
+        memset(scratch[0], 0, (size_t)H * wp * sizeof scratch[0][0]);
+        memset(scratch[1], 0, (size_t)H * wp * sizeof scratch[1][0]);
         int wspan[8];
         pool_narrow_widths(g, wspan);
         pool_narrow_fill(g, wp, bottom, scratch[0]);
@@ -483,6 +482,10 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
         return 0;
     }
 #endif
+    int lo, hi;
+    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
+    /* AVX2 for whole runs of interior outputs at least 8 long */
+    const bool wide = job->avx2 && (g->stride_w == 1 || g->stride_w == 2) && hi - lo >= 8;
     for (size_t p = p0; p < p1; p++, bottom += in_plane) {
         for (int ph = 0; ph < PH; ph++) {
             size_t o = p * out_plane + (size_t)ph * PW;
@@ -586,8 +589,6 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
     const size_t in_plane = (size_t)H * W, out_plane = (size_t)PH * PW;
     float *bottom_diff = job->bottom_diff + p0 * in_plane;
     const float *top_diff = job->top_diff + p0 * out_plane;
-    int lo, hi;
-    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
 #ifdef POOL_AVX2
     int wp = job->avx2 ? pool_narrow_width(g) : 0;
     if (wp) {
@@ -602,6 +603,8 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
         return 0;
     }
 #endif
+    int lo, hi;
+    pool_inner_cols(g->kernel_w, g->stride_w, g->pad_w, W, PW, &lo, &hi);
     /* plane by plane: each is cleared right before its sums, in cache */
     for (size_t p = p0; p < p1; p++, bottom_diff += in_plane, top_diff += out_plane) {
         memset(bottom_diff, 0, in_plane * sizeof *bottom_diff);
