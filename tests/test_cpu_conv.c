@@ -7,6 +7,7 @@
  * the same bits on 1, 2 and 3 threads. */
 #include "check.h"
 #include "cpu/conv.h"
+#include "cpu/math.h"
 #include "cpu/threads.h"
 #include "cpu/ukernel.h"
 
@@ -305,6 +306,58 @@ static void test_1d_3d(void)
     check_shape("3-D", three);
 }
 
+/* The micro-kernels' col2im (stride_w 1, planes up to 32 wide) against
+ * math.h's, Caffe's loops: the same bits, the planes written whole and
+ * nothing after them. Shapes: LeNet's conv2; padding on both sides;
+ * stride_h 2; dilation; a row of four whole vectors; three vectors with a
+ * part one; width 1; output wider than the input; rows ld apart. */
+static void test_col2im_kernel(void)
+{
+    static const struct {
+        int channels, h, w, kh, kw, ph, pw, sh, dh, dw, extra_ld;
+    } cases[] = {
+        { 20, 12, 12, 5, 5, 0, 0, 1, 1, 1, 0 }, { 3, 8, 8, 5, 5, 2, 2, 1, 1, 1, 0 },
+        { 4, 9, 7, 3, 3, 1, 1, 2, 1, 1, 0 },    { 2, 11, 10, 3, 3, 2, 2, 1, 2, 2, 0 },
+        { 3, 5, 32, 3, 3, 1, 1, 1, 1, 1, 0 },   { 2, 6, 17, 4, 2, 1, 0, 1, 1, 1, 5 },
+        { 2, 7, 1, 3, 1, 1, 0, 1, 1, 1, 0 },    { 2, 5, 5, 3, 3, 2, 2, 1, 1, 1, 3 },
+        { 1, 4, 20, 1, 16, 0, 15, 3, 1, 1, 0 },
+    };
+    static const char *const ukr[] = { "avx512", "avx2" };
+    for (size_t e = 0; e < sizeof ukr / sizeof *ukr; e++) {
+        const struct cpu_ukr *u = cpu_ukr_named(ukr[e]);
+        if (!u)
+            continue;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            struct cpu_col2im_geom g = {
+                .channels = cases[i].channels, .height = cases[i].h, .width = cases[i].w,
+                .kernel_h = cases[i].kh, .kernel_w = cases[i].kw, .pad_h = cases[i].ph, .pad_w = cases[i].pw,
+                .stride_h = cases[i].sh, .dilation_h = cases[i].dh, .dilation_w = cases[i].dw,
+            };
+            g.out_h = out_extent(g.height, g.kernel_h, g.pad_h, g.stride_h, g.dilation_h);
+            g.out_w = out_extent(g.width, g.kernel_w, g.pad_w, 1, g.dilation_w);
+            CHECK_MSG(cpu_col2im_fits(&g), "case %zu should fit the kernel", i);
+            long S = (long)g.out_h * g.out_w, ld = S + cases[i].extra_ld;
+            size_t ncol = (size_t)g.channels * g.kernel_h * g.kernel_w * (size_t)ld;
+            size_t nim = (size_t)g.channels * g.height * g.width;
+            float *col = random_floats(ncol, 7 + (unsigned)i), *want = malloc(nim * sizeof *want);
+            float *got = random_floats(nim + 16, 9); /* stale values the kernel must overwrite */
+            CHECK(col && want && got);
+            for (int k = 0; k < 16; k++)
+                got[nim + k] = 1234.f + (float)k;
+            col2im_ld(col, ld, g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.pad_h, g.pad_w,
+                      g.stride_h, 1, g.dilation_h, g.dilation_w, want);
+            u->col2im(&g, col, ld, got, col, col + ncol);
+            CHECK_MSG(memcmp(got, want, nim * sizeof *got) == 0, "%s col2im case %zu differs from Caffe's loops",
+                      ukr[e], i);
+            for (int k = 0; k < 16; k++)
+                CHECK_MSG(got[nim + k] == 1234.f + (float)k, "%s col2im case %zu wrote past the image", ukr[e], i);
+            free(col);
+            free(want);
+            free(got);
+        }
+    }
+}
+
 static void test_bad_shape(void)
 {
     struct conv_shape d = desc(2, 3, 4, 6, 5, 5, 3, 3, 0, 0, 1, 1, 1, 1); /* 4 channels, 3 groups */
@@ -320,4 +373,5 @@ static void test_bad_shape(void)
 }
 
 CHECK_MAIN(CASE(test_blocks_of_images), CASE(test_same_padding_ragged_block), CASE(test_groups_stride_dilation),
-           CASE(test_weight_gradient_engines), CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_bad_shape))
+           CASE(test_weight_gradient_engines), CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_col2im_kernel),
+           CASE(test_bad_shape))

@@ -73,6 +73,7 @@ struct cpu_conv {
     int im_shape[VISION_CONV_MAX_AXES + 1], col_shape[VISION_CONV_MAX_AXES + 1];
     long S, K, Kd, Mg, M, in_dim, out_dim, w_count;
     int block, n_blocks, n_groups, n_slots;
+    size_t col_floats; /* of each slot's col (packed engine) */
     bool is_1x1;
     struct slot *slots;
     float *partial; /* n_groups x w_count (blas: when n_groups > 1) */
@@ -288,6 +289,7 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
             if (p->tconv && p->S_in == p->S && !p->filter_blas)
                 col = 0;
         }
+        p->col_floats = col;
         per_slot = direct_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols;
         partial = (size_t)p->n_groups * (size_t)p->w_count;
         size_t wt = p->tconv ? (size_t)p->t_panels * (size_t)p->Kt : (size_t)p->k_panels * (size_t)p->Mg;
@@ -729,7 +731,16 @@ static void packed_backward_data_image(const struct cpu_conv *p, const struct sl
                               dy + (g * Mg + m0) * S + q, S, col + (g * Kd + i * mr) * S + q, S,
                               (int)min_l(mr, Kd - i * mr), (int)min_l(nr, S - q), mb > 0, false);
         }
-    if (!p->is_1x1)
+    if (p->is_1x1)
+        return;
+    struct cpu_col2im_geom c2i = {
+        .channels = d->in_channels, .height = d->in_h, .width = d->in_w, .out_h = d->out_h, .out_w = d->out_w,
+        .kernel_h = d->kernel_h, .kernel_w = d->kernel_w, .pad_h = d->pad_h, .pad_w = d->pad_w,
+        .stride_h = d->stride_h, .dilation_h = d->dilation_h, .dilation_w = d->dilation_w,
+    };
+    if (d->stride_w == 1 && cpu_col2im_fits(&c2i))
+        u->col2im(&c2i, col, S, x, sl->col, sl->col + p->col_floats);
+    else
         col2im_ld(col, S, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w,
                   d->stride_h, d->stride_w, d->dilation_h, d->dilation_w, x);
 }

@@ -260,9 +260,125 @@ __attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, 
     }
 }
 
+/* ---- col2im for a horizontal stride of 1 (both ISAs: AVX2) ---- */
+
+/* Input row ih of every plane is a sum in nv vectors (lane j of vector v:
+ * pixel 8v + j). Kernel column kc shifts a column row by x0 = kc *
+ * dilation_w - pad_w: pixel iw takes output column iw - x0 where that lies
+ * in [0, out_w), else nothing, which in the sum is a +0 (a running sum
+ * from +0 is never -0, so adding +0 changes no bit). NV: nv as a constant,
+ * for the sums to stay in registers. */
+__attribute__((target("avx2"), always_inline)) static inline void
+col2im_avx2_nv(const struct cpu_col2im_geom *g, const float *col, long ld, float *im, const float *lo,
+               const float *hi, const __m256 mk[][CPU_COL2IM_MAX_W / 8], long span_lo, long span_hi, const int NV)
+{
+    const int H = g->height, W = g->width, KH = g->kernel_h, KW = g->kernel_w, OW = g->out_w, OH = g->out_h;
+    const int SH = g->stride_h;
+    const uintptr_t lo_u = (uintptr_t)lo, hi_u = (uintptr_t)hi;
+    const long taps = (long)KH * KW;
+    const long step = (long)(ld - g->dilation_w) * (long)sizeof(float); /* from kernel column kc to kc + 1 */
+    for (int c = 0; c < g->channels; c++) {
+        const float *cc = col + c * taps * ld;
+        float *plane = im + (long)c * H * W;
+        for (int ih = 0; ih < H; ih++) {
+            __m256 acc[CPU_COL2IM_MAX_W / 8];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[v] = _mm256_setzero_ps();
+            for (int kr = 0; kr < KH; kr++) {
+                int t = ih + g->pad_h - kr * g->dilation_h, oh = t;
+                if (SH > 1) {
+                    if (t < 0 || t % SH)
+                        continue;
+                    oh = t / SH;
+                }
+                if (t < 0 || oh >= OH)
+                    continue;
+                /* lane j of vector v of kernel column kc reads row[kc *
+                 * ld + 8v + j - x0], an address formed as an integer: it
+                 * may lie outside the buffer where the lane is off */
+                const float *row = cc + kr * KW * ld + (long)oh * OW;
+                uintptr_t a = (uintptr_t)row + (uintptr_t)((long)g->pad_w * (long)sizeof(float));
+                if ((uintptr_t)row + (uintptr_t)span_lo >= lo_u && (uintptr_t)row + (uintptr_t)span_hi <= hi_u) {
+                    /* all inside the buffer: plain loads, the lanes that are
+                     * off cleared (vmaskmovps takes several times as long
+                     * on AMD's cores) */
+                    for (int kc = 0; kc < KW; kc++, a += (uintptr_t)step)
+#pragma GCC unroll 4
+                        for (int v = 0; v < NV; v++)
+                            acc[v] = _mm256_add_ps(acc[v],
+                                                   _mm256_and_ps(_mm256_loadu_ps((const float *)a + 8 * v), mk[kc][v]));
+                } else {
+                    for (int kc = 0; kc < KW; kc++, a += (uintptr_t)step)
+#pragma GCC unroll 4
+                        for (int v = 0; v < NV; v++)
+                            acc[v] = _mm256_add_ps(
+                                acc[v], _mm256_maskload_ps((const float *)a + 8 * v, _mm256_castps_si256(mk[kc][v])));
+                }
+            }
+            /* whole vectors: a row's last one may run into the rows after
+             * it, which are stored later, except at the image's end */
+            float *dst = plane + (long)ih * W;
+            if ((long)(g->channels - c) * H * W - (long)ih * W >= 8L * NV) {
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    _mm256_storeu_ps(dst + 8 * v, acc[v]);
+            } else {
+                float tmp[CPU_COL2IM_MAX_W];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    _mm256_storeu_ps(tmp + 8 * v, acc[v]);
+                memcpy(dst, tmp, (size_t)W * sizeof *dst);
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void col2im_avx2(const struct cpu_col2im_geom *g, const float *col, long ld,
+                                                         float *im, const float *lo, const float *hi)
+{
+    const int W = g->width, OW = g->out_w, nv = (W + 7) / 8;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 mk[CPU_COL2IM_MAX_KW][CPU_COL2IM_MAX_W / 8];
+    /* the bytes a kernel row's loads span around its first column row's
+     * output row */
+    long span_lo = 0, span_hi = 0;
+    for (int kc = 0; kc < g->kernel_w; kc++) {
+        int x0 = kc * g->dilation_w - g->pad_w;
+        long first = (long)kc * ld - x0, last = first + 8L * nv;
+        span_lo = kc == 0 || first < span_lo ? first : span_lo;
+        span_hi = kc == 0 || last > span_hi ? last : span_hi;
+        for (int v = 0; v < nv; v++) {
+            /* lanes j with 0 <= 8v + j - x0 < OW and 8v + j < W */
+            int a = x0 - 8 * v, b = x0 + OW - 8 * v;
+            if (b > W - 8 * v)
+                b = W - 8 * v;
+            __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(a - 1)),
+                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(b), lane));
+            mk[kc][v] = _mm256_castsi256_ps(in);
+        }
+    }
+    span_lo *= (long)sizeof(float);
+    span_hi *= (long)sizeof(float);
+    switch (nv) {
+    case 1:
+        col2im_avx2_nv(g, col, ld, im, lo, hi, mk, span_lo, span_hi, 1);
+        break;
+    case 2:
+        col2im_avx2_nv(g, col, ld, im, lo, hi, mk, span_lo, span_hi, 2);
+        break;
+    case 3:
+        col2im_avx2_nv(g, col, ld, im, lo, hi, mk, span_lo, span_hi, 3);
+        break;
+    default:
+        col2im_avx2_nv(g, col, ld, im, lo, hi, mk, span_lo, span_hi, 4);
+        break;
+    }
+}
+
 static const struct cpu_ukr kernels[] = {
-    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows, pack_avx512 },
-    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows, pack_avx2 },
+    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows, pack_avx512, col2im_avx2 },
+    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows, pack_avx2, col2im_avx2 },
 };
 
 static bool cpu_has(const char *isa)
