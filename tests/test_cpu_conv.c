@@ -306,12 +306,13 @@ static void test_1d_3d(void)
     check_shape("3-D", three);
 }
 
-/* The micro-kernels' col2im (stride_w 1, planes up to 32 wide) against
- * math.h's, Caffe's loops: the same bits, the planes written whole and
- * nothing after them. Shapes: LeNet's conv2; padding on both sides;
- * stride_h 2; dilation; a row of four whole vectors; three vectors with a
- * part one; width 1; output wider than the input; rows ld apart. */
-static void test_col2im_kernel(void)
+/* The micro-kernels' im2col and col2im (stride_w 1, rows up to 32 wide)
+ * against math.h's, Caffe's loops: the same bits, the destination written
+ * whole and nothing else (the gaps between column rows ld apart, what
+ * follows the image). Shapes: LeNet's conv2; padding on both sides;
+ * stride_h 2; dilation; rows of four whole vectors; three vectors with a
+ * part one; width 1; output wider than the input; a kernel 16 wide. */
+static void test_col_kernels(void)
 {
     static const struct {
         int channels, h, w, kh, kw, ph, pw, sh, dh, dw, extra_ld;
@@ -320,7 +321,8 @@ static void test_col2im_kernel(void)
         { 4, 9, 7, 3, 3, 1, 1, 2, 1, 1, 0 },    { 2, 11, 10, 3, 3, 2, 2, 1, 2, 2, 0 },
         { 3, 5, 32, 3, 3, 1, 1, 1, 1, 1, 0 },   { 2, 6, 17, 4, 2, 1, 0, 1, 1, 1, 5 },
         { 2, 7, 1, 3, 1, 1, 0, 1, 1, 1, 0 },    { 2, 5, 5, 3, 3, 2, 2, 1, 1, 1, 3 },
-        { 1, 4, 20, 1, 16, 0, 15, 3, 1, 1, 0 },
+        { 1, 4, 20, 1, 16, 0, 15, 3, 1, 1, 0 }, { 2, 6, 28, 5, 5, 0, 0, 1, 1, 1, 0 },
+        { 3, 4, 3, 3, 3, 1, 1, 1, 1, 1, 1 },
     };
     static const char *const ukr[] = { "avx512", "avx2" };
     for (size_t e = 0; e < sizeof ukr / sizeof *ukr; e++) {
@@ -328,22 +330,33 @@ static void test_col2im_kernel(void)
         if (!u)
             continue;
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-            struct cpu_col2im_geom g = {
+            struct cpu_col_geom g = {
                 .channels = cases[i].channels, .height = cases[i].h, .width = cases[i].w,
                 .kernel_h = cases[i].kh, .kernel_w = cases[i].kw, .pad_h = cases[i].ph, .pad_w = cases[i].pw,
                 .stride_h = cases[i].sh, .dilation_h = cases[i].dh, .dilation_w = cases[i].dw,
             };
             g.out_h = out_extent(g.height, g.kernel_h, g.pad_h, g.stride_h, g.dilation_h);
             g.out_w = out_extent(g.width, g.kernel_w, g.pad_w, 1, g.dilation_w);
-            CHECK_MSG(cpu_col2im_fits(&g), "case %zu should fit the kernel", i);
-            long S = (long)g.out_h * g.out_w, ld = S + cases[i].extra_ld;
-            size_t ncol = (size_t)g.channels * g.kernel_h * g.kernel_w * (size_t)ld;
+            long len = (long)g.out_h * g.out_w, ld = len + cases[i].extra_ld;
+            size_t rows = (size_t)g.channels * g.kernel_h * g.kernel_w, ncol = rows * (size_t)ld;
             size_t nim = (size_t)g.channels * g.height * g.width;
             float *col = random_floats(ncol, 7 + (unsigned)i), *want = malloc(nim * sizeof *want);
             float *got = random_floats(nim + 16, 9); /* stale values the kernel must overwrite */
-            CHECK(col && want && got);
+            float *im = random_floats(nim, 11 + (unsigned)i), *cwant = malloc((ncol + 16) * sizeof *cwant);
+            float *cgot = malloc((ncol + 16) * sizeof *cgot);
+            CHECK(col && want && got && im && cwant && cgot);
+            for (size_t k = 0; k < ncol + 16; k++)
+                cwant[k] = cgot[k] = -777.f - (float)(k % 13);
             for (int k = 0; k < 16; k++)
                 got[nim + k] = 1234.f + (float)k;
+            if (cpu_im2col_fits(&g)) {
+                im2col_ld(im, g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.pad_h, g.pad_w, g.stride_h,
+                          1, g.dilation_h, g.dilation_w, cwant, ld);
+                u->im2col(&g, im, cgot, ld, im, im + nim);
+                CHECK_MSG(memcmp(cgot, cwant, (ncol + 16) * sizeof *cgot) == 0,
+                          "%s im2col case %zu differs from Caffe's loops or wrote outside its rows", ukr[e], i);
+            }
+            CHECK_MSG(cpu_col2im_fits(&g), "col2im case %zu should fit the kernel", i);
             col2im_ld(col, ld, g.channels, g.height, g.width, g.kernel_h, g.kernel_w, g.pad_h, g.pad_w,
                       g.stride_h, 1, g.dilation_h, g.dilation_w, want);
             u->col2im(&g, col, ld, got, col, col + ncol);
@@ -354,6 +367,9 @@ static void test_col2im_kernel(void)
             free(col);
             free(want);
             free(got);
+            free(im);
+            free(cwant);
+            free(cgot);
         }
     }
 }
@@ -373,5 +389,5 @@ static void test_bad_shape(void)
 }
 
 CHECK_MAIN(CASE(test_blocks_of_images), CASE(test_same_padding_ragged_block), CASE(test_groups_stride_dilation),
-           CASE(test_weight_gradient_engines), CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_col2im_kernel),
+           CASE(test_weight_gradient_engines), CASE(test_one_image), CASE(test_1x1), CASE(test_1d_3d), CASE(test_col_kernels),
            CASE(test_bad_shape))

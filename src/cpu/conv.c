@@ -372,6 +372,44 @@ static void block_range(const struct cpu_conv *p, int b, int *n0, int *nb)
     *nb = p->d.num - *n0 < p->block ? p->d.num - *n0 : p->block;
 }
 
+/* One image's im2col or col2im (channels planes h x w, the convolution's
+ * kernel, padding pad_h/pad_w, stride 1 across): the micro-kernels' on
+ * short rows, else math.h's. [lo, hi): what the kernels may read (the
+ * batch, the column buffer). */
+static struct cpu_col_geom col_geom(const struct geom2 *d, int channels, int h, int w, int pad_h, int pad_w)
+{
+    return (struct cpu_col_geom){
+        .channels = channels, .height = h, .width = w, .kernel_h = d->kernel_h, .kernel_w = d->kernel_w,
+        .pad_h = pad_h, .pad_w = pad_w, .stride_h = d->stride_h, .dilation_h = d->dilation_h,
+        .dilation_w = d->dilation_w,
+        .out_h = (h + 2 * pad_h - (d->dilation_h * (d->kernel_h - 1) + 1)) / d->stride_h + 1,
+        .out_w = (w + 2 * pad_w - (d->dilation_w * (d->kernel_w - 1) + 1)) / d->stride_w + 1,
+    };
+}
+
+static void image_im2col(const struct cpu_conv *p, const struct geom2 *d, const float *x, int channels, int h, int w,
+                         int pad_h, int pad_w, float *col, long ld, const float *lo, const float *hi)
+{
+    struct cpu_col_geom g = col_geom(d, channels, h, w, pad_h, pad_w);
+    if (p->u && d->stride_w == 1 && cpu_im2col_fits(&g))
+        p->u->im2col(&g, x, col, ld, lo, hi);
+    else
+        im2col_ld(x, channels, h, w, d->kernel_h, d->kernel_w, pad_h, pad_w, d->stride_h, d->stride_w,
+                  d->dilation_h, d->dilation_w, col, ld);
+}
+
+static void image_col2im(const struct cpu_conv *p, const float *col, long ld, float *x, const float *lo,
+                         const float *hi)
+{
+    const struct geom2 *d = &p->d;
+    struct cpu_col_geom g = col_geom(d, d->in_channels, d->in_h, d->in_w, d->pad_h, d->pad_w);
+    if (p->u && d->stride_w == 1 && cpu_col2im_fits(&g))
+        p->u->col2im(&g, col, ld, x, lo, hi);
+    else
+        col2im_ld(col, ld, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w,
+                  d->stride_h, d->stride_w, d->dilation_h, d->dilation_w, x);
+}
+
 /* The block's columns: K rows of nb * S, images side by side (or the
  * image itself, for a 1x1 convolution of one image). */
 static const float *block_im2col(const struct cpu_conv *p, const struct slot *sl, const float *im, int n0, int nb)
@@ -386,10 +424,10 @@ static const float *block_im2col(const struct cpu_conv *p, const struct slot *sl
         return sl->col;
     }
     long ld = (long)nb * p->S;
+    const float *end = im + (size_t)p->d.num * (size_t)p->in_dim;
     for (int i = 0; i < nb; i++)
-        im2col_ld(im + (size_t)(n0 + i) * (size_t)p->in_dim, d->in_channels, d->in_h, d->in_w, d->kernel_h,
-                  d->kernel_w, d->pad_h, d->pad_w, d->stride_h, d->stride_w, d->dilation_h, d->dilation_w,
-                  sl->col + (size_t)i * (size_t)p->S, ld);
+        image_im2col(p, d, im + (size_t)(n0 + i) * (size_t)p->in_dim, d->in_channels, d->in_h, d->in_w, d->pad_h,
+                     d->pad_w, sl->col + (size_t)i * (size_t)p->S, ld, im, end);
     return sl->col;
 }
 
@@ -564,8 +602,8 @@ static const float *packed_im2col(const struct cpu_conv *p, const struct slot *s
     if (p->is_1x1)
         memcpy(sl->col, x, (size_t)p->in_dim * sizeof(float));
     else
-        im2col_ld(x, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w, d->stride_h,
-                  d->stride_w, d->dilation_h, d->dilation_w, sl->col, p->S);
+        image_im2col(p, d, x, d->in_channels, d->in_h, d->in_w, d->pad_h, d->pad_w, sl->col, p->S, im,
+                     im + (size_t)d->num * (size_t)p->in_dim);
     return sl->col;
 }
 
@@ -705,8 +743,8 @@ static void packed_backward_data_image(const struct cpu_conv *p, const struct sl
         const long Sx = p->S_in, Kt = p->Kt, Cg = d->in_channels / d->groups;
         int nkb = kblocks(Kt);
         for (long g = 0; g < d->groups; g++) {
-            im2col_ld(dy + g * Mg * S, (int)Mg, d->out_h, d->out_w, d->kernel_h, d->kernel_w, p->tpad_h, p->tpad_w,
-                      1, 1, d->dilation_h, d->dilation_w, sl->col, Sx);
+            image_im2col(p, d, dy + g * Mg * S, (int)Mg, d->out_h, d->out_w, p->tpad_h, p->tpad_w, sl->col, Sx, out,
+                         out + (size_t)d->num * (size_t)p->out_dim);
             for (int kb = 0; kb < nkb; kb++) {
                 long k0, kc;
                 kblock(Kt, nkb, kb, &k0, &kc);
@@ -733,16 +771,7 @@ static void packed_backward_data_image(const struct cpu_conv *p, const struct sl
         }
     if (p->is_1x1)
         return;
-    struct cpu_col2im_geom c2i = {
-        .channels = d->in_channels, .height = d->in_h, .width = d->in_w, .out_h = d->out_h, .out_w = d->out_w,
-        .kernel_h = d->kernel_h, .kernel_w = d->kernel_w, .pad_h = d->pad_h, .pad_w = d->pad_w,
-        .stride_h = d->stride_h, .dilation_h = d->dilation_h, .dilation_w = d->dilation_w,
-    };
-    if (d->stride_w == 1 && cpu_col2im_fits(&c2i))
-        u->col2im(&c2i, col, S, x, sl->col, sl->col + p->col_floats);
-    else
-        col2im_ld(col, S, d->in_channels, d->in_h, d->in_w, d->kernel_h, d->kernel_w, d->pad_h, d->pad_w,
-                  d->stride_h, d->stride_w, d->dilation_h, d->dilation_w, x);
+    image_col2im(p, col, S, x, sl->col, sl->col + p->col_floats);
 }
 
 /* bt[j][pixel][jj] = dy[g Mg + j nr + jj][pixel], zero past Mg: the

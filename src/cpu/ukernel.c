@@ -260,7 +260,106 @@ __attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, 
     }
 }
 
-/* ---- col2im for a horizontal stride of 1 (both ISAs: AVX2) ---- */
+/* ---- im2col and col2im for a horizontal stride of 1 (both ISAs: AVX2) ---- */
+
+/* mk[kc][v]: of a row of L floats in vectors of 8, lanes p = 8v + j (p < L)
+ * that read p + sign * x0, x0 = kc * dilation_w - pad_w, inside [0, R). */
+__attribute__((target("avx2"))) static void col_masks(const struct cpu_col_geom *g, int sign, int L, int R,
+                                                       __m256 mk[][CPU_COL_MAX_W / 8])
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int kc = 0; kc < g->kernel_w; kc++) {
+        int sh = sign * (kc * g->dilation_w - g->pad_w);
+        for (int v = 0; v < (L + 7) / 8; v++) {
+            int a = -sh - 8 * v, b = R - sh - 8 * v; /* lanes j in [a, b) */
+            if (b > L - 8 * v)
+                b = L - 8 * v;
+            __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(a - 1)),
+                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(b), lane));
+            mk[kc][v] = _mm256_castsi256_ps(in);
+        }
+    }
+}
+
+/* Each output row of a column row: NV vectors from the image row, shifted
+ * by x0, the lanes in the padding cleared. */
+__attribute__((target("avx2"), always_inline)) static inline void
+im2col_avx2_nv(const struct cpu_col_geom *g, const float *im, float *col, long ld, const float *lo, const float *hi,
+               const __m256 mk[][CPU_COL_MAX_W / 8], const int NV)
+{
+    const int H = g->height, W = g->width, KH = g->kernel_h, KW = g->kernel_w, OH = g->out_h, OW = g->out_w;
+    const uintptr_t lo_u = (uintptr_t)lo, hi_u = (uintptr_t)hi;
+    const long len = (long)OH * OW;
+    /* where a row's vectors may run to: with the column rows end to end,
+     * the end of all of them (what they run over is stored later), else
+     * the end of their own column row */
+    float *const end = ld == len ? col + (long)g->channels * KH * KW * ld : NULL;
+    float *dst = col;
+    for (int c = 0; c < g->channels; c++) {
+        const float *plane = im + (long)c * H * W;
+        for (int kr = 0; kr < KH; kr++)
+            for (int kc = 0; kc < KW; kc++) {
+                float *row = col + ((long)(c * KH + kr) * KW + kc) * ld, *limit = end ? end : row + len;
+                long x0 = (long)kc * g->dilation_w - g->pad_w;
+                int ih = kr * g->dilation_h - g->pad_h;
+                dst = row;
+                for (int oh = 0; oh < OH; oh++, ih += g->stride_h, dst += OW) {
+                    __m256 x[CPU_COL_MAX_W / 8];
+                    if (ih < 0 || ih >= H) {
+#pragma GCC unroll 4
+                        for (int v = 0; v < NV; v++)
+                            x[v] = _mm256_setzero_ps();
+                    } else {
+                        /* formed as an integer: it may lie outside the
+                         * image where the lanes are off */
+                        uintptr_t a = (uintptr_t)(plane + (long)ih * W) + (uintptr_t)(x0 * (long)sizeof(float));
+                        if (a >= lo_u && a + (uintptr_t)NV * 8 * sizeof(float) <= hi_u) {
+#pragma GCC unroll 4
+                            for (int v = 0; v < NV; v++)
+                                x[v] = _mm256_and_ps(_mm256_loadu_ps((const float *)a + 8 * v), mk[kc][v]);
+                        } else {
+#pragma GCC unroll 4
+                            for (int v = 0; v < NV; v++)
+                                x[v] = _mm256_maskload_ps((const float *)a + 8 * v, _mm256_castps_si256(mk[kc][v]));
+                        }
+                    }
+                    if (dst + 8 * NV <= limit) {
+#pragma GCC unroll 4
+                        for (int v = 0; v < NV; v++)
+                            _mm256_storeu_ps(dst + 8 * v, x[v]);
+                    } else {
+                        float tmp[CPU_COL_MAX_W];
+#pragma GCC unroll 4
+                        for (int v = 0; v < NV; v++)
+                            _mm256_storeu_ps(tmp + 8 * v, x[v]);
+                        memcpy(dst, tmp, (size_t)OW * sizeof *dst);
+                    }
+                }
+            }
+    }
+}
+
+__attribute__((target("avx2"))) static void im2col_avx2(const struct cpu_col_geom *g, const float *im, float *col,
+                                                         long ld, const float *lo, const float *hi)
+{
+    __m256 mk[CPU_COL_MAX_KW][CPU_COL_MAX_W / 8];
+    col_masks(g, 1, g->out_w, g->width, mk);
+    switch ((g->out_w + 7) / 8) {
+    case 1:
+        im2col_avx2_nv(g, im, col, ld, lo, hi, mk, 1);
+        break;
+    case 2:
+        im2col_avx2_nv(g, im, col, ld, lo, hi, mk, 2);
+        break;
+    case 3:
+        im2col_avx2_nv(g, im, col, ld, lo, hi, mk, 3);
+        break;
+    default:
+        im2col_avx2_nv(g, im, col, ld, lo, hi, mk, 4);
+        break;
+    }
+}
+
 
 /* Input row ih of every plane is a sum in nv vectors (lane j of vector v:
  * pixel 8v + j). Kernel column kc shifts a column row by x0 = kc *
@@ -269,8 +368,8 @@ __attribute__((target("avx2"))) static void pack_avx2(int n, const float *base, 
  * from +0 is never -0, so adding +0 changes no bit). NV: nv as a constant,
  * for the sums to stay in registers. */
 __attribute__((target("avx2"), always_inline)) static inline void
-col2im_avx2_nv(const struct cpu_col2im_geom *g, const float *col, long ld, float *im, const float *lo,
-               const float *hi, const __m256 mk[][CPU_COL2IM_MAX_W / 8], long span_lo, long span_hi, const int NV)
+col2im_avx2_nv(const struct cpu_col_geom *g, const float *col, long ld, float *im, const float *lo,
+               const float *hi, const __m256 mk[][CPU_COL_MAX_W / 8], long span_lo, long span_hi, const int NV)
 {
     const int H = g->height, W = g->width, KH = g->kernel_h, KW = g->kernel_w, OW = g->out_w, OH = g->out_h;
     const int SH = g->stride_h;
@@ -281,7 +380,7 @@ col2im_avx2_nv(const struct cpu_col2im_geom *g, const float *col, long ld, float
         const float *cc = col + c * taps * ld;
         float *plane = im + (long)c * H * W;
         for (int ih = 0; ih < H; ih++) {
-            __m256 acc[CPU_COL2IM_MAX_W / 8];
+            __m256 acc[CPU_COL_MAX_W / 8];
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[v] = _mm256_setzero_ps();
@@ -324,7 +423,7 @@ col2im_avx2_nv(const struct cpu_col2im_geom *g, const float *col, long ld, float
                 for (int v = 0; v < NV; v++)
                     _mm256_storeu_ps(dst + 8 * v, acc[v]);
             } else {
-                float tmp[CPU_COL2IM_MAX_W];
+                float tmp[CPU_COL_MAX_W];
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++)
                     _mm256_storeu_ps(tmp + 8 * v, acc[v]);
@@ -334,29 +433,19 @@ col2im_avx2_nv(const struct cpu_col2im_geom *g, const float *col, long ld, float
     }
 }
 
-__attribute__((target("avx2"))) static void col2im_avx2(const struct cpu_col2im_geom *g, const float *col, long ld,
+__attribute__((target("avx2"))) static void col2im_avx2(const struct cpu_col_geom *g, const float *col, long ld,
                                                          float *im, const float *lo, const float *hi)
 {
-    const int W = g->width, OW = g->out_w, nv = (W + 7) / 8;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256 mk[CPU_COL2IM_MAX_KW][CPU_COL2IM_MAX_W / 8];
+    const int nv = (g->width + 7) / 8;
+    __m256 mk[CPU_COL_MAX_KW][CPU_COL_MAX_W / 8];
+    col_masks(g, -1, g->width, g->out_w, mk);
     /* the bytes a kernel row's loads span around its first column row's
      * output row */
     long span_lo = 0, span_hi = 0;
     for (int kc = 0; kc < g->kernel_w; kc++) {
-        int x0 = kc * g->dilation_w - g->pad_w;
-        long first = (long)kc * ld - x0, last = first + 8L * nv;
+        long first = (long)kc * ld - (kc * g->dilation_w - g->pad_w), last = first + 8L * nv;
         span_lo = kc == 0 || first < span_lo ? first : span_lo;
         span_hi = kc == 0 || last > span_hi ? last : span_hi;
-        for (int v = 0; v < nv; v++) {
-            /* lanes j with 0 <= 8v + j - x0 < OW and 8v + j < W */
-            int a = x0 - 8 * v, b = x0 + OW - 8 * v;
-            if (b > W - 8 * v)
-                b = W - 8 * v;
-            __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(a - 1)),
-                                          _mm256_cmpgt_epi32(_mm256_set1_epi32(b), lane));
-            mk[kc][v] = _mm256_castsi256_ps(in);
-        }
     }
     span_lo *= (long)sizeof(float);
     span_hi *= (long)sizeof(float);
@@ -377,8 +466,8 @@ __attribute__((target("avx2"))) static void col2im_avx2(const struct cpu_col2im_
 }
 
 static const struct cpu_ukr kernels[] = {
-    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows, pack_avx512, col2im_avx2 },
-    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows, pack_avx2, col2im_avx2 },
+    { "avx512", MR16, NR16, ukr_avx512_packed, ukr_avx512_rows, pack_avx512, im2col_avx2, col2im_avx2 },
+    { "avx2", MR8, NR8, ukr_avx2_packed, ukr_avx2_rows, pack_avx2, im2col_avx2, col2im_avx2 },
 };
 
 static bool cpu_has(const char *isa)

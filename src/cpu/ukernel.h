@@ -30,22 +30,29 @@ typedef void (*cpu_ukr_fn)(int kc, const float *a, long rs_a, long cs_a, const f
 typedef void (*cpu_pack_fn)(int n, const float *base, const long *off, const unsigned *mask, int nseg, long tstride,
                             float *dst, long dstride, const float *lo, const float *hi);
 
-/* One image's col2im for a horizontal stride of 1: cpu/math.h's col2im_ld,
- * the same sums in the same order bit for bit (every input pixel adds its
- * (kernel row, kernel column) terms in that order, from +0), but each
- * input row summed in registers and stored once, where col2im_ld adds
- * short column rows into the image one after another. Planes at most
- * CPU_COL2IM_MAX_W wide, kernels at most CPU_COL2IM_MAX_KW wide (see
- * cpu_col2im_fits). col's rows are ld floats apart; memory in [lo, hi)
- * (the column buffer) may be read past a row's ends. The image's planes are
- * written whole (no need to clear them first); nothing past them. */
-#define CPU_COL2IM_MAX_W 32
-#define CPU_COL2IM_MAX_KW 16
-struct cpu_col2im_geom {
+/* One image's im2col and col2im for a horizontal stride of 1: cpu/math.h's
+ * im2col_ld and col2im_ld, bit for bit, on short rows. im2col writes each
+ * output row of a column row with whole vectors from the shifted image row
+ * (the padding's lanes cleared) where im2col_ld copies it piece by piece;
+ * col2im sums each input row in registers over its (kernel row, kernel
+ * column) terms in Caffe's order, from +0, and stores it once, where
+ * col2im_ld adds column rows into the image one after another. The rows
+ * the vectors span are at most CPU_COL_MAX_W floats (output rows for
+ * im2col, input rows for col2im), kernels at most CPU_COL_MAX_KW wide
+ * (cpu_im2col_fits, cpu_col2im_fits). Column rows are ld floats apart.
+ * Reads: memory in [lo, hi) (the batch for im2col, the column buffer for
+ * col2im) may be read past a row's ends. Writes: all of the destination
+ * (column rows: their out_h x out_w floats; the image: its planes), none
+ * past it (vectors that run past a row end on a row stored later). */
+#define CPU_COL_MAX_W 32
+#define CPU_COL_MAX_KW 16
+struct cpu_col_geom {
     int channels, height, width, out_h, out_w;
     int kernel_h, kernel_w, pad_h, pad_w, stride_h, dilation_h, dilation_w;
 };
-typedef void (*cpu_col2im_fn)(const struct cpu_col2im_geom *g, const float *col, long ld, float *im,
+typedef void (*cpu_im2col_fn)(const struct cpu_col_geom *g, const float *im, float *col, long ld, const float *lo,
+                              const float *hi);
+typedef void (*cpu_col2im_fn)(const struct cpu_col_geom *g, const float *col, long ld, float *im,
                               const float *lo, const float *hi);
 
 struct cpu_ukr {
@@ -54,14 +61,24 @@ struct cpu_ukr {
     cpu_ukr_fn packed; /* for rs_a == 1, cs_a == mr */
     cpu_ukr_fn rows;   /* for cs_a == 1 */
     cpu_pack_fn pack;
+    cpu_im2col_fn im2col;
     cpu_col2im_fn col2im;
 };
 
-/* Whether the col2im above takes geometry g (stride_w 1 is the caller's). */
-static inline bool cpu_col2im_fits(const struct cpu_col2im_geom *g)
+/* Whether the im2col and col2im above take geometry g (stride_w 1 is the
+ * caller's). */
+static inline bool cpu_col_fits(const struct cpu_col_geom *g, int row)
 {
-    return g->width >= 1 && g->width <= CPU_COL2IM_MAX_W && g->kernel_w >= 1 && g->kernel_w <= CPU_COL2IM_MAX_KW &&
-           g->stride_h >= 1 && g->out_w >= 1;
+    return row >= 1 && row <= CPU_COL_MAX_W && g->kernel_w >= 1 && g->kernel_w <= CPU_COL_MAX_KW &&
+           g->stride_h >= 1 && g->out_w >= 1 && g->width >= 1;
+}
+static inline bool cpu_im2col_fits(const struct cpu_col_geom *g)
+{
+    return cpu_col_fits(g, g->out_w);
+}
+static inline bool cpu_col2im_fits(const struct cpu_col_geom *g)
+{
+    return cpu_col_fits(g, g->width);
 }
 
 /* The kernel for this CPU, or NULL (no AVX2: use OpenBLAS). */
