@@ -65,10 +65,10 @@ static int run(const struct conv_case *c, const char *engine, int threads, int r
     if (!rc)
         rc = cpu_conv_create(&s, &p);
     if (!rc) {
-        cpu_conv_forward(p, x, w, y); /* warm-up */
+        cpu_conv_forward(p, x, w, NULL, y); /* warm-up */
         for (int r = 0; r < reps; r++) {
             double t0 = bench_now();
-            cpu_conv_forward(p, x, w, y);
+            cpu_conv_forward(p, x, w, NULL, y);
             double t1 = bench_now();
             cpu_conv_backward_data(p, y, w, dx);
             double t2 = bench_now();

@@ -100,7 +100,7 @@ static void compare(const char *what, const char *shape, const float *got, const
 }
 
 struct outputs {
-    float *out, *dim, *dw;
+    float *out, *outb, *dim, *dw; /* outb: the forward with a bias */
 };
 
 static void sizes(const struct conv_shape *d, size_t *in_n, size_t *out_n, size_t *w_n)
@@ -117,6 +117,7 @@ static void run_plan(const struct conv_shape *d, const float *im, const float *w
     size_t in_n, out_n, w_n;
     sizes(d, &in_n, &out_n, &w_n);
     o->out = malloc(out_n * sizeof(float));
+    o->outb = malloc(out_n * sizeof(float));
     o->dim = malloc(in_n * sizeof(float));
     o->dw = malloc(w_n * sizeof(float));
     memcpy(o->dw, dw0, w_n * sizeof(float));
@@ -129,7 +130,10 @@ static void run_plan(const struct conv_shape *d, const float *im, const float *w
     CHECK_OK(cpu_conv_create(d, &p));
     if (!p)
         return;
-    cpu_conv_forward(p, im, w, o->out);
+    cpu_conv_forward(p, im, w, NULL, o->out);
+    float *bias = random_floats((size_t)d->out_channels, 5);
+    cpu_conv_forward(p, im, w, bias, o->outb);
+    free(bias);
     cpu_conv_backward_data(p, dout, w, o->dim);
     cpu_conv_backward_filter(p, im, dout, o->dw);
     cpu_conv_free(p);
@@ -138,6 +142,7 @@ static void run_plan(const struct conv_shape *d, const float *im, const float *w
 static void free_outputs(struct outputs *o)
 {
     free(o->out);
+    free(o->outb);
     free(o->dim);
     free(o->dw);
 }
@@ -190,11 +195,20 @@ static void check_shape_on(const char *name, struct conv_shape d)
             compare("forward", name, o.out, out, out_n);
             compare("backward data", name, o.dim, dim, in_n);
             compare("weight gradient", name, o.dw, dw, w_n);
+            /* the bias added after the sums, as Caffe's separate step */
+            float *bias = random_floats((size_t)d.out_channels, 5);
+            size_t plane = out_n / (size_t)d.num / (size_t)d.out_channels, bad = 0;
+            for (size_t i = 0; i < out_n; i++)
+                bad += o.outb[i] != o.out[i] + bias[i / plane % (size_t)d.out_channels];
+            CHECK_MSG(bad == 0, "%s: %zu outputs with a bias differ from the output plus the bias", name, bad);
+            free(bias);
             one = o;
             continue;
         }
         CHECK_MSG(memcmp(o.out, one.out, out_n * sizeof(float)) == 0, "%s: forward differs on %d threads", name,
                   threads[t]);
+        CHECK_MSG(memcmp(o.outb, one.outb, out_n * sizeof(float)) == 0, "%s: forward with a bias differs on %d threads",
+                  name, threads[t]);
         CHECK_MSG(memcmp(o.dim, one.dim, in_n * sizeof(float)) == 0, "%s: backward data differs on %d threads",
                   name, threads[t]);
         CHECK_MSG(memcmp(o.dw, one.dw, w_n * sizeof(float)) == 0, "%s: weight gradient differs on %d threads",

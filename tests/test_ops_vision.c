@@ -805,11 +805,11 @@ static void conv_plan_case(const struct conv_case *cc, struct rng *r)
     conv_cpu(s, tensor_cdata(x), tensor_cdata(w), tensor_cdata(dy), tensor_data(y[0]), tensor_data(dx[0]),
              tensor_data(dw[0]));
     const float *xd = tensor_cdata_on(x, dev_be), *wd = tensor_cdata_on(w, dev_be), *dyd = tensor_cdata_on(dy, dev_be);
-    v->conv_forward(dev_be, plan, xd, wd, tensor_data_on(y[1], dev_be));
+    v->conv_forward(dev_be, plan, xd, wd, NULL, tensor_data_on(y[1], dev_be));
     v->conv_backward_data(dev_be, plan, dyd, wd, tensor_data_on(dx[1], dev_be));
     v->conv_backward_filter(dev_be, plan, xd, dyd, tensor_data_on(dw[1], dev_be));
     /* Twice more from the same start: the algorithms are deterministic. */
-    v->conv_forward(dev_be, plan, xd, wd, tensor_data_on(again, dev_be));
+    v->conv_forward(dev_be, plan, xd, wd, NULL, tensor_data_on(again, dev_be));
     v->conv_backward_data(dev_be, plan, dyd, wd, tensor_data_on(dx2, dev_be));
     v->conv_backward_filter(dev_be, plan, xd, dyd, tensor_data_on(dw2, dev_be));
     CHECK_OK(dev_be->sync(dev_be));
@@ -848,7 +848,7 @@ static void conv_plan_case(const struct conv_case *cc, struct rng *r)
      * which must choose FMA kernels again. */
     if (dev_be->set_tf32) {
         CHECK_OK(dev_be->set_tf32(dev_be, true));
-        v->conv_forward(dev_be, plan, xd, wd, tensor_data_on(again, dev_be));
+        v->conv_forward(dev_be, plan, xd, wd, NULL, tensor_data_on(again, dev_be));
         CHECK_OK(dev_be->sync(dev_be));
         double *at = calloc(ny, sizeof *at);
         for (size_t i = 0; at && i < ny; i++)
@@ -861,7 +861,7 @@ static void conv_plan_case(const struct conv_case *cc, struct rng *r)
                                         : "(the same bits as fp32: cuDNN kept FMA kernels)");
         free(at);
         CHECK_OK(dev_be->set_tf32(dev_be, false));
-        v->conv_forward(dev_be, plan, xd, wd, tensor_data_on(again, dev_be));
+        v->conv_forward(dev_be, plan, xd, wd, NULL, tensor_data_on(again, dev_be));
         CHECK_OK(dev_be->sync(dev_be));
         CHECK_MSG(memcmp(host(again), host(y[1]), ny * sizeof(float)) == 0,
                   "conv %s: fp32 forward after TF32 differs from the first", cc->name);

@@ -64,8 +64,10 @@ struct vision_ops {
      * uses im2col + gemm too. */
     int (*conv_plan_create)(const struct backend *be, const struct conv_shape *s, void **plan);
     void (*conv_plan_free)(const struct backend *be, void *plan);
-    /* col = W * im, for all images (overwrites col). */
-    void (*conv_forward)(const struct backend *be, void *plan, const float *im, const float *w, float *col);
+    /* col = W * im, for all images (overwrites col), then col += bias per
+     * output channel where bias is not NULL (as bias_forward below). */
+    void (*conv_forward)(const struct backend *be, void *plan, const float *im, const float *w, const float *bias,
+                         float *col);
     /* im = W^T * col, the adjoint (overwrites im). */
     void (*conv_backward_data)(const struct backend *be, void *plan, const float *col, const float *w, float *im);
     /* dw += col * im^T, summed over the images. */

@@ -445,8 +445,18 @@ static const float *block_gather(const struct cpu_conv *p, const struct slot *sl
     return sl->tmp;
 }
 
+/* o[m][x] += bias[m] for m < M, x in [x0, x0 + n) of rows S long. */
+static void add_bias(float *o, const float *bias, long M, long S, long x0, long n)
+{
+    for (long m = 0; m < M; m++) {
+        float b = bias[m], *r = o + m * S + x0;
+        for (long x = 0; x < n; x++)
+            r[x] += b;
+    }
+}
+
 static void forward_block(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *w,
-                          float *out, int b)
+                          const float *bias, float *out, int b)
 {
     int n0, nb;
     block_range(p, b, &n0, &nb);
@@ -457,12 +467,13 @@ static void forward_block(const struct cpu_conv *p, const struct slot *sl, const
         cpu_gemm_serial(false, false, (int)p->Mg, (int)ld, (int)p->Kd, 1.f, w + (size_t)g * (size_t)(p->Mg * p->Kd),
                         (int)p->Kd, col + (size_t)g * (size_t)(p->Kd * ld), (int)ld, 0.f,
                         dst + (size_t)g * (size_t)(p->Mg * ld), (int)ld);
-    if (nb == 1)
-        return;
-    for (int i = 0; i < nb; i++)
-        for (long m = 0; m < p->M; m++)
-            memcpy(out + (size_t)(n0 + i) * (size_t)p->out_dim + (size_t)(m * p->S), sl->tmp + m * ld + (long)i * p->S,
-                   (size_t)p->S * sizeof(float));
+    if (nb > 1)
+        for (int i = 0; i < nb; i++)
+            for (long m = 0; m < p->M; m++)
+                memcpy(out + (size_t)(n0 + i) * (size_t)p->out_dim + (size_t)(m * p->S),
+                       sl->tmp + m * ld + (long)i * p->S, (size_t)p->S * sizeof(float));
+    for (int i = 0; bias && i < nb; i++)
+        add_bias(out + (size_t)(n0 + i) * (size_t)p->out_dim, bias, p->M, p->S, 0, p->S);
 }
 
 static void backward_data_block(const struct cpu_conv *p, const struct slot *sl, const float *out, const float *w,
@@ -624,7 +635,8 @@ static void pack_rows(const struct cpu_conv *p, const float *im, long plane, con
     }
 }
 
-static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *bias,
+                                 float *out, int n)
 {
     const struct cpu_ukr *u = p->u;
     const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->n_panels, ns = p->nseg;
@@ -643,6 +655,8 @@ static void direct_forward_image(const struct cpu_conv *p, const struct slot *sl
                     u->packed((int)kc, p->wpack + ((g * p->m_panels + i) * Kd + k0) * mr, 1, mr, sl->panel, nr,
                               o + (g * Mg + i * mr) * S + q * nr, S, (int)min_l(mr, Mg - i * mr),
                               (int)min_l(nr, S - q * nr), kb > 0, true);
+                if (bias && kb == nkb - 1) /* the panel's sums are done */
+                    add_bias(o + g * Mg * S, bias + g * Mg, Mg, S, q * nr, min_l(nr, S - q * nr));
             }
 }
 
@@ -712,7 +726,8 @@ static void direct_filter_group(const struct cpu_conv *p, const struct slot *sl,
     }
 }
 
-static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, float *out, int n)
+static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *bias,
+                                 float *out, int n)
 {
     const struct cpu_ukr *u = p->u;
     const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr;
@@ -729,6 +744,8 @@ static void packed_forward_image(const struct cpu_conv *p, const struct slot *sl
                               col + (g * Kd + k0) * S + q, S, o + (g * Mg + i * mr) * S + q, S,
                               (int)min_l(mr, Mg - i * mr), (int)min_l(nr, S - q), kb > 0, false);
         }
+    if (bias)
+        add_bias(o, bias, p->M, S, 0, S);
 }
 
 static void packed_backward_data_image(const struct cpu_conv *p, const struct slot *sl, const float *out, float *im,
@@ -831,7 +848,7 @@ enum conv_op { OP_FORWARD, OP_BACKWARD_DATA, OP_FILTER };
 struct conv_job {
     const struct cpu_conv *p;
     enum conv_op op;
-    const float *im, *out, *w;
+    const float *im, *out, *w, *bias;
     float *dst;
     int n_items;
     atomic_int next;
@@ -848,11 +865,11 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
             switch (j->op) {
             case OP_FORWARD:
                 if (p->u && p->direct)
-                    direct_forward_image(p, sl, j->im, j->dst, i);
+                    direct_forward_image(p, sl, j->im, j->bias, j->dst, i);
                 else if (p->u)
-                    packed_forward_image(p, sl, j->im, j->dst, i);
+                    packed_forward_image(p, sl, j->im, j->bias, j->dst, i);
                 else
-                    forward_block(p, sl, j->im, j->w, j->dst, i);
+                    forward_block(p, sl, j->im, j->w, j->bias, j->dst, i);
                 break;
             case OP_BACKWARD_DATA:
                 if (p->u && p->toff)
@@ -884,11 +901,13 @@ static void run(struct conv_job *j)
     cpu_parallel_for((size_t)j->p->n_slots, 1, conv_slots, j);
 }
 
-void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, float *out)
+void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, const float *bias, float *out)
 {
     if (p->u)
         pack(p, w, false);
-    struct conv_job j = { .p = p, .op = OP_FORWARD, .im = im, .w = w, .dst = out, .n_items = p->n_blocks };
+    struct conv_job j = {
+        .p = p, .op = OP_FORWARD, .im = im, .w = w, .bias = bias, .dst = out, .n_items = p->n_blocks,
+    };
     run(&j);
 }
 

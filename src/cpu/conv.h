@@ -19,8 +19,10 @@ struct cpu_conv;
 int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out);
 void cpu_conv_free(struct cpu_conv *p);
 
-/* out = W * im for every image (overwrites out). */
-void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, float *out);
+/* out = W * im for every image (overwrites out), then + bias[channel]
+ * where bias is not NULL: Caffe's two steps, each value's bias added once
+ * its sum is done, while the image's output is still in cache. */
+void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, const float *bias, float *out);
 /* im = W^T * out, the adjoint (overwrites im). */
 void cpu_conv_backward_data(struct cpu_conv *p, const float *out, const float *w, float *im);
 /* dw += out * im^T, summed over the images. */

@@ -975,9 +975,10 @@ static void v_conv_plan_free(const struct backend *be, void *plan)
     cpu_conv_free(plan);
 }
 
-static void v_conv_forward(const struct backend *be, void *plan, const float *im, const float *w, float *col)
+static void v_conv_forward(const struct backend *be, void *plan, const float *im, const float *w, const float *bias,
+                           float *col)
 {
-    cpu_conv_forward(plan, im, w, col);
+    cpu_conv_forward(plan, im, w, bias, col);
 }
 
 static void v_conv_backward_data(const struct backend *be, void *plan, const float *col, const float *w, float *im)

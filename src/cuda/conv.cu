@@ -38,6 +38,7 @@ struct conv_plan {
     cudnnConvolutionDescriptor_t conv;
     struct conv_op op[3];
     bool tf32; /* the math the algorithms were chosen for */
+    int num, channels, spatial; /* the column side, for the bias */
 };
 
 static size_t workspace_limit(void)
@@ -244,6 +245,11 @@ static int plan_create(const struct backend *be, const struct conv_shape *s, voi
     struct conv_plan *p = (struct conv_plan *)calloc(1, sizeof *p);
     if (!p)
         return cuda_fail(be, CUDA_ERR_NOMEM, "out of memory for a convolution plan");
+    p->num = s->num;
+    p->channels = s->out_channels;
+    p->spatial = 1;
+    for (int a = 0; a < s->num_spatial_axes; a++)
+        p->spatial *= s->out_shape[a];
     int rc = cudnn_check(be, cudnnCreateTensorDescriptor(&p->im), "cudnnCreateTensorDescriptor");
     if (!rc)
         rc = cudnn_check(be, cudnnCreateTensorDescriptor(&p->col), "cudnnCreateTensorDescriptor");
@@ -306,7 +312,11 @@ static bool plan_op(const struct backend *be, struct conv_plan *p, int op, void 
     return true;
 }
 
-static void g_conv_forward(const struct backend *be, void *pv, const float *im, const float *w, float *col)
+static void g_bias_forward(const struct backend *be, int num, int channels, int spatial, const float *bias,
+                           const float *ones, float *y);
+
+static void g_conv_forward(const struct backend *be, void *pv, const float *im, const float *w, const float *bias,
+                           float *col)
 {
     struct conv_plan *p = (struct conv_plan *)pv;
     void *ws;
@@ -318,6 +328,8 @@ static void g_conv_forward(const struct backend *be, void *pv, const float *im, 
                                         (cudnnConvolutionFwdAlgo_t)p->op[OP_FWD].algo, ws, p->op[OP_FWD].ws, &zero,
                                         p->col, col),
                 "cudnnConvolutionForward");
+    if (bias)
+        g_bias_forward(be, p->num, p->channels, p->spatial, bias, NULL, col);
 }
 
 static void g_conv_backward_data(const struct backend *be, void *pv, const float *col, const float *w, float *im)

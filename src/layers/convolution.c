@@ -431,7 +431,9 @@ static int conv_forward(struct layer *l, struct tensor **bottom, struct tensor *
         if (c->plan && c->deconv) {
             be->vision->conv_backward_data(be, c->plan, in, w, out);
         } else if (c->plan) {
-            be->vision->conv_forward(be, c->plan, in, w, out);
+            /* the bias too, image by image */
+            be->vision->conv_forward(be, c->plan, in, w, bias, out);
+            continue;
         } else {
             for (int n = 0; n < c->num; n++) {
                 const float *x = in + (size_t)n * c->bottom_dim;
@@ -486,7 +488,7 @@ static int conv_backward(struct layer *l, struct tensor **top, const bool *propa
                 if (dw)
                     be->vision->conv_backward_filter(be, c->plan, top_diff, in, dw);
                 if (in_diff)
-                    be->vision->conv_forward(be, c->plan, top_diff, w, in_diff);
+                    be->vision->conv_forward(be, c->plan, top_diff, w, NULL, in_diff);
             } else {
                 if (dw)
                     be->vision->conv_backward_filter(be, c->plan, in, top_diff, dw);
