@@ -292,6 +292,9 @@ static void test_weight_gradient_engines(void)
     check_shape("weight gradient, direct", direct);
     check_shape("weight gradient, strided", strided);
     check_shape("weight gradient, groups", grouped);
+    /* columns of 50 and 52 rows: a last row panel of 2 and of 4 */
+    check_shape("weight gradient, 2-row tail", desc(5, 1, 2, 30, 9, 8, 5, 5, 2, 2, 1, 1, 1, 1));
+    check_shape("weight gradient, 4-row tail", desc(4, 1, 4, 30, 7, 7, 13, 1, 6, 0, 1, 1, 1, 1));
 }
 
 static void test_one_image(void)
