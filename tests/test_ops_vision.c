@@ -282,8 +282,8 @@ static void pool_reference(const struct pool_geom *g, int planes, const float *x
 
 /* Rows of at least eight interior outputs (the CPU's vector code for
  * horizontal strides 1 and 2, eight and sixteen outputs at a time, the
- * last block overlapping) and, for AVE, rows of at most eight outputs
- * (one vector a row, clipped windows included), on each engine this CPU has, against Caffe's
+ * last block overlapping) and rows of at most eight outputs (one vector a
+ * row, clipped windows included), on each engine this CPU has, against Caffe's
  * loops: values, argmax and the gradient bit for bit, with ties, NaN,
  * -inf and -FLT_MAX in the windows. */
 static void test_pooling_rows_against_caffe(void)
@@ -311,6 +311,14 @@ static void test_pooling_rows_against_caffe(void)
         { 1, 4, 5, 1, 2, 2, 2, 5, 11, 2, false, false },
         { 1, 5, 5, 1, 1, 0, 0, 5, 5, 4, true, false },
         { 1, 3, 8, 2, 2, 1, 3, 7, 16, 2, true, false },
+        /* MAX's forward on the same narrow planes: LeNet's pool2,
+         * CaffeNet's pool5, padded, one output a row, the widest kernel */
+        { 0, 2, 2, 2, 2, 0, 0, 8, 8, 5, true, true },
+        { 0, 3, 3, 2, 2, 0, 0, 13, 13, 3, true, false },
+        { 0, 3, 3, 1, 1, 1, 1, 6, 7, 3, true, true },
+        { 0, 2, 3, 2, 2, 1, 1, 9, 13, 2, true, false },
+        { 0, 5, 5, 1, 1, 0, 0, 5, 5, 4, true, true },
+        { 0, 3, 8, 2, 2, 1, 3, 7, 16, 2, true, false },
     };
     static const char *const engines[] = { "avx512", "avx2", "blas" };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {

@@ -225,14 +225,15 @@ __attribute__((target("avx2"))) static void pool_ave_run_avx2(const struct pool_
  * own window's size. The gradient runs the same way: each output's share
  * is added into a zero-padded scratch (a row restarts from zero where a
  * plane first reaches it, marked in `seen`) and the image part is copied
- * out. */
+ * out. MAX's forward (LeNet's pool2, CaffeNet's pool5) runs on the same
+ * planes over a scratch padded with -inf, which never wins. */
 #define POOL_NARROW_SCRATCH 4096
 
 /* The scratch's row length, or 0 where the plane does not qualify. */
 static int pool_narrow_width(const struct pool_geom *g)
 {
-    if (g->method != VISION_POOL_AVE || g->pooled_w > 8 || (g->stride_w != 1 && g->stride_w != 2) ||
-        g->kernel_w > 8)
+    if ((g->method != VISION_POOL_AVE && g->method != VISION_POOL_MAX) || g->pooled_w > 8 ||
+        (g->stride_w != 1 && g->stride_w != 2) || g->kernel_w > 8)
         return 0;
     /* every float a row's outputs touch lies in its first 24 (the last:
      * 7 * 2 + 7), which the gradient holds in three vectors */
@@ -273,7 +274,8 @@ __attribute__((target("avx2"), always_inline)) static inline void pool_copy(floa
         dst[i] = src[i];
 }
 
-/* The plane into the scratch; the padding around stays +0. */
+/* The plane into the scratch; the padding around stays as the caller set
+ * it (+0 for AVE, -inf for MAX). */
 __attribute__((target("avx2"))) static void pool_narrow_fill(const struct pool_geom *g, int wp, const float *bottom,
                                                              float *scratch)
 {
@@ -301,6 +303,59 @@ __attribute__((target("avx2"))) static void pool_ave_narrow_avx2(const struct po
             float out[8];
             _mm256_storeu_ps(out, y);
             pool_copy(top + (size_t)ph * PW, out, PW);
+        }
+    }
+}
+
+/* MAX over a plane that pool_narrow_fill put in a scratch of -inf: every
+ * output of a row one lane, each lane Caffe's scan of its clipped window
+ * (row by row, left to right, strict >, from -FLT_MAX and index -1); a tap
+ * in the padding or past the row is -inf and never wins, as NaN does not.
+ * Indices count in the plane, as Caffe's mask. */
+__attribute__((target("avx2"))) static void pool_max_narrow_avx2(const struct pool_geom *g, int wp,
+                                                                 const float *scratch, float *top, int *imask,
+                                                                 float *fmask)
+{
+    const int H = g->height, W = g->width, S = g->stride_w, KW = g->kernel_w, PH = g->pooled_h, PW = g->pooled_w;
+    const __m256i lanes = pool_lanes8(S), one = _mm256_set1_epi32(1);
+    for (int ph = 0; ph < PH; ph++) {
+        int hs = ph * g->stride_h - g->pad_h;
+        int he = hs + g->kernel_h < H ? hs + g->kernel_h : H;
+        hs = hs > 0 ? hs : 0;
+        __m256 b = _mm256_set1_ps(-FLT_MAX), a = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+        for (int h = hs; h < he; h++) {
+            /* lane pw's tap kw: input column pw * S - pad_w + kw, scratch
+             * column pw * S + kw */
+            __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(h * W - g->pad_w), lanes);
+            const float *row = scratch + (size_t)h * wp;
+            for (int kw = 0; kw < KW; kw++) {
+                __m256 v = pool_taps8(row + kw, S);
+                a = _mm256_blendv_ps(a, _mm256_castsi256_ps(idx), _mm256_cmp_ps(v, b, _CMP_GT_OQ));
+                b = _mm256_max_ps(v, b);
+                idx = _mm256_add_epi32(idx, one);
+            }
+        }
+        b = pool_unscramble(b, S);
+        a = pool_unscramble(a, S);
+        size_t o = (size_t)ph * PW;
+        if ((PH - ph) * PW >= 8) { /* lanes past the row land on rows still to come */
+            _mm256_storeu_ps(top + o, b);
+            if (imask)
+                _mm256_storeu_ps((float *)(imask + o), a);
+            if (fmask)
+                _mm256_storeu_ps(fmask + o, _mm256_cvtepi32_ps(_mm256_castps_si256(a)));
+        } else {
+            float out[8];
+            int at[8];
+            _mm256_storeu_ps(out, b);
+            _mm256_storeu_si256((__m256i *)at, _mm256_castps_si256(a));
+            for (int j = 0; j < PW; j++) {
+                top[o + j] = out[j];
+                if (imask)
+                    imask[o + j] = at[j];
+                if (fmask)
+                    fmask[o + j] = (float)at[j];
+            }
         }
     }
 }
@@ -469,15 +524,21 @@ static int pool_forward_planes(void *ctx, size_t p0, size_t p1)
          * is read, so no read waits on the copy's stores (loads at other
          * offsets than a store's cannot take its data before it is done) */
         _Alignas(32) float scratch[2][POOL_NARROW_SCRATCH];
-        memset(scratch[0], 0, (size_t)H * wp * sizeof scratch[0][0]);
-        memset(scratch[1], 0, (size_t)H * wp * sizeof scratch[1][0]);
+        bool max = g->method == VISION_POOL_MAX;
+        for (size_t i = 0; i < (size_t)H * wp; i++)
+            scratch[0][i] = scratch[1][i] = max ? -INFINITY : 0.f;
         int wspan[8];
         pool_narrow_widths(g, wspan);
         pool_narrow_fill(g, wp, bottom, scratch[0]);
         for (size_t p = p0; p < p1; p++, bottom += in_plane) {
             if (p + 1 < p1)
                 pool_narrow_fill(g, wp, bottom + in_plane, scratch[(p + 1 - p0) & 1]);
-            pool_ave_narrow_avx2(g, wp, wspan, scratch[(p - p0) & 1], top + p * out_plane);
+            size_t o = p * out_plane;
+            if (max)
+                pool_max_narrow_avx2(g, wp, scratch[(p - p0) & 1], top + o, imask ? imask + o : NULL,
+                                     fmask ? fmask + o : NULL);
+            else
+                pool_ave_narrow_avx2(g, wp, wspan, scratch[(p - p0) & 1], top + o);
         }
         return 0;
     }
@@ -590,7 +651,7 @@ static int pool_backward_planes(void *ctx, size_t p0, size_t p1)
     float *bottom_diff = job->bottom_diff + p0 * in_plane;
     const float *top_diff = job->top_diff + p0 * out_plane;
 #ifdef POOL_AVX2
-    int wp = job->avx2 ? pool_narrow_width(g) : 0;
+    int wp = job->avx2 && g->method == VISION_POOL_AVE ? pool_narrow_width(g) : 0;
     if (wp) {
         _Alignas(32) float scratch[POOL_NARROW_SCRATCH];
         int seen[POOL_NARROW_SCRATCH / 24]; /* the plane that last reached each row */
