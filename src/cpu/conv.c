@@ -840,6 +840,26 @@ static void packed_filter_group(const struct cpu_conv *p, const struct slot *sl,
     }
 }
 
+/* The weight gradient through OpenBLAS on the packed engine (filter_blas),
+ * into partial r transposed ([G][Kd][Mg]) as the micro-kernels' is: as
+ * dW^T = col * dy^T OpenBLAS tiles the long side, Kd, where as dW = dy *
+ * col^T LeNet's 50 channels would leave its tiles part empty (50 x 500 x
+ * 64 per image, 64 images: 3.3 ms against 2.8 on Zen 4). */
+static void blas_filter_group_t(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                                int r)
+{
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg;
+    float *P = p->partial + (size_t)r * (size_t)p->w_count;
+    int n0 = (int)((long)r * p->d.num / p->n_groups), n1 = (int)((long)(r + 1) * p->d.num / p->n_groups);
+    for (int n = n0; n < n1; n++) {
+        const float *col = packed_im2col(p, sl, im, n, false);
+        const float *dy = out + (size_t)n * (size_t)p->out_dim;
+        for (long g = 0; g < p->d.groups; g++)
+            cpu_gemm_serial(false, true, (int)Kd, (int)Mg, (int)S, 1.f, col + g * Kd * S, (int)S, dy + g * Mg * S,
+                            (int)S, n > n0 ? 1.f : 0.f, P + g * Kd * Mg, (int)Mg);
+    }
+}
+
 /* ---- the parallel drivers: one slot (scratch) per range, work items
  * taken from a shared counter ---- */
 
@@ -884,6 +904,8 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
                     direct_filter_group(p, sl, j->im, j->out, i);
                 else if (p->u && !p->filter_blas)
                     packed_filter_group(p, sl, j->im, j->out, i);
+                else if (p->u)
+                    blas_filter_group_t(p, sl, j->im, j->out, i);
                 else if (p->n_groups == 1)
                     filter_group(p, sl, j->im, j->out, j->dst, false, i);
                 else
@@ -962,7 +984,7 @@ void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *
     struct conv_job j = { .p = p, .op = OP_FILTER, .im = im, .out = out, .dst = dw, .n_items = p->n_groups };
     run(&j);
     struct sum_job s = { p, dw };
-    if (p->u && !p->filter_blas)
+    if (p->u)
         cpu_parallel_for((size_t)p->M, cpu_grain((size_t)(p->n_groups * p->Kd)), sum_partials_t, &s);
     else if (p->n_groups > 1)
         cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);
