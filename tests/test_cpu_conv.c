@@ -270,8 +270,11 @@ static void test_groups_stride_dilation(void)
 
 /* The micro-kernels' weight gradient (lanes: output channels, nr at a
  * time) with a part panel of lanes, 30 channels in 32: direct (stride 1),
- * from im2col (stride 2), and by groups. Where most lanes would be padding
- * (LeNet's 50 channels in 64, a short column) OpenBLAS takes it. */
+ * from im2col (stride 2), and by groups. Where most of those lanes would
+ * be padding but few of the column's would be (LeNet's 50 channels in 64,
+ * its 500 column rows in 512; unpadded), the lanes are column rows: there
+ * with groups, vertical stride and dilation, a kernel wider than 8, and a
+ * part last row panel of channels. A short column takes OpenBLAS. */
 static void test_weight_gradient_engines(void)
 {
     struct conv_shape direct = desc(5, 1, 6, 30, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1);
@@ -279,19 +282,25 @@ static void test_weight_gradient_engines(void)
     struct conv_shape grouped = desc(4, 2, 12, 60, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1);
     struct conv_shape lenet = desc(4, 1, 20, 50, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1);
     struct conv_shape short_col = desc(4, 1, 1, 32, 12, 12, 5, 5, 0, 0, 1, 1, 1, 1);
+    struct conv_shape cols_groups = desc(3, 2, 8, 10, 11, 13, 3, 5, 0, 0, 2, 1, 2, 1);
+    struct conv_shape cols_wide = desc(2, 1, 1, 7, 12, 14, 6, 10, 0, 0, 1, 1, 1, 1);
     static const char *const ukr[] = { "avx512", "avx2" };
     for (size_t e = 0; e < sizeof ukr / sizeof *ukr; e++) {
         if (cpu_ukr_select(ukr[e]) != CREMA_OK)
             continue;
         CHECK_MSG(filter_packed(&direct) && filter_packed(&strided) && filter_packed(&grouped),
                   "%s: the 30-channel weight gradients should run on the micro-kernels", ukr[e]);
-        CHECK_MSG(!filter_packed(&lenet) && !filter_packed(&short_col),
-                  "%s: LeNet's conv2 and a 25-long column should take OpenBLAS's weight gradient", ukr[e]);
+        CHECK_MSG(filter_packed(&lenet) && filter_packed(&cols_groups) && filter_packed(&cols_wide),
+                  "%s: LeNet's conv2's weight gradient (and the like) should run on the micro-kernels", ukr[e]);
+        CHECK_MSG(!filter_packed(&short_col), "%s: a 25-long column should take OpenBLAS's weight gradient", ukr[e]);
     }
     CHECK_OK(cpu_ukr_select(NULL));
     check_shape("weight gradient, direct", direct);
     check_shape("weight gradient, strided", strided);
     check_shape("weight gradient, groups", grouped);
+    check_shape("weight gradient, column lanes", lenet);
+    check_shape("column lanes, groups, stride_h, dilation_h", cols_groups);
+    check_shape("column lanes, kernel 10 wide", cols_wide);
     /* columns of 50 and 52 rows: a last row panel of 2 and of 4 */
     check_shape("weight gradient, 2-row tail", desc(5, 1, 2, 30, 9, 8, 5, 5, 2, 2, 1, 1, 1, 1));
     check_shape("weight gradient, 4-row tail", desc(4, 1, 4, 30, 7, 7, 13, 1, 6, 0, 1, 1, 1, 1));

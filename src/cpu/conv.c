@@ -50,6 +50,17 @@
  * (LeNet's conv2: 50 channels in 64 lanes), OpenBLAS is faster (there
  * 12.6 ms against 16.1 on AVX2). */
 #define FILTER_MAX_WASTE 8
+/* filter_cols' rows: nr lanes and 8 floats that the last run of kernel
+ * columns in a panel may write past them */
+#define COLUMN_LD(nr) ((nr) + 8)
+
+/* filter_cols: a run of column rows in one panel that reads `len`
+ * consecutive floats of one image row, from `off` past the pixel's window
+ * origin, into lanes from `lane` on */
+struct col_run {
+    long off;
+    int lane, len;
+};
 
 struct slot {
     float *panel; /* direct engine: KC x nr column panel */
@@ -57,6 +68,8 @@ struct slot {
     float *col; /* K x (block * S): im2col of a block (packed: + mr rows) */
     float *tmp; /* M x (block * S): the block's output side, gathered */
     float *bt;  /* packed engine: the image's output side transposed, in nr-wide panels */
+    float *bcols; /* filter_cols: a panel of the column transposed, S rows of COLUMN_LD (nr lanes) */
+    float *atail; /* filter_cols: the last part row panel of the output side, mr rows */
 };
 
 /* The 2-D geometry the block path uses (1-D is 2-D of height 1). */
@@ -104,10 +117,54 @@ struct cpu_conv {
      * engine's transposed output side costs more than its GEMM; and where
      * its lanes would be much padding (FILTER_MAX_WASTE). */
     bool filter_blas;
+    /* The weight gradient with the column rows in the vector lanes (dW =
+     * dy * col^T: rows output channels, lanes nr column rows at a time)
+     * where the channels would leave many lanes empty but the column does
+     * not (LeNet's conv2: 50 channels in 64 lanes, 500 rows in 512): for
+     * each output pixel its row of the column, straight from the image
+     * (no padding: every tap is inside it), in c_panels panels. */
+    bool filter_cols;
+    int c_panels;
+    struct col_run *runs; /* panel q's: runs[run_at[q]] up to runs[run_at[q + 1]] */
+    int *run_at;
+    size_t cols_floats; /* of each slot's bcols and atail */
     long Kt, S_in;
     int t_panels, tpad_h, tpad_w;
     float *wtpack;
 };
+
+/* filter_cols' runs, panel by panel: column row k = (c, kh, kw) of a
+ * pixel reads its window origin + c * H * W + kh * dilation_h * W + kw;
+ * each panel's part of each (c, kh) row of kw is a run. */
+static int column_runs(struct cpu_conv *p)
+{
+    const struct geom2 *d = &p->d;
+    const long KW = d->kernel_w, nr = p->nr, plane = (long)d->in_h * d->in_w;
+    const long rows = p->Kd / KW; /* (c, kh) pairs */
+    size_t most = (size_t)rows + (size_t)p->c_panels; /* a row split by a panel's end is two runs */
+    p->runs = calloc(most, sizeof *p->runs);
+    p->run_at = calloc((size_t)p->c_panels + 1, sizeof *p->run_at);
+    if (!p->runs || !p->run_at)
+        return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu column runs)", most);
+    int n = 0;
+    long lane = 0, q = 0;
+    for (long r = 0; r < rows; r++) {
+        long c = r / d->kernel_h, kh = r % d->kernel_h;
+        for (long t = 0; t < KW;) {
+            long len = KW - t < nr - lane ? KW - t : nr - lane;
+            p->runs[n++] = (struct col_run){ c * plane + kh * d->dilation_h * d->in_w + t, (int)lane, (int)len };
+            t += len;
+            lane += len;
+            if (lane == nr) {
+                lane = 0;
+                p->run_at[++q] = n;
+            }
+        }
+    }
+    for (q++; q <= p->c_panels; q++)
+        p->run_at[q] = n;
+    return CREMA_OK;
+}
 
 static int blocks_for(const struct cpu_conv *p, long S, long K)
 {
@@ -268,6 +325,19 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         p->filter_blas = p->Kd < FILTER_MIN_KD ||
                          ((long)p->o_panels * p->nr - p->Mg) * FILTER_MAX_WASTE > p->Mg;
         const struct geom2 *d = &p->d;
+        p->c_panels = (int)((p->Kd + p->nr - 1) / p->nr);
+        p->filter_cols = p->filter_blas && p->Kd >= FILTER_MIN_KD && !p->is_1x1 && d->pad_h == 0 &&
+                         d->pad_w == 0 && d->dilation_w == 1 &&
+                         ((long)p->c_panels * p->nr - p->Kd) * FILTER_MAX_WASTE <= p->Kd;
+        if (p->filter_cols) {
+            int rc = column_runs(p);
+            if (rc) {
+                cpu_conv_free(p);
+                return rc;
+            }
+            p->filter_blas = false;
+            p->cols_floats = (size_t)p->S * (size_t)COLUMN_LD(p->nr) + (size_t)p->mr * (size_t)p->S;
+        }
         p->S_in = (long)d->in_h * d->in_w;
         p->tpad_h = d->dilation_h * (d->kernel_h - 1) - d->pad_h;
         p->tpad_w = d->dilation_w * (d->kernel_w - 1) - d->pad_w;
@@ -290,7 +360,7 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
                 col = 0;
         }
         p->col_floats = col;
-        per_slot = direct_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols;
+        per_slot = direct_bufs + col + (size_t)p->o_panels * (size_t)p->nr * cols + p->cols_floats;
         partial = (size_t)p->n_groups * (size_t)p->w_count;
         size_t wt = p->tconv ? (size_t)p->t_panels * (size_t)p->Kt : (size_t)p->k_panels * (size_t)p->Mg;
         shared = (size_t)s->groups * (size_t)p->mr * ((size_t)p->m_panels * (size_t)p->Kd + wt);
@@ -314,10 +384,15 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
         }
         p->slots[sl].col = a;
         if (p->u) {
-            a += per_slot - (size_t)p->o_panels * (size_t)p->nr * cols -
+            a += per_slot - (size_t)p->o_panels * (size_t)p->nr * cols - p->cols_floats -
                  (p->direct ? (size_t)KC * (size_t)p->nr + (size_t)p->mr * (size_t)p->n_panels * (size_t)p->nr : 0);
             p->slots[sl].bt = a;
             a += (size_t)p->o_panels * (size_t)p->nr * cols;
+            if (p->filter_cols) {
+                p->slots[sl].bcols = a;
+                p->slots[sl].atail = a + (size_t)p->S * (size_t)COLUMN_LD(p->nr);
+                a += p->cols_floats;
+            }
         } else {
             a += (size_t)p->K * cols;
             if (p->block > 1) {
@@ -359,6 +434,8 @@ void cpu_conv_free(struct cpu_conv *p)
     free(p->mask);
     free(p->toff);
     free(p->tmask);
+    free(p->runs);
+    free(p->run_at);
     free(p->slots);
     free(p->arena);
     free(p);
@@ -840,6 +917,101 @@ static void packed_filter_group(const struct cpu_conv *p, const struct slot *sl,
     }
 }
 
+/* 8 floats; one vector where the micro-kernels run (AVX2 there: memcpy
+ * would take two, GCC's generic tuning splitting unaligned ones) */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define COLUMN_TARGET __attribute__((target("avx2")))
+__attribute__((target("avx2"), always_inline)) static inline void copy8(float *dst, const float *src)
+{
+    _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+}
+#else
+#define COLUMN_TARGET
+static inline void copy8(float *dst, const float *src)
+{
+    memcpy(dst, src, 8 * sizeof *dst);
+}
+#endif
+
+/* Panel q of the column transposed, the group's image at src: row px
+ * (pixel px's column rows in the lanes) of each run's floats, 8 at a
+ * time; what a copy writes past its run the next run overwrites, or lies
+ * past Kd or in the row's 8 spare floats. The 8-float reads do not leave
+ * the batch (below hi). */
+COLUMN_TARGET static void column_panel(const struct cpu_conv *p, const float *src, long q, float *dst,
+                                       const float *hi)
+{
+    const struct geom2 *d = &p->d;
+    const long ld = COLUMN_LD(p->nr);
+    const struct col_run *r0 = p->runs + p->run_at[q], *r1 = p->runs + p->run_at[q + 1];
+    if (r0 == r1)
+        return;
+    /* the panel's reads span [base + r0->off, base + last->off + last->len + 7] */
+    const long span = (r1 - 1)->off + (r1 - 1)->len + 8;
+    for (long oh = 0; oh < d->out_h; oh++)
+        for (long ow = 0; ow < d->out_w; ow++, dst += ld) {
+            const float *base = src + oh * d->stride_h * d->in_w + ow * d->stride_w;
+            if (base + span <= hi && d->kernel_w <= 8) {
+                for (const struct col_run *r = r0; r < r1; r++)
+                    copy8(dst + r->lane, base + r->off);
+                continue;
+            }
+            for (const struct col_run *r = r0; r < r1; r++)
+                for (long e = 0; e < r->len; e += 8) {
+                    const float *from = base + r->off + e;
+                    if (from + 8 <= hi)
+                        copy8(dst + r->lane + e, from);
+                    else
+                        for (long i = 0; i < r->len - e && from + i < hi; i++)
+                            dst[r->lane + e + i] = from[i];
+                }
+        }
+}
+
+/* Group r's images into partial r as dW ([G][Mg][Kd]), filter_cols: the
+ * micro-kernel's rows are output channels (the output side read in place,
+ * its last part panel from a copy padded to mr rows), its lanes column
+ * rows, its sum over the image's pixels. */
+static void cols_filter_group(const struct cpu_conv *p, const struct slot *sl, const float *im, const float *out,
+                              int r)
+{
+    const struct cpu_ukr *u = p->u;
+    const struct geom2 *d = &p->d;
+    const long S = p->S, Kd = p->Kd, Mg = p->Mg, mr = p->mr, nr = p->nr, np = p->c_panels, ld = COLUMN_LD(nr);
+    const long Cg = d->in_channels / d->groups, plane = (long)d->in_h * d->in_w;
+    float *P = p->partial + (size_t)r * (size_t)p->w_count;
+    int n0 = (int)((long)r * d->num / p->n_groups), n1 = (int)((long)(r + 1) * d->num / p->n_groups);
+    const float *hi = im + (size_t)d->num * (size_t)p->in_dim;
+    int npb = kblocks(S);
+    for (int n = n0; n < n1; n++) {
+        const float *x = im + (size_t)n * (size_t)p->in_dim;
+        const float *dy = out + (size_t)n * (size_t)p->out_dim;
+        for (long g = 0; g < d->groups; g++) {
+            const float *xg = x + g * Cg * plane, *A = dy + g * Mg * S;
+            long tail = Mg % mr; /* rows in the last panel, when part */
+            if (tail) {
+                memcpy(sl->atail, A + (Mg - tail) * S, (size_t)(tail * S) * sizeof(float));
+                memset(sl->atail + tail * S, 0, (size_t)((mr - tail) * S) * sizeof(float));
+            }
+            /* a panel at a time, in L1 while every row panel meets it */
+            for (long j = 0; j < np; j++) {
+                column_panel(p, xg, j, sl->bcols, hi);
+                for (int pb = 0; pb < npb; pb++) {
+                    long x0, xc;
+                    kblock(S, npb, pb, &x0, &xc);
+                    for (long i = 0; i < p->m_panels; i++) {
+                        long rows = min_l(mr, Mg - i * mr);
+                        const float *a = rows < mr ? sl->atail : A + i * mr * S;
+                        u->rows((int)xc, a + x0, S, 1, sl->bcols + x0 * ld, ld, P + (g * Mg + i * mr) * Kd + j * nr,
+                                Kd, (int)rows, (int)min_l(nr, Kd - j * nr), n > n0 || pb > 0, true);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* The weight gradient through OpenBLAS on the packed engine (filter_blas),
  * into partial r transposed ([G][Kd][Mg]) as the micro-kernels' is: as
  * dW^T = col * dy^T OpenBLAS tiles the long side, Kd, where as dW = dy *
@@ -900,7 +1072,9 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
                     backward_data_block(p, sl, j->out, j->w, j->dst, i);
                 break;
             case OP_FILTER:
-                if (p->u && !p->filter_blas && p->direct)
+                if (p->u && p->filter_cols)
+                    cols_filter_group(p, sl, j->im, j->out, i);
+                else if (p->u && !p->filter_blas && p->direct)
                     direct_filter_group(p, sl, j->im, j->out, i);
                 else if (p->u && !p->filter_blas)
                     packed_filter_group(p, sl, j->im, j->out, i);
@@ -984,7 +1158,9 @@ void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *
     struct conv_job j = { .p = p, .op = OP_FILTER, .im = im, .out = out, .dst = dw, .n_items = p->n_groups };
     run(&j);
     struct sum_job s = { p, dw };
-    if (p->u)
+    if (p->u && p->filter_cols)
+        cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);
+    else if (p->u)
         cpu_parallel_for((size_t)p->M, cpu_grain((size_t)(p->n_groups * p->Kd)), sum_partials_t, &s);
     else if (p->n_groups > 1)
         cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);
