@@ -294,6 +294,24 @@ __attribute__((target("avx2"))) static void col_masks(const struct cpu_col_geom 
     }
 }
 
+/* A row of n floats from NV vectors: whole vectors where `whole` (what
+ * they put past the row is stored over later), else through a copy. */
+__attribute__((target("avx2"), always_inline)) static inline void store_row(float *dst, const __m256 *x, int n,
+                                                                          bool whole, const int NV)
+{
+    if (whole) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(dst + 8 * v, x[v]);
+        return;
+    }
+    float tmp[CPU_COL_MAX_W];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+        _mm256_storeu_ps(tmp + 8 * v, x[v]);
+    memcpy(dst, tmp, (size_t)n * sizeof *dst);
+}
+
 /* Each output row of a column row: NV vectors from the image row, shifted
  * by x0, the lanes in the padding cleared. */
 __attribute__((target("avx2"), always_inline)) static inline void
@@ -336,17 +354,7 @@ im2col_avx2_nv(const struct cpu_col_geom *g, const float *im, float *col, long l
                                 x[v] = _mm256_maskload_ps((const float *)a + 8 * v, _mm256_castps_si256(mk[kc][v]));
                         }
                     }
-                    if (dst + 8 * NV <= limit) {
-#pragma GCC unroll 4
-                        for (int v = 0; v < NV; v++)
-                            _mm256_storeu_ps(dst + 8 * v, x[v]);
-                    } else {
-                        float tmp[CPU_COL_MAX_W];
-#pragma GCC unroll 4
-                        for (int v = 0; v < NV; v++)
-                            _mm256_storeu_ps(tmp + 8 * v, x[v]);
-                        memcpy(dst, tmp, (size_t)OW * sizeof *dst);
-                    }
+                    store_row(dst, x, OW, dst + 8 * NV <= limit, NV);
                 }
             }
     }
@@ -430,18 +438,7 @@ col2im_avx2_nv(const struct cpu_col_geom *g, const float *col, long ld, float *i
             }
             /* whole vectors: a row's last one may run into the rows after
              * it, which are stored later, except at the image's end */
-            float *dst = plane + (long)ih * W;
-            if ((long)(g->channels - c) * H * W - (long)ih * W >= 8L * NV) {
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    _mm256_storeu_ps(dst + 8 * v, acc[v]);
-            } else {
-                float tmp[CPU_COL_MAX_W];
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    _mm256_storeu_ps(tmp + 8 * v, acc[v]);
-                memcpy(dst, tmp, (size_t)W * sizeof *dst);
-            }
+            store_row(plane + (long)ih * W, acc, W, (long)(g->channels - c) * H * W - (long)ih * W >= 8L * NV, NV);
         }
     }
 }
