@@ -72,7 +72,7 @@ static int run(const struct conv_case *c, const char *engine, int threads, int r
             double t1 = bench_now();
             cpu_conv_backward_data(p, y, w, dx);
             double t2 = bench_now();
-            cpu_conv_backward_filter(p, x, y, dw);
+            cpu_conv_backward_filter(p, x, y, dw, NULL);
             double t3 = bench_now();
             tf[r] = (t1 - t0) * 1e3;
             td[r] = (t2 - t1) * 1e3;

@@ -100,7 +100,7 @@ static void compare(const char *what, const char *shape, const float *got, const
 }
 
 struct outputs {
-    float *out, *outb, *dim, *dw; /* outb: the forward with a bias */
+    float *out, *outb, *dim, *dw, *db, *db3; /* outb: the forward with a bias; db: the bias's gradient (db3: of dout / 3) */
 };
 
 static void sizes(const struct conv_shape *d, size_t *in_n, size_t *out_n, size_t *w_n)
@@ -135,7 +135,21 @@ static void run_plan(const struct conv_shape *d, const float *im, const float *w
     cpu_conv_forward(p, im, w, bias, o->outb);
     free(bias);
     cpu_conv_backward_data(p, dout, w, o->dim);
-    cpu_conv_backward_filter(p, im, dout, o->dw);
+    cpu_conv_backward_filter(p, im, dout, o->dw, NULL);
+    /* again with the bias's gradient beside it: the same weight gradient */
+    float *dw2 = malloc(w_n * sizeof(float));
+    o->db = random_floats((size_t)d->out_channels, 6);
+    memcpy(dw2, dw0, w_n * sizeof(float));
+    cpu_conv_backward_filter(p, im, dout, dw2, o->db);
+    CHECK_MSG(memcmp(dw2, o->dw, w_n * sizeof(float)) == 0, "the weight gradient changes with the bias's beside it");
+    /* and a bias gradient whose sums round (thirds), so that their order shows */
+    float *third = malloc(out_n * sizeof(float));
+    o->db3 = random_floats((size_t)d->out_channels, 6);
+    for (size_t i = 0; i < out_n; i++)
+        third[i] = dout[i] / 3.f;
+    cpu_conv_backward_filter(p, im, third, dw2, o->db3);
+    free(third);
+    free(dw2);
     cpu_conv_free(p);
 }
 
@@ -143,6 +157,8 @@ static void free_outputs(struct outputs *o)
 {
     free(o->out);
     free(o->outb);
+    free(o->db);
+    free(o->db3);
     free(o->dim);
     free(o->dw);
 }
@@ -202,6 +218,23 @@ static void check_shape_on(const char *name, struct conv_shape d)
                 bad += o.outb[i] != o.out[i] + bias[i / plane % (size_t)d.out_channels];
             CHECK_MSG(bad == 0, "%s: %zu outputs with a bias differ from the output plus the bias", name, bad);
             free(bias);
+            /* the bias's gradient: each image's plane sums added in image
+             * order, as the vision table's bias_backward (Caffe's GEMV per
+             * image) */
+            float *third = malloc(out_n * sizeof *third);
+            for (size_t i = 0; i < out_n; i++)
+                third[i] = dout[i] / 3.f;
+            for (int k = 0; k < 2; k++) {
+                const float *dy = k ? third : dout;
+                float *db = random_floats((size_t)d.out_channels, 6);
+                for (int m = 0; m < d.out_channels; m++)
+                    for (int n = 0; n < d.num; n++)
+                        db[m] += cpu_plane_sum(dy + ((size_t)n * d.out_channels + m) * plane, (int)plane);
+                CHECK_MSG(memcmp(db, k ? o.db3 : o.db, (size_t)d.out_channels * sizeof *db) == 0,
+                          "%s: the bias gradient differs from the images' plane sums added in order", name);
+                free(db);
+            }
+            free(third);
             one = o;
             continue;
         }
@@ -209,6 +242,9 @@ static void check_shape_on(const char *name, struct conv_shape d)
                   threads[t]);
         CHECK_MSG(memcmp(o.outb, one.outb, out_n * sizeof(float)) == 0, "%s: forward with a bias differs on %d threads",
                   name, threads[t]);
+        CHECK_MSG(memcmp(o.db, one.db, (size_t)d.out_channels * sizeof(float)) == 0 &&
+                      memcmp(o.db3, one.db3, (size_t)d.out_channels * sizeof(float)) == 0,
+                  "%s: the bias gradient differs on %d threads", name, threads[t]);
         CHECK_MSG(memcmp(o.dim, one.dim, in_n * sizeof(float)) == 0, "%s: backward data differs on %d threads",
                   name, threads[t]);
         CHECK_MSG(memcmp(o.dw, one.dw, w_n * sizeof(float)) == 0, "%s: weight gradient differs on %d threads",

@@ -815,11 +815,11 @@ static void conv_plan_case(const struct conv_case *cc, struct rng *r)
     const float *xd = tensor_cdata_on(x, dev_be), *wd = tensor_cdata_on(w, dev_be), *dyd = tensor_cdata_on(dy, dev_be);
     v->conv_forward(dev_be, plan, xd, wd, NULL, tensor_data_on(y[1], dev_be));
     v->conv_backward_data(dev_be, plan, dyd, wd, tensor_data_on(dx[1], dev_be));
-    v->conv_backward_filter(dev_be, plan, xd, dyd, tensor_data_on(dw[1], dev_be));
+    v->conv_backward_filter(dev_be, plan, xd, dyd, tensor_data_on(dw[1], dev_be), NULL);
     /* Twice more from the same start: the algorithms are deterministic. */
     v->conv_forward(dev_be, plan, xd, wd, NULL, tensor_data_on(again, dev_be));
     v->conv_backward_data(dev_be, plan, dyd, wd, tensor_data_on(dx2, dev_be));
-    v->conv_backward_filter(dev_be, plan, xd, dyd, tensor_data_on(dw2, dev_be));
+    v->conv_backward_filter(dev_be, plan, xd, dyd, tensor_data_on(dw2, dev_be), NULL);
     CHECK_OK(dev_be->sync(dev_be));
     /* Each output is a sum of terms; fp32 in any order (and with FMA) is
      * within (terms + 1) 2^-24 times the sum of their magnitudes of the

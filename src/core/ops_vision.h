@@ -70,9 +70,10 @@ struct vision_ops {
                          float *col);
     /* im = W^T * col, the adjoint (overwrites im). */
     void (*conv_backward_data)(const struct backend *be, void *plan, const float *col, const float *w, float *im);
-    /* dw += col * im^T, summed over the images. */
+    /* dw += col * im^T, summed over the images; db += col's sum per output
+     * channel where db is not NULL (as bias_backward below). */
     void (*conv_backward_filter)(const struct backend *be, void *plan, const float *im, const float *col,
-                                 float *dw);
+                                 float *dw, float *db);
 
     /* The convolution bias over num images of channels x spatial values:
      * y += bias (per channel), db += the sum of dy per channel. ones holds

@@ -90,6 +90,7 @@ struct cpu_conv {
     bool is_1x1;
     struct slot *slots;
     float *partial; /* n_groups x w_count (blas: when n_groups > 1) */
+    float *bias_sums; /* num x M: each image's plane sums, for the bias gradient */
     float *arena;
     /* the packed engine (u NULL: blas) */
     const struct cpu_ukr *u;
@@ -421,6 +422,12 @@ int cpu_conv_create(const struct conv_shape *s, struct cpu_conv **out)
             return rc;
         }
     }
+    p->bias_sums = calloc((size_t)s->num * (size_t)p->M, sizeof *p->bias_sums);
+    if (!p->bias_sums) {
+        size_t n = (size_t)s->num * (size_t)p->M;
+        cpu_conv_free(p);
+        return err_set(CREMA_ERR_NOMEM, "cpu convolution: out of memory (%zu bias sums)", n);
+    }
     cpu_blas_init();
     *out = p;
     return CREMA_OK;
@@ -436,6 +443,7 @@ void cpu_conv_free(struct cpu_conv *p)
     free(p->tmask);
     free(p->runs);
     free(p->run_at);
+    free(p->bias_sums);
     free(p->slots);
     free(p->arena);
     free(p);
@@ -1032,6 +1040,43 @@ static void blas_filter_group_t(const struct cpu_conv *p, const struct slot *sl,
     }
 }
 
+struct sum_job {
+    const struct cpu_conv *p;
+    float *dw; /* or db */
+};
+
+/* The plane sums of group r's images (the weight gradient's next, so their
+ * output side stays in cache for it). */
+static void group_bias_sums(const struct cpu_conv *p, const float *out, int r)
+{
+    long n0, n1;
+    if (p->u) {
+        n0 = (long)r * p->d.num / p->n_groups;
+        n1 = (long)(r + 1) * p->d.num / p->n_groups;
+    } else { /* OpenBLAS's groups are of blocks */
+        n0 = (long)r * p->n_blocks / p->n_groups * p->block;
+        n1 = min_l((long)(r + 1) * p->n_blocks / p->n_groups * p->block, p->d.num);
+    }
+    for (long n = n0; n < n1; n++)
+        for (long m = 0; m < p->M; m++)
+            p->bias_sums[n * p->M + m] = cpu_plane_sum(out + (size_t)n * (size_t)p->out_dim + (size_t)(m * p->S),
+                                                       (int)p->S);
+}
+
+/* db[m] += the images' sums of channel m, in image order. */
+static int add_bias_sums(void *ctx, size_t m0, size_t m1)
+{
+    const struct sum_job *j = ctx;
+    const struct cpu_conv *p = j->p;
+    for (size_t m = m0; m < m1; m++) {
+        float acc = j->dw[m];
+        for (long n = 0; n < p->d.num; n++)
+            acc += p->bias_sums[(size_t)n * (size_t)p->M + m];
+        j->dw[m] = acc;
+    }
+    return 0;
+}
+
 /* ---- the parallel drivers: one slot (scratch) per range, work items
  * taken from a shared counter ---- */
 
@@ -1042,6 +1087,7 @@ struct conv_job {
     enum conv_op op;
     const float *im, *out, *w, *bias;
     float *dst;
+    bool bias_sums; /* OP_FILTER: each image's plane sums too */
     int n_items;
     atomic_int next;
 };
@@ -1072,6 +1118,8 @@ static int conv_slots(void *ctx, size_t s0, size_t s1)
                     backward_data_block(p, sl, j->out, j->w, j->dst, i);
                 break;
             case OP_FILTER:
+                if (j->bias_sums)
+                    group_bias_sums(p, j->out, i);
                 if (p->u && p->filter_cols)
                     cols_filter_group(p, sl, j->im, j->out, i);
                 else if (p->u && !p->filter_blas && p->direct)
@@ -1115,11 +1163,6 @@ void cpu_conv_backward_data(struct cpu_conv *p, const float *out, const float *w
     run(&j);
 }
 
-struct sum_job {
-    const struct cpu_conv *p;
-    float *dw;
-};
-
 /* dw += the groups' partial sums, in group order; the packed engine's are
  * transposed ([G][Kd][Mg]), taken here one dw row (g, m) per index. */
 static int sum_partials_t(void *ctx, size_t r0, size_t r1)
@@ -1153,10 +1196,16 @@ static int sum_partials(void *ctx, size_t i0, size_t i1)
     return 0;
 }
 
-void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *out, float *dw)
+void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *out, float *dw, float *db)
 {
-    struct conv_job j = { .p = p, .op = OP_FILTER, .im = im, .out = out, .dst = dw, .n_items = p->n_groups };
+    struct conv_job j = {
+        .p = p, .op = OP_FILTER, .im = im, .out = out, .dst = dw, .n_items = p->n_groups, .bias_sums = db != NULL,
+    };
     run(&j);
+    if (db) {
+        struct sum_job b = { p, db };
+        cpu_parallel_for((size_t)p->M, cpu_grain((size_t)p->d.num), add_bias_sums, &b);
+    }
     struct sum_job s = { p, dw };
     if (p->u && p->filter_cols)
         cpu_parallel_for((size_t)p->w_count, cpu_grain((size_t)p->n_groups), sum_partials, &s);

@@ -25,8 +25,11 @@ void cpu_conv_free(struct cpu_conv *p);
 void cpu_conv_forward(struct cpu_conv *p, const float *im, const float *w, const float *bias, float *out);
 /* im = W^T * out, the adjoint (overwrites im). */
 void cpu_conv_backward_data(struct cpu_conv *p, const float *out, const float *w, float *im);
-/* dw += out * im^T, summed over the images. */
-void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *out, float *dw);
+/* dw += out * im^T, summed over the images; and db += each output
+ * channel's sum of out where db is not NULL (the bias gradient, as
+ * cpu/vision's: each image's plane summed by cpu_plane_sum, the images
+ * added in order), taken while the weight gradient has them in cache. */
+void cpu_conv_backward_filter(struct cpu_conv *p, const float *im, const float *out, float *dw, float *db);
 /* Whether the weight gradient runs on the micro-kernels (else OpenBLAS),
  * for tests that must reach both. */
 bool cpu_conv_filter_packed(const struct cpu_conv *p);

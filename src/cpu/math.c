@@ -135,6 +135,20 @@ float cpu_dot(int n, const float *x, const float *y)
     return cblas_sdot(n, x, 1, y, 1);
 }
 
+/* Eight running sums, added pairwise at the end: the plane's sum without
+ * a chain of dependent additions. */
+float cpu_plane_sum(const float *x, int n)
+{
+    float acc[8] = { 0 };
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[i + k];
+    for (int k = 0; i < n; i++, k++)
+        acc[k] += x[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 float cpu_asum(int n, const float *x)
 {
     cpu_blas_init();

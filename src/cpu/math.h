@@ -28,6 +28,9 @@ void cpu_scal(int n, float alpha, float *x);
 float cpu_dot(int n, const float *x, const float *y);
 /* Sum of |x[i]| (sasum). */
 float cpu_asum(int n, const float *x);
+/* The sum of x[0..n) in eight running sums added pairwise at the end (the
+ * convolution bias's gradient, one plane at a time). */
+float cpu_plane_sum(const float *x, int n);
 void cpu_set(int n, float value, float *x);
 
 /* Caffe's im2col for one image of `channels` planes height x width: writes

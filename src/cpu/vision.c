@@ -988,27 +988,13 @@ static void v_bias_forward(const struct backend *be, int num, int channels, int 
     cpu_parallel_for((size_t)num * (size_t)channels, cpu_grain((size_t)spatial), bias_forward_planes, &j);
 }
 
-/* Eight running sums, added pairwise at the end: the plane's sum without
- * a chain of dependent additions. */
-static float plane_sum(const float *x, int n)
-{
-    float acc[8] = { 0 };
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += x[i + k];
-    for (int k = 0; i < n; i++, k++)
-        acc[k] += x[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
 static int bias_backward_channels(void *ctx, size_t c0, size_t c1)
 {
     const struct bias_job *j = ctx;
     for (size_t c = c0; c < c1; c++) {
         float db = j->db[c];
         for (int n = 0; n < j->num; n++)
-            db += plane_sum(j->dy + ((size_t)n * (size_t)j->channels + c) * (size_t)j->spatial, j->spatial);
+            db += cpu_plane_sum(j->dy + ((size_t)n * (size_t)j->channels + c) * (size_t)j->spatial, j->spatial);
         j->db[c] = db;
     }
     return 0;
@@ -1048,9 +1034,9 @@ static void v_conv_backward_data(const struct backend *be, void *plan, const flo
 }
 
 static void v_conv_backward_filter(const struct backend *be, void *plan, const float *im, const float *col,
-                                   float *dw)
+                                   float *dw, float *db)
 {
-    cpu_conv_backward_filter(plan, im, col, dw);
+    cpu_conv_backward_filter(plan, im, col, dw, db);
 }
 
 /* ---------------------------------------------------------------- crop */

@@ -346,8 +346,11 @@ static void g_conv_backward_data(const struct backend *be, void *pv, const float
                 "cudnnConvolutionBackwardData");
 }
 
+static void g_bias_backward(const struct backend *be, int num, int channels, int spatial, const float *dy,
+                            const float *ones, float *db);
+
 static void g_conv_backward_filter(const struct backend *be, void *pv, const float *im, const float *col,
-                                   float *dw)
+                                   float *dw, float *db)
 {
     struct conv_plan *p = (struct conv_plan *)pv;
     void *ws;
@@ -359,6 +362,8 @@ static void g_conv_backward_filter(const struct backend *be, void *pv, const flo
                                                (cudnnConvolutionBwdFilterAlgo_t)p->op[OP_FILTER].algo, ws,
                                                p->op[OP_FILTER].ws, &one, p->filter, dw),
                 "cudnnConvolutionBackwardFilter");
+    if (db)
+        g_bias_backward(be, p->num, p->channels, p->spatial, col, NULL, db);
 }
 
 /* ---- bias ---- */

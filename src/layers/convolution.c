@@ -473,7 +473,9 @@ static int conv_backward(struct layer *l, struct tensor **top, const bool *propa
         const float *top_diff = LCDIFF(top[i]);
         if (!top_diff)
             return CREMA_ERR_NOMEM;
-        if (db)
+        /* the bias's gradient with the weights' where the plan takes both */
+        bool fused = c->plan && !c->deconv && dw;
+        if (db && !fused)
             be->vision->bias_backward(be, c->num, c->num_output, c->out_spatial_dim, top_diff, ones, db);
         if (!dw_on && !propagate_down[i])
             continue;
@@ -486,12 +488,12 @@ static int conv_backward(struct layer *l, struct tensor **top, const bool *propa
              * top is the image side, its bottom the column side. */
             if (c->deconv) {
                 if (dw)
-                    be->vision->conv_backward_filter(be, c->plan, top_diff, in, dw);
+                    be->vision->conv_backward_filter(be, c->plan, top_diff, in, dw, NULL);
                 if (in_diff)
                     be->vision->conv_forward(be, c->plan, top_diff, w, NULL, in_diff);
             } else {
                 if (dw)
-                    be->vision->conv_backward_filter(be, c->plan, in, top_diff, dw);
+                    be->vision->conv_backward_filter(be, c->plan, in, top_diff, dw, db);
                 if (in_diff)
                     be->vision->conv_backward_data(be, c->plan, top_diff, w, in_diff);
             }
