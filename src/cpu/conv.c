@@ -47,8 +47,10 @@
 #define FILTER_MIN_KD 48
 /* The packed weight gradient's vector lanes are output channels, nr at a
  * time: where more than 1/FILTER_MAX_WASTE of the lanes would be padding
- * (LeNet's conv2: 50 channels in 64 lanes), OpenBLAS is faster (there
- * 12.6 ms against 16.1 on AVX2). */
+ * (LeNet's conv2: 50 channels in 64 lanes) it is slower than OpenBLAS
+ * (there 16.1 ms against 12.6 on AVX2); such a shape takes filter_cols
+ * where the column's lanes waste no more (and it has no padding), else
+ * OpenBLAS. */
 #define FILTER_MAX_WASTE 8
 /* filter_cols' rows: nr lanes and 8 floats that the last run of kernel
  * columns in a panel may write past them */
@@ -113,10 +115,11 @@ struct cpu_conv {
     int n_panels, nseg, tnseg;
     long *off, *toff;
     unsigned *mask, *tmask;
-    /* The weight gradient through OpenBLAS (filter_group, one image per
-     * block) for a short column (Kd < FILTER_MIN_KD): there the packed
+    /* The weight gradient through OpenBLAS (blas_filter_group_t, one image
+     * at a time) for a short column (Kd < FILTER_MIN_KD): there the packed
      * engine's transposed output side costs more than its GEMM; and where
-     * its lanes would be much padding (FILTER_MAX_WASTE). */
+     * its lanes would be much padding (FILTER_MAX_WASTE) and filter_cols
+     * does not take the shape. */
     bool filter_blas;
     /* The weight gradient with the column rows in the vector lanes (dW =
      * dy * col^T: rows output channels, lanes nr column rows at a time)
